@@ -1,0 +1,106 @@
+"""Pure: what happened, as the adapters report it to the core (past tense, already validated)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from dispatcher.model import DeviceKind, LineId, RequestId, SignId, StopId, TerminalId
+from dispatcher.request_machine import Source
+
+
+class Actor(StrEnum):
+    """Who acted on a request."""
+
+    RIDER = "rider"
+    OPERATOR = "operator"
+
+
+@dataclass(frozen=True, slots=True)
+class RideRequested:
+    """A rider asked for a ride (terminal button, SMS or API).
+
+    `request_id` and `code_candidate` are chosen by the shell (the core draws no randomness).
+    """
+
+    request_id: RequestId
+    line_id: LineId
+    stop_id: StopId
+    destination_id: StopId
+    seats: int
+    source: Source
+    code_candidate: str
+    terminal_id: TerminalId | None = None
+    phone: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RideCancelled:
+    """The rider (or an operator) cancelled, or the rider reported having left with a driver.
+
+    The request is named by its id or by its source (a terminal's own request_id).
+    """
+
+    line_id: LineId
+    actor: Actor
+    departed: bool = False
+    request_id: RequestId | None = None
+    source: Source | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CodeValidated:
+    """A driver sent a rider's code: the rider is on board."""
+
+    line_id: LineId
+    code: str
+    driver_ref: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeadlineReached:
+    """A request's deadline (wait guarantee or maximum wait) came."""
+
+    request_id: RequestId
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseRefreshDue:
+    """Time to renew the leases of lit signs (sent periodically by the timers)."""
+
+
+@dataclass(frozen=True, slots=True)
+class DevicesResyncRequested:
+    """Every device must get its desired display again (start, broker reconnect)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SignReported:
+    """A sign said what it shows now."""
+
+    line_id: LineId
+    sign_id: SignId
+    seq: int
+    pages: tuple[tuple[str, ...], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceStatusReported:
+    """A device went online, or its last will said it went offline."""
+
+    line_id: LineId
+    kind: DeviceKind
+    device_id: str
+    online: bool
+
+
+Event = (
+    RideRequested
+    | RideCancelled
+    | CodeValidated
+    | DeadlineReached
+    | LeaseRefreshDue
+    | DevicesResyncRequested
+    | SignReported
+    | DeviceStatusReported
+)

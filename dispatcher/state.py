@@ -1,0 +1,95 @@
+"""Pure: the dispatcher's whole state, an immutable value replaced at every step.
+
+Indexes (`waiting_by_stop`, `codes`, `by_source`) are derived from `requests` and kept in step
+with it by `step`; `restore` rebuilds them from a list of requests read back from the database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from dispatcher.effects import Alert, AlertKind, SignDisplay, TerminalScreen
+from dispatcher.model import DeviceKind, LineId, Network, RequestId, SignId, StopId, TerminalId
+from dispatcher.request_machine import RequestState, RideRequest, Source
+
+CodeKey = tuple[LineId, str]
+DeviceKey = tuple[DeviceKind, str]
+AlertKey = tuple[AlertKind, str]
+
+CODE_HOLDING_STATES = frozenset({RequestState.WAITING, RequestState.FALLBACK})
+
+
+@dataclass(frozen=True, slots=True)
+class SignReport:
+    """What a sign last said it shows."""
+
+    seq: int
+    pages: tuple[tuple[str, ...], ...]
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class DispatcherState:
+    """Everything the core knows; never mutated (each step builds a new one)."""
+
+    network: Network
+    requests: Mapping[RequestId, RideRequest] = field(default_factory=dict)
+    by_source: Mapping[Source, RequestId] = field(default_factory=dict)
+    waiting_by_stop: Mapping[StopId, tuple[RequestId, ...]] = field(default_factory=dict)
+    codes: Mapping[CodeKey, RequestId] = field(default_factory=dict)
+    signs: Mapping[SignId, SignDisplay] = field(default_factory=dict)
+    sign_reports: Mapping[SignId, SignReport] = field(default_factory=dict)
+    screens: Mapping[TerminalId, TerminalScreen] = field(default_factory=dict)
+    online: Mapping[DeviceKey, bool] = field(default_factory=dict)
+    alerts: Mapping[AlertKey, Alert] = field(default_factory=dict)
+
+    def waiting_at(self, stop_id: StopId) -> tuple[RideRequest, ...]:
+        """The requests waiting at a stop, oldest first."""
+        return tuple(self.requests[rid] for rid in self.waiting_by_stop.get(stop_id, ()))
+
+    def waiting(self) -> tuple[RideRequest, ...]:
+        """Every waiting request, oldest first within each stop."""
+        return tuple(self.requests[rid] for ids in self.waiting_by_stop.values() for rid in ids)
+
+    def request_by_code(self, line_id: LineId, code: str) -> RideRequest | None:
+        """The request holding this code on the line, or None."""
+        rid = self.codes.get((line_id, code))
+        return self.requests[rid] if rid is not None else None
+
+    def request_by_source(self, source: Source) -> RideRequest | None:
+        """The request born of this source (terminal press, SMS), or None."""
+        rid = self.by_source.get(source)
+        return self.requests.get(rid) if rid is not None else None
+
+    def waiting_for_phone(self, phone: str) -> RideRequest | None:
+        """The waiting request of this phone number, or None."""
+        for request in self.waiting():
+            if request.phone == phone:
+                return request
+        return None
+
+
+def index_requests(network: Network, requests: Iterable[RideRequest]) -> DispatcherState:
+    """A state holding `requests` (any states), with every index rebuilt."""
+    ordered = sorted(requests, key=lambda request: request.created_at)
+    by_id = {request.id: request for request in ordered}
+    by_source = {request.source: request.id for request in ordered}
+    waiting_by_stop: dict[StopId, tuple[RequestId, ...]] = {}
+    codes: dict[CodeKey, RequestId] = {}
+    for request in ordered:
+        if request.is_waiting:
+            waiting_by_stop[request.stop_id] = (
+                *waiting_by_stop.get(request.stop_id, ()),
+                request.id,
+            )
+        if request.code is not None and request.state in CODE_HOLDING_STATES:
+            codes[(request.line_id, request.code)] = request.id
+    return DispatcherState(
+        network=network,
+        requests=by_id,
+        by_source=by_source,
+        waiting_by_stop=waiting_by_stop,
+        codes=codes,
+    )

@@ -1,0 +1,64 @@
+"""Composition root: the `carpool-line` command line."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import uvicorn
+
+from line_service.lines_file import LinesFileError, load_network
+from line_service.logging_setup import configure_logging
+from line_service.settings import Settings
+
+app = typer.Typer(help="Operate dynamic carpool lines.", no_args_is_help=True)
+
+
+@app.command("check-config")
+def check_config(path: Annotated[Path, typer.Argument(help="lines.yaml to check")]) -> None:
+    """Check a lines file; print every problem with its path, exit 1 if any."""
+    try:
+        network = load_network(path)
+    except LinesFileError as exc:
+        for problem in exc.problems:
+            typer.echo(f"{path}: {problem}", err=True)
+        raise typer.Exit(1) from exc
+    stops = sum(len(line.all_stops()) for line in network.lines)
+    devices = len(network.devices())
+    typer.echo(f"{path}: OK — {len(network.lines)} line(s), {stops} stops, {devices} devices")
+
+
+@app.command()
+def serve(
+    demo: Annotated[bool, typer.Option("--demo", help="Simulated devices and traffic")] = False,
+) -> None:
+    """Run the service (HTTP API, dispatcher, MQTT link)."""
+    settings = Settings()
+    configure_logging(settings.log_format, settings.log_level)
+    try:
+        load_network(settings.lines_file)
+    except LinesFileError as exc:
+        for problem in exc.problems:
+            typer.echo(f"{settings.lines_file}: {problem}", err=True)
+        typer.echo("refusing to start: fix the lines file", err=True)
+        raise typer.Exit(2) from exc
+    from line_service.app import create_app
+    from line_service.demo import demo_jobs
+
+    application = create_app(settings, background=demo_jobs(settings) if demo else ())
+    config = uvicorn.Config(
+        application,
+        host=settings.http_host,
+        port=settings.http_port,
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+    )
+    asyncio.run(uvicorn.Server(config).serve())
+
+
+def main() -> None:
+    """Entry point of `carpool-line`."""
+    app()

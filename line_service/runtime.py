@@ -1,0 +1,107 @@
+"""Composition root: builds every object of the service and runs them under one TaskGroup."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import structlog
+
+from dispatcher.model import Network
+from dispatcher.state import DispatcherState
+from line_service.device_gateway import DeviceGateway
+from line_service.embedded_broker import embedded_broker
+from line_service.engine import Clock, Engine
+from line_service.lines_file import load_network
+from line_service.settings import EMBEDDED, Settings
+from line_service.store import Store
+from line_service.timers import Timers
+from line_service.writer import Writer
+from stop_devices.mqtt_link import BrokerAddress
+
+log = structlog.get_logger(__name__)
+
+RESTORE_WINDOW = timedelta(hours=2)
+SHUTDOWN_FLUSH_SECONDS = 5.0
+
+BackgroundJob = Callable[["Runtime"], Awaitable[None]]
+
+
+def utc_now() -> datetime:
+    """The wall clock, aware UTC."""
+    return datetime.now(UTC)
+
+
+@dataclass
+class Runtime:
+    """Everything the running service holds; handed to routes through the lifespan state."""
+
+    settings: Settings
+    network: Network
+    store: Store
+    engine: Engine
+    writer: Writer
+    timers: Timers
+    gateway: DeviceGateway
+    clock: Clock
+    started_at: datetime = field(default_factory=utc_now)
+
+    async def ready(self) -> dict[str, bool]:
+        """Whether the broker and the database are reachable now."""
+        database = await asyncio.to_thread(self.store.ping)
+        return {"broker": self.gateway.link.connected, "database": database}
+
+
+def build_runtime(settings: Settings, clock: Clock = utc_now) -> Runtime:
+    """Wire every part from settings (raises LinesFileError on a broken lines file)."""
+    network = load_network(settings.lines_file)
+    store = Store(settings.database_url)
+    writer = Writer(store)
+    gateway = DeviceGateway(
+        network, BrokerAddress.from_url(settings.broker_url), settings.mqtt_client_id
+    )
+    engine_box: list[Engine] = []
+    timers = Timers(lambda event: engine_box[0].submit_nowait(event), settings.lease_refresh)
+    engine = Engine(DispatcherState(network=network), clock, gateway, timers, writer)
+    engine_box.append(engine)
+    gateway.attach(engine)
+    return Runtime(settings, network, store, engine, writer, timers, gateway, clock)
+
+
+@contextlib.asynccontextmanager
+async def running(
+    runtime: Runtime, background: tuple[BackgroundJob, ...] = ()
+) -> AsyncIterator[Runtime]:
+    """Start the broker (if embedded), restore state, run every task; stop cleanly on exit."""
+    settings = runtime.settings
+    async with contextlib.AsyncExitStack() as stack:
+        if settings.mqtt_url == EMBEDDED:
+            await stack.enter_async_context(embedded_broker(settings.embedded_mqtt_port))
+        await asyncio.to_thread(runtime.store.create_schema)
+        stored = await asyncio.to_thread(
+            runtime.store.live_requests, runtime.clock(), RESTORE_WINDOW
+        )
+        runtime.timers.start()
+        stack.callback(runtime.timers.shutdown)
+        stack.callback(runtime.store.dispose)
+        runtime.engine.restore(stored)
+        async with asyncio.TaskGroup() as group:
+            tasks = [
+                group.create_task(runtime.writer.run(), name="writer"),
+                group.create_task(runtime.engine.run(), name="engine"),
+                group.create_task(runtime.gateway.link.run(), name="mqtt-link"),
+                *(group.create_task(job(runtime), name=f"job-{i}") for i, job in enumerate(background)),
+            ]
+            log.info("service.started", lines=[line.id for line in runtime.network.lines],
+                     broker=settings.broker_url, database=runtime.store.engine.dialect.name)
+            try:
+                yield runtime
+            finally:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(runtime.writer.drained(), SHUTDOWN_FLUSH_SECONDS)
+                for task in tasks:
+                    task.cancel()
+        log.info("service.stopped")

@@ -1,0 +1,54 @@
+"""Adapter: service settings from the environment (prefix CARPOOL_), built in main, never at import."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+EMBEDDED = "embedded"
+
+
+class Settings(BaseSettings):
+    """Every knob of the service; see README for what each one does."""
+
+    model_config = SettingsConfigDict(env_prefix="CARPOOL_", extra="ignore", frozen=True)
+
+    lines_file: Path = Path("config/lines.yaml")
+    database_url: str = "sqlite:///var/carpool.sqlite3"
+    mqtt_url: str = EMBEDDED
+    embedded_mqtt_port: int = Field(default=1884, ge=1, le=65535)
+    mqtt_client_id: str = "carpool-dispatcher"
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(default=8000, ge=0, le=65535)
+    sms_provider: Literal["console", "twilio"] = "console"
+    twilio_account_sid: str = ""
+    twilio_auth_token: SecretStr = SecretStr("")
+    twilio_from: str = ""
+    twilio_api_base: str = "https://api.twilio.com"
+    public_url: str = "http://127.0.0.1:8000"
+    lease_refresh_seconds: float = Field(default=30.0, gt=0)
+    log_format: Literal["auto", "json", "console"] = "auto"
+    log_level: str = "INFO"
+
+    @field_validator("mqtt_url")
+    @classmethod
+    def _mqtt_url_shape(cls, value: str) -> str:
+        if value != EMBEDDED and not value.startswith("mqtt://"):
+            raise ValueError("CARPOOL_MQTT_URL must be 'embedded' or mqtt://[user:pass@]host:port")
+        return value
+
+    @property
+    def lease_refresh(self) -> timedelta:
+        """How often lit signs get their lease renewed."""
+        return timedelta(seconds=self.lease_refresh_seconds)
+
+    @property
+    def broker_url(self) -> str:
+        """The broker to connect to, the embedded one resolved to its address."""
+        if self.mqtt_url == EMBEDDED:
+            return f"mqtt://127.0.0.1:{self.embedded_mqtt_port}"
+        return self.mqtt_url

@@ -1,0 +1,215 @@
+"""Adapter: persistence with SQLModel — requests, their history, device status.
+
+SQLite (WAL) by default, any SQLAlchemy URL otherwise (PostgreSQL in production). Calls are
+synchronous; the engine runs them in a worker thread so the database never blocks dispatch.
+Times are stored in UTC and read back aware.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Column, DateTime, Index, event, text
+from sqlalchemy.engine import Engine
+from sqlmodel import Field, Session, SQLModel, col, create_engine, select
+
+from dispatcher.model import LineId, RequestId, StopId, TerminalId
+from dispatcher.request_machine import Cause, Channel, RequestState, RideRequest, Source
+
+
+def _utc_column(**kwargs: Any) -> Any:
+    return Field(sa_column=Column(DateTime(timezone=True), **kwargs))
+
+
+class RideRequestRecord(SQLModel, table=True):
+    """One ride request as it now stands."""
+
+    __tablename__ = "ride_request"
+    __table_args__ = (Index("ix_ride_request_state", "state"),)
+
+    id: str = Field(primary_key=True, max_length=64)
+    line_id: str = Field(max_length=64)
+    stop_id: str = Field(max_length=64)
+    destination_id: str = Field(max_length=64)
+    seats: int
+    channel: str = Field(max_length=16)
+    source_ref: str = Field(max_length=160, index=True)
+    terminal_id: str | None = Field(default=None, max_length=64)
+    phone: str | None = Field(default=None, max_length=32)
+    code: str | None = Field(default=None, max_length=8)
+    state: str = Field(max_length=16)
+    cause: str = Field(max_length=32)
+    driver_ref: str | None = Field(default=None, max_length=160)
+    created_at: datetime = _utc_column(nullable=False)
+    deadline_at: datetime = _utc_column(nullable=False)
+    updated_at: datetime = _utc_column(nullable=False, index=True)
+
+
+class RequestEventRecord(SQLModel, table=True):
+    """One transition in a request's history."""
+
+    __tablename__ = "request_event"
+
+    id: int | None = Field(default=None, primary_key=True)
+    request_id: str = Field(max_length=64, index=True)
+    at: datetime = _utc_column(nullable=False)
+    from_state: str | None = Field(default=None, max_length=16)
+    to_state: str = Field(max_length=16)
+    cause: str = Field(max_length=32)
+
+
+class DeviceStatusRecord(SQLModel, table=True):
+    """The last known presence of a device."""
+
+    __tablename__ = "device_status"
+
+    kind: str = Field(primary_key=True, max_length=16)
+    device_id: str = Field(primary_key=True, max_length=64)
+    line_id: str = Field(max_length=64)
+    online: bool
+    changed_at: datetime = _utc_column(nullable=False)
+
+
+def _aware(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def to_record(request: RideRequest) -> RideRequestRecord:
+    """The row of a request."""
+    return RideRequestRecord(
+        id=request.id,
+        line_id=request.line_id,
+        stop_id=request.stop_id,
+        destination_id=request.destination_id,
+        seats=request.seats,
+        channel=request.source.channel.value,
+        source_ref=request.source.ref,
+        terminal_id=request.terminal_id,
+        phone=request.phone,
+        code=request.code,
+        state=request.state.value,
+        cause=request.cause.value,
+        driver_ref=request.driver_ref,
+        created_at=request.created_at,
+        deadline_at=request.deadline_at,
+        updated_at=request.updated_at,
+    )
+
+
+def from_record(row: RideRequestRecord) -> RideRequest:
+    """The request a row holds."""
+    return RideRequest(
+        id=RequestId(row.id),
+        line_id=LineId(row.line_id),
+        stop_id=StopId(row.stop_id),
+        destination_id=StopId(row.destination_id),
+        seats=row.seats,
+        source=Source(Channel(row.channel), row.source_ref),
+        terminal_id=TerminalId(row.terminal_id) if row.terminal_id else None,
+        phone=row.phone,
+        code=row.code,
+        state=RequestState(row.state),
+        cause=Cause(row.cause),
+        created_at=_aware(row.created_at),
+        deadline_at=_aware(row.deadline_at),
+        updated_at=_aware(row.updated_at),
+        driver_ref=row.driver_ref,
+    )
+
+
+class Store:
+    """The database behind the service."""
+
+    def __init__(self, url: str) -> None:
+        if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
+            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        self.url = url
+        self.engine: Engine = create_engine(url, pool_pre_ping=True)
+        if self.engine.dialect.name == "sqlite":
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+
+    def create_schema(self) -> None:
+        """Create missing tables."""
+        SQLModel.metadata.create_all(self.engine)
+
+    def dispose(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()
+
+    def ping(self) -> bool:
+        """True when the database answers."""
+        try:
+            with self.engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+        except Exception:
+            return False
+        return True
+
+    def save(self, changes: Iterable[tuple[RideRequest, str | None]]) -> None:
+        """Upsert requests and append their transitions, all in one transaction."""
+        with Session(self.engine) as session:
+            for request, previous_state in changes:
+                session.merge(to_record(request))
+                session.add(
+                    RequestEventRecord(
+                        request_id=request.id,
+                        at=request.updated_at,
+                        from_state=previous_state,
+                        to_state=request.state.value,
+                        cause=request.cause.value,
+                    )
+                )
+            session.commit()
+
+    def save_device_status(
+        self, line_id: str, kind: str, device_id: str, online: bool, at: datetime
+    ) -> None:
+        """Remember a device's presence."""
+        with Session(self.engine) as session:
+            session.merge(DeviceStatusRecord(kind=kind, device_id=device_id, line_id=line_id,
+                                             online=online, changed_at=at))
+            session.commit()
+
+    def live_requests(self, now: datetime, recent: timedelta) -> list[RideRequest]:
+        """Requests to restore: those still open, and those finished within `recent`."""
+        open_states = [RequestState.WAITING.value, RequestState.FALLBACK.value]
+        with Session(self.engine) as session:
+            rows = session.exec(
+                select(RideRequestRecord).where(
+                    col(RideRequestRecord.state).in_(open_states)
+                    | (col(RideRequestRecord.updated_at) >= now - recent)
+                )
+            ).all()
+            return [from_record(row) for row in rows]
+
+    def request(self, request_id: str) -> RideRequest | None:
+        """One request by id."""
+        with Session(self.engine) as session:
+            row = session.get(RideRequestRecord, request_id)
+            return from_record(row) if row else None
+
+    def history(self, request_id: str) -> list[RequestEventRecord]:
+        """A request's transitions, oldest first."""
+        with Session(self.engine) as session:
+            rows = session.exec(
+                select(RequestEventRecord)
+                .where(RequestEventRecord.request_id == request_id)
+                .order_by(col(RequestEventRecord.id))
+            ).all()
+            return list(rows)
+
+    def device_statuses(self) -> list[DeviceStatusRecord]:
+        """Every device's last known presence."""
+        with Session(self.engine) as session:
+            return list(session.exec(select(DeviceStatusRecord)).all())
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.close()

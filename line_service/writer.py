@@ -1,0 +1,106 @@
+"""Shell: the database writer — group commits in a worker thread, follow-ups after each commit.
+
+A failed commit is retried with backoff and never dropped: the requests stay queued, in order,
+and their follow-ups (terminal screens, answers to callers) wait until the data is stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import structlog
+
+from dispatcher.events import DeviceStatusReported
+from dispatcher.request_machine import RideRequest
+from line_service.store import Store
+
+log = structlog.get_logger(__name__)
+
+Change = tuple[RideRequest, str | None]
+
+
+@dataclass
+class _Batch:
+    changes: list[Change] = field(default_factory=list)
+    follow_ups: list[Callable[[], None]] = field(default_factory=list)
+
+
+class Writer:
+    """Queues writes from the engine (never blocking it) and commits them in batches."""
+
+    def __init__(self, store: Store, max_retry_delay: float = 5.0) -> None:
+        self._store = store
+        self._pending = _Batch()
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._max_retry_delay = max_retry_delay
+        self.commits = 0
+        self.failures = 0
+
+    def save(self, changes: list[Change], then: Callable[[], None]) -> None:
+        """Store these request changes, then call `then`."""
+        self._pending.changes.extend(changes)
+        self._pending.follow_ups.append(then)
+        self._idle.clear()
+        self._wake.set()
+
+    def save_device_status(self, event: DeviceStatusReported, at: datetime) -> None:
+        """Remember a device's presence (best effort, off the engine)."""
+        task = asyncio.get_running_loop().run_in_executor(
+            None,
+            self._store.save_device_status,
+            event.line_id,
+            event.kind.value,
+            event.device_id,
+            event.online,
+            at,
+        )
+        task.add_done_callback(_log_failure)
+
+    @property
+    def backlog(self) -> int:
+        """Changes waiting to be committed."""
+        return len(self._pending.changes)
+
+    async def drained(self) -> None:
+        """Return once everything queued so far is committed."""
+        await self._idle.wait()
+
+    async def run(self) -> None:
+        """Commit until cancelled."""
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            batch, self._pending = self._pending, _Batch()
+            await self._commit(batch)
+            for follow_up in batch.follow_ups:
+                try:
+                    follow_up()
+                except Exception:
+                    log.exception("writer.follow_up_failed")
+            if not self._pending.changes and not self._pending.follow_ups:
+                self._idle.set()
+
+    async def _commit(self, batch: _Batch) -> None:
+        delay = 0.05
+        while True:
+            try:
+                await asyncio.to_thread(self._store.save, batch.changes)
+            except Exception as exc:
+                self.failures += 1
+                log.error("writer.commit_failed", error=str(exc)[:300], changes=len(batch.changes),
+                          retry_in=delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self._max_retry_delay)
+                continue
+            self.commits += 1
+            return
+
+
+def _log_failure(task: asyncio.Future[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("writer.device_status_failed", error=str(task.exception())[:300])

@@ -1,0 +1,178 @@
+"""Fixtures of the core tests: a small network built by hand from dispatcher.model (no YAML).
+
+Line calais-dunkerque, two directions:
+  to-dunkerque: calais-est (terminal, 2 signs) → marck (terminal, 1 sign) → gravelines (no
+                terminal, a 2-row 12-column sign) → dunkerque-centre (terminal, no sign)
+  to-calais:    dunkerque-ouest (terminal, 1 sign) → gravelines-sud (a 1-row sign) → frethun
+                ("Fréthun", 1 sign) → calais-sud
+Line boulogne-calais: boulogne (terminal, 1 sign) → wimereux.
+"""
+
+from __future__ import annotations
+
+from datetime import time
+
+import pytest
+from core_kit import (
+    BOULOGNE,
+    CALAIS,
+    CALAIS_SUD,
+    DUNKERQUE,
+    DUNKERQUE_OUEST,
+    FRETHUN,
+    GRAVELINES,
+    GRAVELINES_SUD,
+    LINE,
+    MARCK,
+    OTHER_LINE,
+    PMV_BOULOGNE,
+    PMV_CALAIS_1,
+    PMV_CALAIS_2,
+    PMV_DUNKERQUE_OUEST,
+    PMV_FRETHUN,
+    PMV_GRAVELINES,
+    PMV_GRAVELINES_SUD,
+    PMV_MARCK,
+    T_BOULOGNE,
+    T_CALAIS,
+    T_DUNKERQUE,
+    T_DUNKERQUE_OUEST,
+    T_MARCK,
+    WIMEREUX,
+)
+
+from dispatcher.model import (
+    Direction,
+    DirectionId,
+    Line,
+    LineTuning,
+    Network,
+    ServiceHours,
+    SignGeometry,
+    SignSpec,
+    Stop,
+    TimeWindow,
+    Weekday,
+)
+
+PEAKS = (TimeWindow(time(6, 30), time(9, 30)), TimeWindow(time(16, 0), time(19, 30)))
+WEEKDAY_PEAKS = ServiceHours(
+    {day: PEAKS for day in (Weekday.MON, Weekday.TUE, Weekday.WED, Weekday.THU, Weekday.FRI)}
+)
+
+
+def build_network(
+    *,
+    has_fallback: bool = False,
+    service_hours: ServiceHours | None = None,
+    tuning: LineTuning = LineTuning(),
+) -> Network:
+    """The test network; options change the calais-dunkerque line only."""
+    to_dunkerque = Direction(
+        DirectionId("to-dunkerque"),
+        "Dunkerque",
+        (
+            Stop(
+                CALAIS,
+                "Calais",
+                "CAL",
+                50.9481,
+                1.8564,
+                0.0,
+                T_CALAIS,
+                (SignSpec(PMV_CALAIS_1, 250), SignSpec(PMV_CALAIS_2, 150)),
+            ),
+            Stop(MARCK, "Marck", "MAR", 50.9489, 1.9538, 8.0, T_MARCK, (SignSpec(PMV_MARCK, 200),)),
+            Stop(
+                GRAVELINES,
+                "Gravelines",
+                "GRA",
+                50.9865,
+                2.1281,
+                22.0,
+                None,
+                (SignSpec(PMV_GRAVELINES, 300, SignGeometry(rows=2, columns=12)),),
+            ),
+            Stop(DUNKERQUE, "Dunkerque", "DUN", 51.0343, 2.3768, 40.0, T_DUNKERQUE, ()),
+        ),
+    )
+    to_calais = Direction(
+        DirectionId("to-calais"),
+        "Calais",
+        (
+            Stop(
+                DUNKERQUE_OUEST,
+                "Dunkerque",
+                "DKO",
+                51.0301,
+                2.3500,
+                0.0,
+                T_DUNKERQUE_OUEST,
+                (SignSpec(PMV_DUNKERQUE_OUEST, 250),),
+            ),
+            Stop(
+                GRAVELINES_SUD,
+                "Gravelines",
+                "GRS",
+                50.9850,
+                2.1300,
+                18.0,
+                None,
+                (SignSpec(PMV_GRAVELINES_SUD, 200, SignGeometry(rows=1, columns=24)),),
+            ),
+            Stop(FRETHUN, "Fréthun", "FRE", 50.9330, 1.8220, 36.0, None, (SignSpec(PMV_FRETHUN, 150),)),
+            Stop(CALAIS_SUD, "Calais", "CAS", 50.9400, 1.8500, 40.0, None, ()),
+        ),
+    )
+    main = Line(
+        id=LINE,
+        name="Calais ⇄ Dunkerque",
+        timezone="Europe/Paris",
+        directions=(to_dunkerque, to_calais),
+        service_hours=service_hours,
+        tuning=tuning,
+        has_fallback=has_fallback,
+    )
+    other = Line(
+        id=OTHER_LINE,
+        name="Boulogne ⇄ Calais",
+        timezone="Europe/Paris",
+        directions=(
+            Direction(
+                DirectionId("to-calais"),
+                "Calais",
+                (
+                    Stop(
+                        BOULOGNE,
+                        "Boulogne",
+                        "BOU",
+                        50.7264,
+                        1.6147,
+                        0.0,
+                        T_BOULOGNE,
+                        (SignSpec(PMV_BOULOGNE, 200),),
+                    ),
+                    Stop(WIMEREUX, "Wimereux", "WIM", 50.7700, 1.6100, 6.0, None, ()),
+                ),
+            ),
+        ),
+    )
+    return Network((main, other))
+
+
+@pytest.fixture(scope="session")
+def network() -> Network:
+    """Always open, no fallback: a request waits max_wait (30 min) and then expires."""
+    return build_network()
+
+
+@pytest.fixture(scope="session")
+def fallback_network() -> Network:
+    """Always open, with a fallback: the wait guarantee (15 min) dispatches a taxi."""
+    return build_network(has_fallback=True)
+
+
+@pytest.fixture(scope="session")
+def peak_network() -> Network:
+    """Open Mon–Fri 06:30–09:30 and 16:00–19:30 (Europe/Paris), no fallback."""
+    return build_network(service_hours=WEEKDAY_PEAKS)
