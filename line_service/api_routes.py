@@ -131,7 +131,9 @@ async def get_request(request_id: str, runtime: RuntimeDep) -> RideRequestDetail
     return RideRequestDetail(
         request=RideRequestOut.of(request, with_code=False),
         history=[
-            TransitionOut(at=row.at, from_state=row.from_state, to_state=row.to_state, cause=row.cause)
+            TransitionOut(
+                at=row.at, from_state=row.from_state, to_state=row.to_state, cause=row.cause
+            )
             for row in history
         ],
     )

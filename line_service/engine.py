@@ -8,6 +8,7 @@ Nothing here waits on a slow peer: publishes are queued to the MQTT link, writes
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -29,6 +30,7 @@ from dispatcher.effects import (
     ShowOnTerminal,
 )
 from dispatcher.events import DeviceStatusReported, Event
+from dispatcher.model import RequestId
 from dispatcher.request_machine import RideRequest
 from dispatcher.state import DispatcherState
 from dispatcher.step import restore, step
@@ -50,8 +52,8 @@ class DeviceOutbox(Protocol):
 class DeadlineTimers(Protocol):
     """Where deadlines are armed."""
 
-    def arm(self, request_id: str, at: datetime) -> None: ...  # noqa: D102
-    def disarm(self, request_id: str) -> None: ...  # noqa: D102
+    def arm(self, request_id: RequestId, at: datetime) -> None: ...
+    def disarm(self, request_id: RequestId) -> None: ...
 
 
 class Engine:
@@ -128,7 +130,7 @@ class Engine:
                 case ShowOnSign():
                     self._outbox.show_on_sign(effect)
                 case ShowOnTerminal():
-                    after_commit.append(lambda e=effect: self._outbox.show_on_terminal(e))
+                    after_commit.append(functools.partial(self._outbox.show_on_terminal, effect))
                 case SaveRequest():
                     saves.append((effect.request, effect.previous_state))
                     log.info(
@@ -146,8 +148,12 @@ class Engine:
                 case DispatchFallback():
                     log.warning("fallback.dispatch", request_id=effect.request.id)
                 case RaiseAlert():
-                    log.warning("alert.raised", kind=effect.alert.kind.value,
-                                device=effect.alert.device_id, message=effect.alert.message)
+                    log.warning(
+                        "alert.raised",
+                        kind=effect.alert.kind.value,
+                        device=effect.alert.device_id,
+                        message=effect.alert.message,
+                    )
                 case ClearAlert():
                     log.info("alert.cleared", kind=effect.kind.value, device=effect.device_id)
                 case RejectEvent():

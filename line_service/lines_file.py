@@ -31,6 +31,7 @@ from dispatcher.model import (
     Weekday,
 )
 from line_service.lines_schema import (
+    PATTERN_HINTS,
     DirectionEntry,
     LineEntry,
     LinesFileEntry,
@@ -61,7 +62,9 @@ def load_network(path: Path) -> Network:
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
-        raise LinesFileError(str(path), [f"(file): not UTF-8 text (byte {exc.start})"]) from exc
+        raise LinesFileError(
+            str(path), [f"(file): not UTF-8 text (bad byte at offset {exc.start})"]
+        ) from exc
     except OSError as exc:
         reason = exc.strerror or str(exc)
         raise LinesFileError(str(path), [f"(file): cannot read the file: {reason}"]) from exc
@@ -76,7 +79,8 @@ def parse_network(text: str, source: str = "<text>") -> Network:
     try:
         entry = LinesFileEntry.model_validate(data)
     except ValidationError as exc:
-        problems.extend(_describe(error) for error in exc.errors(include_url=False))
+        errors = exc.errors(include_url=False)
+        problems.extend(_describe(error) for error in errors if not _is_echo(error, errors))
     problems.extend(cross_check(data))
     if problems or entry is None:
         raise LinesFileError(source, problems)
@@ -111,7 +115,8 @@ def _parse_yaml(text: str, source: str) -> object:
         detail = "; ".join(part for part in (exc.context, exc.problem) if part)
         raise LinesFileError(source, [f"{where}: YAML syntax error: {detail}"]) from exc
     except yaml.YAMLError as exc:
-        raise LinesFileError(source, [f"(file): YAML error: {exc}"]) from exc
+        detail = " ".join(str(exc).split())
+        raise LinesFileError(source, [f"(file): YAML error: {detail}"]) from exc
     except RecursionError as exc:
         raise LinesFileError(source, ["(file): YAML nested too deeply"]) from exc
     if data is None:
@@ -145,28 +150,44 @@ _EXPECTED = {
 }
 
 
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:36]}..."
+
+
 def _path(loc: Sequence[int | str]) -> str:
     path = ""
     for part in loc:
         if isinstance(part, int):
             path += f"[{part}]"
             continue
-        shown = part if part.isprintable() and len(part) <= 40 else repr(part[:37])
+        shown = part if part.isprintable() and len(part) <= 40 else _short(part)
         path += f".{shown}" if path else shown
     return path or "(root)"
 
 
+def _is_echo(error: ErrorDetails, errors: Sequence[ErrorDetails]) -> bool:
+    """A list "too short" only because some of its items failed: those items say why."""
+    loc, size = error["loc"], len(error["loc"])
+    return error["type"] == "too_short" and any(
+        len(other["loc"]) > size and other["loc"][:size] == loc for other in errors
+    )
+
+
 def _describe(error: ErrorDetails) -> str:
     loc = list(error["loc"])
-    kind = error["type"]
+    kind, context = error["type"], error.get("ctx", {})
     if kind == "missing":
         message = "required key is missing"
     elif kind == "extra_forbidden":
         message = "unknown key"
+    elif kind == "invalid_key":
+        message = f"key {_short(loc.pop())} is not a string"
     elif kind == "too_short":
-        context = error.get("ctx", {})
         least, actual = context.get("min_length"), context.get("actual_length")
-        message = f"needs at least {least} entries, got {actual}"
+        message = f"expected at least {least} items, got {actual}"
+    elif kind == "string_pattern_mismatch" and context.get("pattern") in PATTERN_HINTS:
+        message = f"{PATTERN_HINTS[context['pattern']]}, got {_short(error['input'])}"
     elif kind in _EXPECTED:
         message = f"expected {_EXPECTED[kind]}, got {_yaml_type(error['input'])}"
     else:

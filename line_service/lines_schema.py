@@ -19,6 +19,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict, field
 from dispatcher.model import Weekday
 
 _WEEKDAYS = tuple(Weekday)
+_DAY_NAMES = frozenset(day.value for day in Weekday)
 _DAY_ITEM = re.compile(r"([a-z]{3})(?:-([a-z]{3}))?")
 _WINDOW = re.compile(r"([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)")
 _ZONE_NAME = re.compile(r"[A-Za-z0-9_+-]+(?:/[A-Za-z0-9_+-]+)*")
@@ -41,7 +42,7 @@ def days_of(spec: str) -> tuple[Weekday, ...]:
             raise ValueError(f"{item.strip()!r} is not a day (mon..sun) or a range like mon-fri")
         first, last = match.group(1), match.group(2) or match.group(1)
         for name in (first, last):
-            if name not in Weekday._value2member_map_:
+            if name not in _DAY_NAMES:
                 raise ValueError(f"unknown day {name!r}; use mon, tue, wed, thu, fri, sat, sun")
         start, end = _WEEKDAYS.index(Weekday(first)), _WEEKDAYS.index(Weekday(last))
         if start > end:
@@ -91,15 +92,26 @@ def _check_code(code: str) -> str:
     return code
 
 
-Slug = Annotated[str, Strict(), Field(pattern=r"^[a-z0-9-]+$", min_length=1, max_length=64)]
+SLUG_PATTERN = r"^[a-z0-9-]+$"
+CODE_PATTERN = r"^[A-Z][A-Z0-9]{1,5}$"
+INSEE_PATTERN = r"^[0-9][0-9AB][0-9]{3}$"
+BNLC_PATTERN = r"^[0-9][0-9AB][0-9]{3}-[A-Z]-[0-9]{3}$"
+PATTERN_HINTS = {
+    SLUG_PATTERN: "expected an id of lowercase letters, digits and '-'",
+    CODE_PATTERN: "expected a code of 2-6 capital letters or digits, starting with a letter",
+    INSEE_PATTERN: "expected a 5-character INSEE commune code such as 62193",
+    BNLC_PATTERN: "expected a BNLC place id such as 62548-C-001",
+}
+
+Slug = Annotated[str, Strict(), Field(pattern=SLUG_PATTERN, min_length=1, max_length=64)]
 Name = Annotated[str, Strict(), Field(min_length=1, max_length=80)]
-Code = Annotated[str, Strict(), Field(pattern=r"^[A-Z][A-Z0-9]{1,5}$"), AfterValidator(_check_code)]
+Code = Annotated[str, Strict(), Field(pattern=CODE_PATTERN), AfterValidator(_check_code)]
 Latitude = Annotated[float, Strict(), Field(ge=-90, le=90, allow_inf_nan=False)]
 Longitude = Annotated[float, Strict(), Field(ge=-180, le=180, allow_inf_nan=False)]
 DaySpec = Annotated[str, Strict(), AfterValidator(_check_days)]
 WindowText = Annotated[str, Strict(), AfterValidator(_check_window)]
-Insee = Annotated[str, Strict(), Field(pattern=r"^[0-9][0-9AB][0-9]{3}$")]
-BnlcId = Annotated[str, Strict(), Field(pattern=r"^[0-9][0-9AB][0-9]{3}-[A-Z]-[0-9]{3}$")]
+Insee = Annotated[str, Strict(), Field(pattern=INSEE_PATTERN)]
+BnlcId = Annotated[str, Strict(), Field(pattern=BNLC_PATTERN)]
 
 
 class _Spec(BaseModel):
@@ -192,9 +204,6 @@ class LinesFileEntry(_Spec):
     lines: tuple[LineEntry, ...] = Field(min_length=1, max_length=100)
 
 
-_DEFAULT_MAX_WAIT = TuningEntry().max_wait_minutes
-
-
 def _entries(container: object, key: str, prefix: str) -> list[tuple[str, dict[Any, Any], bool]]:
     """(path, mapping, is_last) for each mapping of the list `container[key]`, if any."""
     items = container.get(key) if isinstance(container, dict) else None
@@ -253,11 +262,11 @@ def cross_check(data: object) -> list[str]:
         stops = _Registry(problems, "stop id in this line")
         for direction_path, direction, _ in _entries(line, "directions", line_path):
             directions.claim(direction.get("id"), f"{direction_path}.id")
-            kms: list[tuple[str, float | None]] = []
+            kms: list[tuple[str, object]] = []
             for stop_path, stop, is_last in _entries(direction, "stops", direction_path):
                 stops.claim(stop.get("id"), f"{stop_path}.id")
                 codes.claim(stop.get("code"), f"{stop_path}.code")
-                kms.append((f"{stop_path}.km", _number(stop.get("km"))))
+                kms.append((f"{stop_path}.km", stop.get("km")))
                 if is_last:
                     for key in ("terminal", "signs"):
                         if stop.get(key):
@@ -274,12 +283,10 @@ def cross_check(data: object) -> list[str]:
 
 
 def _check_guarantee(line: dict[Any, Any], line_path: str, problems: list[str]) -> None:
+    default = TuningEntry.model_fields["max_wait_minutes"].default
     tuning = line.get("tuning")
-    max_wait = _number(
-        tuning.get("max_wait_minutes", _DEFAULT_MAX_WAIT)
-        if isinstance(tuning, dict)
-        else _DEFAULT_MAX_WAIT
-    )
+    raw = tuning.get("max_wait_minutes", default) if isinstance(tuning, dict) else default
+    max_wait = _number(raw)
     guarantee = _number(line.get("wait_guarantee_minutes"))
     if guarantee is not None and max_wait is not None and guarantee >= max_wait:
         problems.append(
@@ -288,7 +295,10 @@ def _check_guarantee(line: dict[Any, Any], line_path: str, problems: list[str]) 
         )
 
 
-def _check_km(kms: list[tuple[str, float | None]]) -> list[str]:
+def _check_km(raw: list[tuple[str, object]]) -> list[str]:
+    if any(km is not None and _number(km) is None for _, km in raw):
+        return []  # an invalid km: field validation reports it
+    kms = [(path, _number(km)) for path, km in raw]
     given = [(path, km) for path, km in kms if km is not None]
     if not given:
         return []

@@ -13,7 +13,9 @@ import structlog
 _PHONE = re.compile(r"\+?\d[\d .-]{7,}\d")
 
 
-def redact_phones(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+def redact_phones(
+    _logger: Any, _name: str, event: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
     """Mask anything that looks like a phone number in string values (keeps the last 2 digits)."""
     for key, value in event.items():
         if isinstance(value, str) and _PHONE.search(value):
@@ -39,6 +41,8 @@ def configure_logging(fmt: str = "auto", level: str = "INFO") -> None:
         logger_factory=structlog.PrintLoggerFactory(sys.stderr),
         cache_logger_on_first_use=True,
     )
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s %(message)s")
+    logging.basicConfig(
+        level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s %(message)s"
+    )
     for noisy in ("amqtt", "transitions", "apscheduler"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

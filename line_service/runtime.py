@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import structlog
 
@@ -27,7 +28,7 @@ log = structlog.get_logger(__name__)
 RESTORE_WINDOW = timedelta(hours=2)
 SHUTDOWN_FLUSH_SECONDS = 5.0
 
-BackgroundJob = Callable[["Runtime"], Awaitable[None]]
+BackgroundJob = Callable[["Runtime"], Coroutine[Any, Any, None]]
 
 
 def utc_now() -> datetime:
@@ -93,10 +94,17 @@ async def running(
                 group.create_task(runtime.writer.run(), name="writer"),
                 group.create_task(runtime.engine.run(), name="engine"),
                 group.create_task(runtime.gateway.link.run(), name="mqtt-link"),
-                *(group.create_task(job(runtime), name=f"job-{i}") for i, job in enumerate(background)),
+                *(
+                    group.create_task(job(runtime), name=f"job-{i}")
+                    for i, job in enumerate(background)
+                ),
             ]
-            log.info("service.started", lines=[line.id for line in runtime.network.lines],
-                     broker=settings.broker_url, database=runtime.store.engine.dialect.name)
+            log.info(
+                "service.started",
+                lines=[line.id for line in runtime.network.lines],
+                broker=settings.broker_url,
+                database=runtime.store.engine.dialect.name,
+            )
             try:
                 yield runtime
             finally:

@@ -1,4 +1,4 @@
-"""Adapter: service settings from the environment (prefix CARPOOL_), built in main, never at import."""
+"""Adapter: service settings from the environment (prefix CARPOOL_), built in main only."""
 
 from __future__ import annotations
 

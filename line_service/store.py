@@ -169,8 +169,11 @@ class Store:
     ) -> None:
         """Remember a device's presence."""
         with Session(self.engine) as session:
-            session.merge(DeviceStatusRecord(kind=kind, device_id=device_id, line_id=line_id,
-                                             online=online, changed_at=at))
+            session.merge(
+                DeviceStatusRecord(
+                    kind=kind, device_id=device_id, line_id=line_id, online=online, changed_at=at
+                )
+            )
             session.commit()
 
     def live_requests(self, now: datetime, recent: timedelta) -> list[RideRequest]:

@@ -92,8 +92,12 @@ class Writer:
                 await asyncio.to_thread(self._store.save, batch.changes)
             except Exception as exc:
                 self.failures += 1
-                log.error("writer.commit_failed", error=str(exc)[:300], changes=len(batch.changes),
-                          retry_in=delay)
+                log.error(
+                    "writer.commit_failed",
+                    error=str(exc)[:300],
+                    changes=len(batch.changes),
+                    retry_in=delay,
+                )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self._max_retry_delay)
                 continue

@@ -211,8 +211,12 @@ class MqttLink:
             await session.subscribe(*self._subscriptions)
         self.connections += 1
         self._connected.set()
-        log.info("mqtt.connected", client_id=self._client_id, host=self._address.host,
-                 port=self._address.port)
+        log.info(
+            "mqtt.connected",
+            client_id=self._client_id,
+            host=self._address.host,
+            port=self._address.port,
+        )
         self._on_connected()
         pump = asyncio.create_task(self._pump(session), name=f"mqtt-pump-{self._client_id}")
         try:
@@ -227,7 +231,9 @@ class MqttLink:
         try:
             self._on_message(received)
         except Exception:
-            log.exception("mqtt.handler_failed", topic=received.topic, payload=received.payload[:200])
+            log.exception(
+                "mqtt.handler_failed", topic=received.topic, payload=received.payload[:200]
+            )
 
     async def _pump(self, session: Session) -> None:
         while True:

@@ -1,8 +1,8 @@
 """Adapter: the MQTT v1 topic tree — the only module that builds or parses topic strings.
 
-    carpool/v1/{line}/terminals/{terminal}/{request|cancel|screen|status}
-    carpool/v1/{line}/signs/{sign}/{display|state|status}
-    carpool/v1/dispatcher/status
+carpool/v1/{line}/terminals/{terminal}/{request|cancel|screen|status}
+carpool/v1/{line}/signs/{sign}/{display|state|status}
+carpool/v1/dispatcher/status
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
-"""End to end: the real service process, a real Mosquitto, SQLite — driven like devices drive it."""
+"""End to end: the real service process, a real Mosquitto, SQLite and PostgreSQL — driven as devices do."""
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,11 +21,18 @@ TERMINAL = "t-marck-est"
 SIGNS = ("pmv-marck-est-1", "pmv-marck-est-2")
 
 
-def press(probe: MqttProbe, request_id: str, destination: str = "dunkerque-est", terminal: str = TERMINAL) -> None:
+def press(
+    probe: MqttProbe, request_id: str, destination: str = "dunkerque-est", terminal: str = TERMINAL
+) -> None:
     probe.publish(
         f"{PREFIX}/terminals/{terminal}/request",
-        {"v": 1, "request_id": request_id, "destination": destination, "seats": 1,
-         "pressed_at": "2026-11-23T06:45:00Z"},
+        {
+            "v": 1,
+            "request_id": request_id,
+            "destination": destination,
+            "seats": 1,
+            "pressed_at": "2026-11-23T06:45:00Z",
+        },
     )
 
 
@@ -43,11 +51,11 @@ def dark(probe: MqttProbe, sign: str) -> bool:
 
 
 @pytest.fixture
-def service(mosquitto: Mosquitto, tmp_path: Path) -> Iterator[ServiceProcess]:
+def service(mosquitto: Mosquitto, tmp_path: Path, database_url: str) -> Iterator[ServiceProcess]:
     lines = write_lines_file(tmp_path, sign_lease_seconds=4)
     process = ServiceProcess(
         broker_url=mosquitto.url,
-        database_url=f"sqlite:///{tmp_path}/carpool.sqlite3",
+        database_url=database_url,
         lines_file=lines,
         directory=tmp_path,
         extra_env={"CARPOOL_LEASE_REFRESH_SECONDS": "1"},
@@ -69,7 +77,7 @@ def test_press_lights_every_sign_of_the_stop_and_cancel_darkens_them(
 ) -> None:
     press(probe, "press-1")
     for sign in SIGNS:
-        wait_until(lambda s=sign: shows(probe, s, "DUNKERQUE"), 1.0, f"{sign} lit")
+        wait_until(functools.partial(shows, probe, sign, "DUNKERQUE"), 1.0, f"{sign} lit")
         assert display(probe, sign)["pages"] == [["COVOITURAGE", "DUNKERQUE"]]  # type: ignore[index]
     screen = probe.wait_last(
         f"{PREFIX}/terminals/{TERMINAL}/screen", lambda s: s["state"] == "waiting"
@@ -79,10 +87,12 @@ def test_press_lights_every_sign_of_the_stop_and_cancel_darkens_them(
     # Signs of other stops stay dark.
     assert not shows(probe, "pmv-calais-est-1", "DUNKERQUE")
 
-    probe.publish(f"{PREFIX}/terminals/{TERMINAL}/cancel",
-                  {"v": 1, "request_id": "press-1", "reason": "cancelled"})
+    probe.publish(
+        f"{PREFIX}/terminals/{TERMINAL}/cancel",
+        {"v": 1, "request_id": "press-1", "reason": "cancelled"},
+    )
     for sign in SIGNS:
-        wait_until(lambda s=sign: dark(probe, s), 1.0, f"{sign} dark")
+        wait_until(functools.partial(dark, probe, sign), 1.0, f"{sign} dark")
     probe.wait_last(f"{PREFIX}/terminals/{TERMINAL}/screen", lambda s: s["state"] == "cancelled")
 
 
@@ -92,8 +102,10 @@ def test_pressing_again_and_again_makes_one_waiting_rider(
     for attempt in range(5):
         press(probe, f"again-{attempt}")
     press(probe, "again-0")  # a resend of the first press
-    probe.wait_last(f"{PREFIX}/terminals/{TERMINAL}/screen",
-                    lambda s: s["request_id"] == "again-0" and s["state"] == "waiting")
+    probe.wait_last(
+        f"{PREFIX}/terminals/{TERMINAL}/screen",
+        lambda s: s["request_id"] == "again-0" and s["state"] == "waiting",
+    )
     live = httpx.get(f"{service.base_url}/api/v1/lines/{LINE}/live").json()
     assert len(live["waiting"]) == 1
 
@@ -102,8 +114,9 @@ def test_destination_behind_the_stop_is_refused_and_lights_nothing(
     service: ServiceProcess, probe: MqttProbe
 ) -> None:
     press(probe, "wrong-way", destination="calais-est", terminal="t-gravelines-est")
-    screen = probe.wait_last(f"{PREFIX}/terminals/t-gravelines-est/screen",
-                             lambda s: s["request_id"] == "wrong-way")
+    screen = probe.wait_last(
+        f"{PREFIX}/terminals/t-gravelines-est/screen", lambda s: s["request_id"] == "wrong-way"
+    )
     assert screen["state"] == "refused"
     assert screen["code"] is None
     live = httpx.get(f"{service.base_url}/api/v1/lines/{LINE}/live").json()
@@ -116,17 +129,29 @@ def test_garbage_is_dropped_with_a_reason_and_the_service_keeps_serving(
     garbage: list[tuple[str, bytes | str | dict[str, Any]]] = [
         (f"{PREFIX}/terminals/{TERMINAL}/request", b"\xff\xfe not json"),
         (f"{PREFIX}/terminals/{TERMINAL}/request", {"v": 1, "request_id": "x", "destination": 7}),
-        (f"{PREFIX}/terminals/{TERMINAL}/request", {"v": 2, "request_id": "x", "destination": "dunkerque-est"}),
+        (
+            f"{PREFIX}/terminals/{TERMINAL}/request",
+            {"v": 2, "request_id": "x", "destination": "dunkerque-est"},
+        ),
         (f"{PREFIX}/terminals/{TERMINAL}/request", "x" * 10_000),
-        (f"{PREFIX}/terminals/t-nowhere/request", {"v": 1, "request_id": "x", "destination": "dunkerque-est"}),
-        (f"carpool/v1/other-line/terminals/{TERMINAL}/request",
-         {"v": 1, "request_id": "x", "destination": "dunkerque-est"}),
+        (
+            f"{PREFIX}/terminals/t-nowhere/request",
+            {"v": 1, "request_id": "x", "destination": "dunkerque-est"},
+        ),
+        (
+            f"carpool/v1/other-line/terminals/{TERMINAL}/request",
+            {"v": 1, "request_id": "x", "destination": "dunkerque-est"},
+        ),
         (f"{PREFIX}/signs/pmv-marck-est-1/state", {"v": 1, "seq": -4, "pages": "lots"}),
     ]
     for topic, payload in garbage:
         probe.publish(topic, payload)
+
+    def logged_drop(reason: str) -> bool:
+        return f'"reason": "{reason}"' in service.log()
+
     for reason in ("not_json", "invalid_payload", "too_large", "unknown_device", "wrong_line"):
-        wait_until(lambda r=reason: f'"reason": "{r}"' in service.log(), 5, f"a logged drop {reason}")
+        wait_until(functools.partial(logged_drop, reason), 5, f"a logged drop {reason}")
     press(probe, "after-garbage")
     wait_until(lambda: shows(probe, SIGNS[0], "DUNKERQUE"), 1.0, "sign lit after garbage")
     assert service.ready()
@@ -136,22 +161,27 @@ def test_sigkill_and_restart_keeps_the_waiting_rider_and_relights_the_signs(
     service: ServiceProcess, probe: MqttProbe
 ) -> None:
     press(probe, "survivor")
-    screen = probe.wait_last(f"{PREFIX}/terminals/{TERMINAL}/screen",
-                             lambda s: s["state"] == "waiting")
+    screen = probe.wait_last(
+        f"{PREFIX}/terminals/{TERMINAL}/screen", lambda s: s["state"] == "waiting"
+    )
     lit = display(probe, SIGNS[0])
     assert lit is not None
     service.kill()
     probe.wait_last("carpool/v1/dispatcher/status", lambda s: s["online"] is False, timeout=60)
     service.start()
-    for sign in SIGNS:
-        wait_until(
-            lambda s=sign: (display(probe, s) or {}).get("seq", 0) > lit["seq"] and shows(probe, s, "DUNKERQUE"),
-            5, f"{sign} re-asserted after restart",
+
+    def reasserted(sign: str) -> bool:
+        return (display(probe, sign) or {}).get("seq", 0) > lit["seq"] and shows(
+            probe, sign, "DUNKERQUE"
         )
+
+    for sign in SIGNS:
+        wait_until(functools.partial(reasserted, sign), 5, f"{sign} re-asserted after restart")
     live = httpx.get(f"{service.base_url}/api/v1/lines/{LINE}/live").json()
     assert [r["stop_id"] for r in live["waiting"]] == ["marck-est"]
-    restarted_screen = probe.wait_last(f"{PREFIX}/terminals/{TERMINAL}/screen",
-                                       lambda s: s["seq"] > screen["seq"])
+    restarted_screen = probe.wait_last(
+        f"{PREFIX}/terminals/{TERMINAL}/screen", lambda s: s["seq"] > screen["seq"]
+    )
     assert restarted_screen["code"] == screen["code"]
 
 
@@ -159,16 +189,21 @@ def test_driver_validation_picks_the_rider_up_and_darkens_signs(
     service: ServiceProcess, probe: MqttProbe
 ) -> None:
     press(probe, "to-validate", destination="gravelines-est")
-    screen = probe.wait_last(f"{PREFIX}/terminals/{TERMINAL}/screen",
-                             lambda s: s["state"] == "waiting")
-    answer = httpx.post(f"{service.base_url}/api/v1/lines/{LINE}/validations",
-                        json={"code": screen["code"], "driver_ref": "driver-42"})
+    screen = probe.wait_last(
+        f"{PREFIX}/terminals/{TERMINAL}/screen", lambda s: s["state"] == "waiting"
+    )
+    answer = httpx.post(
+        f"{service.base_url}/api/v1/lines/{LINE}/validations",
+        json={"code": screen["code"], "driver_ref": "driver-42"},
+    )
     assert answer.status_code == 200, answer.text
     assert answer.json()["state"] == "picked_up"
     wait_until(lambda: dark(probe, SIGNS[0]), 1.0, "sign dark after pickup")
     probe.wait_last(f"{PREFIX}/terminals/{TERMINAL}/screen", lambda s: s["state"] == "picked_up")
-    again = httpx.post(f"{service.base_url}/api/v1/lines/{LINE}/validations",
-                       json={"code": screen["code"], "driver_ref": "driver-42"})
+    again = httpx.post(
+        f"{service.base_url}/api/v1/lines/{LINE}/validations",
+        json={"code": screen["code"], "driver_ref": "driver-42"},
+    )
     assert again.status_code == 404
 
 

@@ -13,7 +13,21 @@ from __future__ import annotations
 from datetime import time
 
 import pytest
-from core_kit import (
+
+from dispatcher.model import (
+    Direction,
+    DirectionId,
+    Line,
+    LineTuning,
+    Network,
+    ServiceHours,
+    SignGeometry,
+    SignSpec,
+    Stop,
+    TimeWindow,
+    Weekday,
+)
+from tests.core.core_kit import (
     BOULOGNE,
     CALAIS,
     CALAIS_SUD,
@@ -41,20 +55,6 @@ from core_kit import (
     WIMEREUX,
 )
 
-from dispatcher.model import (
-    Direction,
-    DirectionId,
-    Line,
-    LineTuning,
-    Network,
-    ServiceHours,
-    SignGeometry,
-    SignSpec,
-    Stop,
-    TimeWindow,
-    Weekday,
-)
-
 PEAKS = (TimeWindow(time(6, 30), time(9, 30)), TimeWindow(time(16, 0), time(19, 30)))
 WEEKDAY_PEAKS = ServiceHours(
     {day: PEAKS for day in (Weekday.MON, Weekday.TUE, Weekday.WED, Weekday.THU, Weekday.FRI)}
@@ -65,7 +65,7 @@ def build_network(
     *,
     has_fallback: bool = False,
     service_hours: ServiceHours | None = None,
-    tuning: LineTuning = LineTuning(),
+    tuning: LineTuning | None = None,
 ) -> Network:
     """The test network; options change the calais-dunkerque line only."""
     to_dunkerque = Direction(
@@ -120,7 +120,16 @@ def build_network(
                 None,
                 (SignSpec(PMV_GRAVELINES_SUD, 200, SignGeometry(rows=1, columns=24)),),
             ),
-            Stop(FRETHUN, "Fréthun", "FRE", 50.9330, 1.8220, 36.0, None, (SignSpec(PMV_FRETHUN, 150),)),
+            Stop(
+                FRETHUN,
+                "Fréthun",
+                "FRE",
+                50.9330,
+                1.8220,
+                36.0,
+                None,
+                (SignSpec(PMV_FRETHUN, 150),),
+            ),
             Stop(CALAIS_SUD, "Calais", "CAS", 50.9400, 1.8500, 40.0, None, ()),
         ),
     )
@@ -130,7 +139,7 @@ def build_network(
         timezone="Europe/Paris",
         directions=(to_dunkerque, to_calais),
         service_hours=service_hours,
-        tuning=tuning,
+        tuning=tuning or LineTuning(),
         has_fallback=has_fallback,
     )
     other = Line(

@@ -6,7 +6,6 @@ from dataclasses import replace
 from datetime import timedelta
 
 import pytest
-from core_kit import CALAIS, DUNKERQUE, LINE, T0, T_CALAIS, Core, only, press, terminal_source
 
 from dispatcher.effects import RejectEvent, RejectionReason, SaveRequest
 from dispatcher.events import Actor, CodeValidated, DeadlineReached, Event, RideCancelled
@@ -22,6 +21,17 @@ from dispatcher.request_machine import (
     transition,
 )
 from dispatcher.state import CODE_HOLDING_STATES, index_requests
+from tests.core.core_kit import (
+    CALAIS,
+    DUNKERQUE,
+    LINE,
+    T0,
+    T_CALAIS,
+    Core,
+    only,
+    press,
+    terminal_source,
+)
 
 ALL_PAIRS = [(state, cause) for state in RequestState for cause in Cause]
 RID = RequestId("r1")
@@ -62,13 +72,13 @@ def a_request(state: RequestState) -> RideRequest:
 
 def test_the_table_names_every_state_once() -> None:
     assert set(TRANSITIONS) == set(RequestState)
-    assert FINAL_STATES == {
+    assert {
         RequestState.PICKED_UP,
         RequestState.CANCELLED,
         RequestState.EXPIRED,
         RequestState.REFUSED,
-    }
-    assert CODE_HOLDING_STATES == {RequestState.WAITING, RequestState.FALLBACK}
+    } == FINAL_STATES
+    assert {RequestState.WAITING, RequestState.FALLBACK} == CODE_HOLDING_STATES
 
 
 @pytest.mark.parametrize(("state", "cause"), ALL_PAIRS)

@@ -3,10 +3,26 @@
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from dataclasses import replace
+from datetime import datetime, timedelta
 
 import pytest
-from core_kit import (
+
+from dispatcher.effects import (
+    ArmDeadline,
+    RejectEvent,
+    RejectionReason,
+    SaveRequest,
+    ScreenState,
+    ShowOnSign,
+    ShowOnTerminal,
+    SignDisplay,
+    TerminalScreen,
+)
+from dispatcher.events import Actor, RideCancelled, RideRequested
+from dispatcher.model import LineId, Network, RequestId, StopId
+from dispatcher.request_machine import Cause, RequestState, RideRequest
+from tests.core.core_kit import (
     BOULOGNE,
     CALAIS,
     DUNKERQUE,
@@ -31,21 +47,6 @@ from core_kit import (
     sms,
     terminal_source,
 )
-
-from dispatcher.effects import (
-    ArmDeadline,
-    RejectEvent,
-    RejectionReason,
-    SaveRequest,
-    ScreenState,
-    ShowOnSign,
-    ShowOnTerminal,
-    SignDisplay,
-    TerminalScreen,
-)
-from dispatcher.events import Actor, RideCancelled, RideRequested
-from dispatcher.model import LineId, Network, RequestId, StopId
-from dispatcher.request_machine import Cause, RequestState, RideRequest
 
 LEASE = timedelta(seconds=90)
 MAX_WAIT = timedelta(minutes=30)
@@ -117,8 +118,7 @@ def test_a_request_by_sms_lights_signs_but_shows_no_terminal(network: Network) -
 
 
 @pytest.mark.parametrize("at", [NOON, SATURDAY, T0 - timedelta(hours=2)], ids=str)
-def test_closed_hours_refuse_without_lighting_a_sign(at: object, peak_network: Network) -> None:
-    assert isinstance(at, type(T0))
+def test_closed_hours_refuse_without_lighting_a_sign(at: datetime, peak_network: Network) -> None:
     core = Core(peak_network)
 
     effects = core.run(press(CALAIS, DUNKERQUE, "r1"), at)
@@ -196,14 +196,9 @@ def test_unknown_line_or_stop_is_rejected_unchanged(network: Network) -> None:
     )
     assert core.run(wrong_line, T0) == [RejectEvent(RejectionReason.UNKNOWN_LINE, "nope")]
     # boulogne exists, but on the other line.
-    wrong_stop = api(BOULOGNE, WIMEREUX, "r2")
-    wrong_stop = RideRequested(**{**_fields(wrong_stop), "line_id": LINE})
+    wrong_stop = replace(api(BOULOGNE, WIMEREUX, "r2"), line_id=LINE)
     assert core.run(wrong_stop, T0) == [RejectEvent(RejectionReason.UNKNOWN_STOP, "boulogne")]
     assert core.state is before
-
-
-def _fields(event: RideRequested) -> dict[str, object]:
-    return {name: getattr(event, name) for name in RideRequested.__slots__}
 
 
 def test_the_same_source_twice_is_one_request(network: Network) -> None:

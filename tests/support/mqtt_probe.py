@@ -24,7 +24,9 @@ class MqttProbe:
         self.messages: dict[str, list[bytes]] = {}
         self._subscriptions = subscriptions
         self._subscribed = threading.Event()
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"probe-{uuid.uuid4().hex[:8]}")
+        self.client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=f"probe-{uuid.uuid4().hex[:8]}"
+        )
         self.client.on_message = self._on_message
         self.client.on_connect = self._on_connect
         self.client.on_subscribe = self._on_subscribe
@@ -41,7 +43,7 @@ class MqttProbe:
 
     def _on_message(self, _client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
         with self._lock:
-            self.messages.setdefault(message.topic, []).append(message.payload)
+            self.messages.setdefault(message.topic, []).append(bytes(message.payload))
 
     def publish(self, topic: str, payload: Json | bytes | str, retain: bool = False) -> None:
         """Publish with QoS 1 and wait for the broker's acknowledgement."""

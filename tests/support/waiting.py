@@ -6,7 +6,9 @@ import time
 from collections.abc import Callable
 
 
-def wait_until(condition: Callable[[], bool], timeout: float, what: str, poll: float = 0.01) -> None:
+def wait_until(
+    condition: Callable[[], bool], timeout: float, what: str, poll: float = 0.01
+) -> None:
     """Return once `condition()` holds; fail the test after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while not condition():

@@ -1,0 +1,180 @@
+"""The MQTT link against a real Mosquitto: reconnects, re-subscribes, re-births, never blocks."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import socket
+import uuid
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+
+from stop_devices.mqtt_link import (
+    Backoff,
+    BrokerAddress,
+    BrokerUrlError,
+    MqttLink,
+    Outgoing,
+    Received,
+    connect,
+)
+from tests.support.brokers import Mosquitto
+from tests.support.mqtt_probe import MqttProbe
+
+FAST = Backoff(initial=0.05, cap=0.5)
+
+
+async def eventually(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    """Wait for a condition with a deadline, yielding to the loop."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.01)
+
+
+@contextlib.asynccontextmanager
+async def running_link(link: MqttLink) -> AsyncIterator[MqttLink]:
+    task = asyncio.create_task(link.run())
+    try:
+        yield link
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def test_broker_urls_parse_and_bad_ones_are_refused() -> None:
+    assert BrokerAddress.from_url("mqtt://u%40x:p%3Aw@broker.local:8883") == BrokerAddress(
+        "broker.local", 8883, "u@x", "p:w"
+    )
+    assert BrokerAddress.from_url("mqtt://127.0.0.1").port == 1883
+    for bad in ("http://host:1", "mqtt://", "mqtt://host:notaport"):
+        with pytest.raises(BrokerUrlError):
+            BrokerAddress.from_url(bad)
+
+
+def test_backoff_is_capped_and_jittered() -> None:
+    backoff = Backoff(initial=0.1, cap=2.0)
+    delays = [backoff.delay(attempt) for attempt in range(40)]
+    assert all(0.05 <= delay <= 2.0 for delay in delays)
+    assert max(delays[10:]) <= 2.0
+    assert len({round(delay, 6) for delay in delays[10:]}) > 1  # jittered, not a fixed beat
+
+
+async def test_session_sets_tcp_nodelay(mosquitto: Mosquitto) -> None:
+    address = BrokerAddress("127.0.0.1", mosquitto.port)
+    async with connect(address) as session:
+        sock = session._client._client.socket()  # noqa: SLF001 - inspecting the real socket
+        assert sock is not None
+        assert isinstance(sock, socket.socket)
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+
+
+async def test_link_survives_a_broker_restart_resubscribes_and_rebirths(
+    mosquitto: Mosquitto,
+) -> None:
+    topic = f"test/{uuid.uuid4().hex}"
+    received: list[Received] = []
+    connections: list[int] = []
+    link = MqttLink(
+        BrokerAddress("127.0.0.1", mosquitto.port),
+        client_id=f"link-{uuid.uuid4().hex[:8]}",
+        subscriptions=(f"{topic}/in",),
+        on_message=received.append,
+        on_connected=lambda: connections.append(1),
+        birth=Outgoing(f"{topic}/status", b'{"online":true}'),
+        will=Outgoing(f"{topic}/status", b'{"online":false}'),
+        backoff=FAST,
+    )
+    async with running_link(link):
+        await asyncio.wait_for(link.wait_connected(), 5)
+        probe = MqttProbe(mosquitto.port, (f"{topic}/#",))
+        probe.publish(f"{topic}/in", b"one")
+        await eventually(lambda: [m.payload for m in received] == [b"one"], 5, "first message")
+        probe.close()
+
+        mosquitto.stop()
+        await eventually(lambda: not link.connected, 10, "link to notice the broker is gone")
+        link.publish(Outgoing(f"{topic}/desired", b"while-down"))  # must not block or raise
+        mosquitto.start()
+        await eventually(lambda: len(connections) == 2, 15, "reconnection")
+
+        probe = MqttProbe(mosquitto.port, (f"{topic}/#",))
+        probe.publish(f"{topic}/in", b"two")
+        await eventually(lambda: b"two" in [m.payload for m in received], 5, "re-subscribed")
+        await eventually(lambda: probe.last(f"{topic}/status") == {"online": True}, 5, "rebirth")
+        await eventually(lambda: f"{topic}/desired" in probe.messages, 5, "queued state sent")
+        assert probe.messages[f"{topic}/desired"][-1] == b"while-down"
+        probe.close()
+
+
+async def test_last_will_reports_offline_when_the_link_dies(mosquitto: Mosquitto) -> None:
+    topic = f"test/{uuid.uuid4().hex}"
+    probe = MqttProbe(mosquitto.port, (f"{topic}/#",))
+    will = Outgoing(f"{topic}/status", json.dumps({"v": 1, "online": False}).encode())
+    address = BrokerAddress("127.0.0.1", mosquitto.port)
+    async with connect(address, f"will-{uuid.uuid4().hex[:8]}", will=will, keepalive=1) as session:
+        await session.publish(Outgoing(f"{topic}/status", b'{"v":1,"online":true}'))
+        await eventually(
+            lambda: probe.last(f"{topic}/status") == {"v": 1, "online": True}, 5, "online"
+        )
+        sock = session._client._client.socket()  # noqa: SLF001 - simulate a power cut
+        assert isinstance(sock, socket.socket)
+        sock.shutdown(socket.SHUT_RDWR)
+        await eventually(
+            lambda: probe.last(f"{topic}/status") == {"v": 1, "online": False}, 10, "last will"
+        )
+    probe.close()
+
+
+async def test_outbound_keeps_only_the_newest_message_per_topic(mosquitto: Mosquitto) -> None:
+    topic = f"test/{uuid.uuid4().hex}"
+    link = MqttLink(
+        BrokerAddress("127.0.0.1", mosquitto.port),
+        client_id=f"coalesce-{uuid.uuid4().hex[:8]}",
+        subscriptions=(),
+        on_message=lambda _: None,
+        on_connected=lambda: None,
+        backoff=FAST,
+    )
+    for n in range(100):  # queued before any connection: only the newest per topic survives
+        link.publish(Outgoing(f"{topic}/sign-{n % 3}", str(n).encode()))
+    probe = MqttProbe(mosquitto.port, (f"{topic}/#",))
+    async with running_link(link):
+        await eventually(lambda: len(probe.messages) == 3, 5, "three topics")
+        await eventually(
+            lambda: all(len(v) == 1 for v in probe.messages.values()), 5, "one message per topic"
+        )
+        assert sorted(v[0] for v in probe.messages.values()) == [b"97", b"98", b"99"]
+    probe.close()
+
+
+async def test_a_failing_handler_does_not_stop_the_receive_loop(mosquitto: Mosquitto) -> None:
+    topic = f"test/{uuid.uuid4().hex}"
+    good: list[bytes] = []
+
+    def handler(message: Received) -> None:
+        if message.payload == b"boom":
+            raise RuntimeError("faulty handler")
+        good.append(message.payload)
+
+    link = MqttLink(
+        BrokerAddress("127.0.0.1", mosquitto.port),
+        client_id=f"isolated-{uuid.uuid4().hex[:8]}",
+        subscriptions=(f"{topic}/in",),
+        on_message=handler,
+        on_connected=lambda: None,
+        backoff=FAST,
+    )
+    async with running_link(link):
+        await asyncio.wait_for(link.wait_connected(), 5)
+        probe = MqttProbe(mosquitto.port, (f"{topic}/#",))
+        probe.publish(f"{topic}/in", b"boom")
+        probe.publish(f"{topic}/in", b"after")
+        await eventually(lambda: good == [b"after"], 5, "message after the failure")
+        assert link.connections == 1
+        probe.close()

@@ -1,0 +1,92 @@
+"""Persistence on SQLite and PostgreSQL: what is saved comes back the same, history in order."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from dispatcher.model import LineId, RequestId, StopId, TerminalId
+from dispatcher.request_machine import Cause, Channel, RequestState, RideRequest, Source, transition
+from line_service.store import Store
+
+NOW = datetime(2026, 11, 23, 6, 45, 12, 345000, tzinfo=UTC)
+
+
+def waiting(request_id: str, at: datetime = NOW) -> RideRequest:
+    return RideRequest(
+        id=RequestId(request_id),
+        line_id=LineId("calais-dunkerque"),
+        stop_id=StopId("marck-est"),
+        destination_id=StopId("dunkerque-est"),
+        seats=2,
+        source=Source(Channel.TERMINAL, f"t-marck-est/{request_id}"),
+        terminal_id=TerminalId("t-marck-est"),
+        phone=None,
+        code="0421",
+        state=RequestState.WAITING,
+        cause=Cause.REQUESTED,
+        created_at=at,
+        deadline_at=at + timedelta(minutes=30),
+        updated_at=at,
+    )
+
+
+@pytest.fixture
+def store(database_url: str) -> Iterator[Store]:
+    opened = Store(database_url)
+    opened.create_schema()
+    yield opened
+    opened.dispose()
+
+
+def test_a_saved_request_comes_back_identical_with_aware_times(store: Store) -> None:
+    request = waiting("r1")
+    store.save([(request, None)])
+    assert store.request("r1") == request
+    assert store.live_requests(NOW, timedelta(hours=1)) == [request]
+
+
+def test_transitions_are_upserted_and_recorded_in_order(store: Store) -> None:
+    request = waiting("r2")
+    picked = transition(request, Cause.CODE_VALIDATED, NOW + timedelta(minutes=3), "driver-7")
+    store.save([(request, None)])
+    store.save([(picked, request.state.value)])
+    assert store.request("r2") == picked
+    history = [(row.from_state, row.to_state, row.cause) for row in store.history("r2")]
+    assert history == [
+        (None, "waiting", "requested"),
+        ("waiting", "picked_up", "code_validated"),
+    ]
+
+
+def test_restore_window_keeps_open_requests_and_recent_finished_ones(store: Store) -> None:
+    old_waiting = waiting("old-waiting", NOW - timedelta(days=2))
+    old_done = replace(
+        waiting("old-done", NOW - timedelta(days=2)),
+        state=RequestState.CANCELLED,
+        cause=Cause.RIDER_CANCELLED,
+    )
+    recent_done = replace(
+        waiting("recent-done", NOW - timedelta(minutes=5)),
+        state=RequestState.EXPIRED,
+        cause=Cause.DEADLINE_REACHED,
+    )
+    store.save([(old_waiting, None), (old_done, None), (recent_done, None)])
+    restored = {r.id for r in store.live_requests(NOW, timedelta(hours=1))}
+    assert restored == {"old-waiting", "recent-done"}
+
+
+def test_device_presence_is_remembered(store: Store) -> None:
+    store.save_device_status("calais-dunkerque", "sign", "pmv-marck-est-1", False, NOW)
+    store.save_device_status("calais-dunkerque", "sign", "pmv-marck-est-1", True, NOW)
+    [status] = store.device_statuses()
+    assert (status.device_id, status.online) == ("pmv-marck-est-1", True)
+
+
+def test_ping_tells_whether_the_database_answers(store: Store) -> None:
+    assert store.ping()
+    broken = Store("postgresql+psycopg://nobody@127.0.0.1:1/none?connect_timeout=1")
+    assert not broken.ping()
