@@ -89,6 +89,11 @@ class Session:
         """Subscribe to topic filters with QoS 1."""
         await self._client.subscribe([(topic_filter, QOS) for topic_filter in filters])
 
+    def raw_socket(self) -> socket.socket | None:
+        """The TCP socket under the session (diagnostics and fault injection only)."""
+        sock = self._client._client.socket()
+        return sock if isinstance(sock, socket.socket) else None
+
     async def messages(self) -> AsyncIterator[Received]:
         """Messages in arrival order, until the connection drops."""
         async for message in self._client.messages:

@@ -340,6 +340,11 @@ class VirtualTerminal(_VirtualDevice):
         """Request ids still re-sent: no screen has carried them yet."""
         return frozenset(self._unconfirmed)
 
+    @property
+    def pending_cancels(self) -> frozenset[str]:
+        """Request ids whose cancel is still re-sent: no final screen has carried them yet."""
+        return frozenset(self._cancels)
+
     async def run(self) -> None:
         """Stay connected until cancelled; re-send timers die with the terminal."""
         try:
@@ -381,6 +386,7 @@ class VirtualTerminal(_VirtualDevice):
     def _send_cancel(self, request_id: str, message: Outgoing, attempts_left: int) -> None:
         self._cancels.pop(request_id, None)
         if attempts_left <= 0:
+            self._changed()
             return
         self._enqueue(f"cancel/{request_id}", message)
         timer = asyncio.get_running_loop().call_later(

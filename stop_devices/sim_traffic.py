@@ -110,6 +110,7 @@ class DemoTraffic:
     ) -> None:
         self.settings = settings
         self.counts: Counter[str] = Counter()
+        """What happened so far: pressed, picked_up, cancelled, departed, expired, ..."""
         self.terminals: list[VirtualTerminal] = []
         self.signs: list[tuple[Line, Stop, VirtualSign]] = []
         self._validate_code = validate_code
@@ -117,6 +118,7 @@ class DemoTraffic:
         self._clock = clock
         self._boarding: list[_Boarding] = []
         self._waiting: dict[tuple[LineId, str], list[_Rider]] = {}
+        self._change = asyncio.Event()
         for line in network.lines:
             for stop in line.all_stops():
                 self._add_stop(address, line, stop)
@@ -173,6 +175,22 @@ class DemoTraffic:
         for device in (*self.terminals, *(sign for _, _, sign in self.signs)):
             await device.wait_for(lambda d: d.connected)
 
+    async def wait_for(
+        self,
+        predicate: Callable[[DemoTraffic], bool],
+        timeout: float | timedelta | None = None,  # noqa: ASYNC109 - a deadline is the point
+    ) -> None:
+        """Return once `predicate(self)` holds (checked whenever `counts` change)."""
+        seconds = timeout.total_seconds() if isinstance(timeout, timedelta) else timeout
+        async with asyncio.timeout(seconds):
+            while not predicate(self):
+                await self._change.wait()
+
+    def _count(self, what: str) -> None:
+        self.counts[what] += 1
+        event, self._change = self._change, asyncio.Event()
+        event.set()
+
     def _rate_factor(self, line: Line) -> float:
         """Arrival rate of `line` relative to the off-peak rate (0 while closed)."""
         if line.service_hours is None:
@@ -205,7 +223,7 @@ class DemoTraffic:
         request_id = boarding.terminal.press(destination.id)
         rider = _Rider(request_id, boarding, destination, loop.time())
         waiting.append(rider)
-        self.counts["pressed"] += 1
+        self._count("pressed")
         log.info(
             "sim.press",
             line=boarding.line.id,
@@ -237,7 +255,7 @@ class DemoTraffic:
                 log.info("sim.waiting", request_id=request_id, code=code)
             elif state in ("refused", "closed"):
                 lines = terminal.screen.lines if terminal.screen else []
-                self.counts[state] += 1
+                self._count(state)
                 log.info(f"sim.{state}", request_id=request_id, screen=lines)
                 return
         if await self._until(
@@ -245,12 +263,12 @@ class DemoTraffic:
         ):
             if not rider.picked.is_set():
                 state = terminal.outcomes.get(request_id, "?")
-                self.counts[state] += 1
+                self._count(state)
                 log.info("sim.outcome", request_id=request_id, state=state)
             return
         reason: CancelReason = "departed" if departs else "cancelled"
         terminal.cancel(request_id, reason)
-        self.counts[reason] += 1
+        self._count(reason)
         event = "sim.departed" if departs else "sim.give_up"
         log.info(
             event,
@@ -318,16 +336,16 @@ class DemoTraffic:
             accepted = await self._validate_code(line.id, code)
         except Exception as exc:
             rider.claimed = False
-            self.counts["validate_failed"] += 1
+            self._count("validate_failed")
             log.warning("sim.validate_failed", request_id=rider.request_id, error=str(exc)[:200])
             return
         if not accepted:
             rider.claimed = False
-            self.counts["code_rejected"] += 1
+            self._count("code_rejected")
             log.warning("sim.code_rejected", request_id=rider.request_id, code=code)
             return
         rider.picked.set()
-        self.counts["picked_up"] += 1
+        self._count("picked_up")
         waited = asyncio.get_running_loop().time() - rider.arrived_at
         log.info(
             "sim.pickup",

@@ -26,10 +26,10 @@ from tests.support.mqtt_probe import MqttProbe
 FAST = Backoff(initial=0.05, cap=0.5)
 
 
-async def eventually(condition: Callable[[], bool], timeout: float, what: str) -> None:
+async def eventually(condition: Callable[[], bool], within: float, what: str) -> None:
     """Wait for a condition with a deadline, yielding to the loop."""
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
+    deadline = loop.time() + within
     while not condition():
         if loop.time() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
@@ -68,9 +68,8 @@ def test_backoff_is_capped_and_jittered() -> None:
 async def test_session_sets_tcp_nodelay(mosquitto: Mosquitto) -> None:
     address = BrokerAddress("127.0.0.1", mosquitto.port)
     async with connect(address) as session:
-        sock = session._client._client.socket()  # noqa: SLF001 - inspecting the real socket
+        sock = session.raw_socket()
         assert sock is not None
-        assert isinstance(sock, socket.socket)
         assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
 
 
@@ -122,8 +121,8 @@ async def test_last_will_reports_offline_when_the_link_dies(mosquitto: Mosquitto
         await eventually(
             lambda: probe.last(f"{topic}/status") == {"v": 1, "online": True}, 5, "online"
         )
-        sock = session._client._client.socket()  # noqa: SLF001 - simulate a power cut
-        assert isinstance(sock, socket.socket)
+        sock = session.raw_socket()  # a power cut: the connection dies without DISCONNECT
+        assert sock is not None
         sock.shutdown(socket.SHUT_RDWR)
         await eventually(
             lambda: probe.last(f"{topic}/status") == {"v": 1, "online": False}, 10, "last will"

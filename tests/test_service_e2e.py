@@ -1,4 +1,4 @@
-"""End to end: the real service process, a real Mosquitto, SQLite and PostgreSQL — driven as devices do."""
+"""End to end: the real service, a real Mosquitto, SQLite and PostgreSQL, driven as devices do."""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -56,8 +56,7 @@ R1 = RequestId("r1")
 T1 = T0 + timedelta(minutes=2)
 
 
-def blank(at_seq: int, at: object) -> SignDisplay:
-    assert isinstance(at, type(T0))
+def blank(at_seq: int, at: datetime) -> SignDisplay:
     return SignDisplay(seq=at_seq, pages=(), expires_at=at + LEASE)
 
 
