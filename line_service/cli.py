@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -36,6 +37,8 @@ def serve(
 ) -> None:
     """Run the service (HTTP API, dispatcher, MQTT link)."""
     settings = Settings()
+    if demo and "CARPOOL_IGNORE_SERVICE_HOURS" not in os.environ:
+        settings = settings.model_copy(update={"ignore_service_hours": True})
     configure_logging(settings.log_format, settings.log_level)
     try:
         load_network(settings.lines_file)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable, Coroutine
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -59,6 +59,9 @@ class Runtime:
 def build_runtime(settings: Settings, clock: Clock = utc_now) -> Runtime:
     """Wire every part from settings (raises LinesFileError on a broken lines file)."""
     network = load_network(settings.lines_file)
+    if settings.ignore_service_hours:
+        log.warning("service_hours.ignored", reason="CARPOOL_IGNORE_SERVICE_HOURS (demo mode)")
+        network = Network(tuple(replace(line, service_hours=None) for line in network.lines))
     store = Store(settings.database_url)
     writer = Writer(store)
     gateway = DeviceGateway(

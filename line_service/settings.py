@@ -31,6 +31,7 @@ class Settings(BaseSettings):
     twilio_api_base: str = "https://api.twilio.com"
     public_url: str = "http://127.0.0.1:8000"
     lease_refresh_seconds: float = Field(default=30.0, gt=0)
+    ignore_service_hours: bool = False
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: str = "INFO"
 

@@ -264,7 +264,7 @@ class DemoTraffic:
             if not rider.picked.is_set():
                 state = terminal.outcomes.get(request_id, "?")
                 self._count(state)
-                log.info("sim.outcome", request_id=request_id, state=state)
+                log.info(f"sim.{state}", request_id=request_id)  # expired, fallback, ...
             return
         reason: CancelReason = "departed" if departs else "cancelled"
         terminal.cancel(request_id, reason)

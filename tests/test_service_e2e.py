@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from stop_devices.mqtt_link import BrokerAddress
+from stop_devices.simulator import VirtualSign
 from tests.support.brokers import Mosquitto
 from tests.support.mqtt_probe import MqttProbe
 from tests.support.service import LINE, ServiceProcess, write_lines_file
@@ -224,3 +229,24 @@ def test_dispatcher_presence_is_retained_online(service: ServiceProcess, probe: 
     status = probe.wait_last("carpool/v1/dispatcher/status", lambda s: True)
     assert status["online"] is True
     assert json.loads(json.dumps(status))["v"] == 1
+
+
+async def test_a_lapsed_lease_darkens_the_sign_when_the_dispatcher_dies(
+    service: ServiceProcess, probe: MqttProbe, mosquitto: Mosquitto
+) -> None:
+    sign = VirtualSign(BrokerAddress("127.0.0.1", mosquitto.port), LINE, SIGNS[0])
+    runner = asyncio.create_task(sign.run())
+    try:
+        await sign.wait_for(lambda s: s.connected, 5)
+        press(probe, "orphan")
+        await sign.wait_for(lambda s: s.lit, 2)
+        lit_until = sign.expires_at
+        assert lit_until is not None
+        service.kill()  # nobody will renew the lease now
+        await sign.wait_for(lambda s: not s.lit, 10)
+        assert datetime.now(UTC) >= lit_until
+        assert sign.history[-1][1] == ()
+    finally:
+        runner.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await runner

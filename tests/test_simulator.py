@@ -5,14 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-import socket
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from structlog.testing import capture_logs
@@ -41,8 +38,8 @@ from stop_devices import mqtt_link, topics, translate
 from stop_devices.mqtt_link import Backoff, BrokerAddress, Received
 from stop_devices.schema import SignStateMessage, StatusMessage, TerminalCancel, TerminalRequest
 from stop_devices.simulator import DemoTraffic, TrafficSettings, VirtualSign, VirtualTerminal
+from tests.support.brokers import Mosquitto, free_port
 
-MOSQUITTO = Path("/usr/sbin/mosquitto")
 DEADLINE = 10.0  # seconds any awaited condition may take before the test fails
 FAST_BACKOFF = Backoff(initial=0.05, cap=0.3)
 SIGN = SignId("pmv-a-1")
@@ -52,53 +49,13 @@ ON_SIGN: tuple[Page, ...] = (("COVOITURAGE", "DUNKERQUE"),)
 # --------------------------------------------------------------------------- broker fixture
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def _start_mosquitto(workdir: Path, port: int) -> subprocess.Popen[bytes]:
-    """Spawn Mosquitto on 127.0.0.1:`port`; return once it accepts connections."""
-    if not MOSQUITTO.exists():
-        pytest.skip("mosquitto is not installed (make system-deps installs it)")
-    config = workdir / "mosquitto.conf"
-    config.write_text(
-        f"listener {port} 127.0.0.1\nallow_anonymous true\nset_tcp_nodelay true\n"
-        "persistence false\n"
-    )
-    broker = subprocess.Popen(
-        [str(MOSQUITTO), "-c", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    deadline = time.monotonic() + DEADLINE
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return broker
-        except OSError:
-            if broker.poll() is not None or time.monotonic() > deadline:
-                _stop(broker)
-                raise RuntimeError(f"mosquitto did not listen on port {port}") from None
-            time.sleep(0.02)  # the port is not open yet: try again until the deadline
-
-
-def _stop(broker: subprocess.Popen[bytes]) -> None:
-    broker.terminate()
-    try:
-        broker.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        broker.kill()
-        broker.wait()
-
-
 @pytest.fixture(scope="module")
 def address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerAddress]:
     """A Mosquitto shared by this module's tests (each test uses its own line id)."""
-    port = _free_port()
-    broker = _start_mosquitto(tmp_path_factory.mktemp("mosquitto"), port)
-    yield BrokerAddress("127.0.0.1", port)
-    _stop(broker)
+    broker = Mosquitto(free_port(), tmp_path_factory.mktemp("mosquitto"))
+    broker.start()
+    yield BrokerAddress("127.0.0.1", broker.port)
+    broker.stop()
 
 
 @pytest.fixture
@@ -308,24 +265,19 @@ async def test_sign_is_online_retained_and_its_will_says_offline_when_killed(
 
 
 async def test_sign_reconnects_and_resubscribes_after_the_broker_restarts(
-    tmp_path: Path, line_id: LineId
+    mosquitto: Mosquitto, line_id: LineId
 ) -> None:
-    port = _free_port()
-    broker = await asyncio.to_thread(_start_mosquitto, tmp_path, port)
-    own = BrokerAddress("127.0.0.1", port)
+    own = BrokerAddress("127.0.0.1", mosquitto.port)
     sign = VirtualSign(own, line_id, SIGN, backoff=FAST_BACKOFF)
-    try:
-        async with running(sign):
-            await asyncio.to_thread(_stop, broker)
-            await sign.wait_for(lambda s: not s.connected, DEADLINE)
-            broker = await asyncio.to_thread(_start_mosquitto, tmp_path, port)
+    async with running(sign):
+        await asyncio.to_thread(mosquitto.stop)
+        await sign.wait_for(lambda s: not s.connected, DEADLINE)
+        await asyncio.to_thread(mosquitto.start)
 
-            await sign.wait_for(lambda s: s.connected and s.connections == 2, DEADLINE)
-            status = await retained(own, topics.sign(line_id, SIGN, topics.Channel.STATUS))
-            await publish(own, display(line_id, 1, ON_SIGN, timedelta(minutes=1)))
-            await sign.wait_for(lambda s: s.pages == ON_SIGN, DEADLINE)
-    finally:
-        await asyncio.to_thread(_stop, broker)
+        await sign.wait_for(lambda s: s.connected and s.connections == 2, DEADLINE)
+        status = await retained(own, topics.sign(line_id, SIGN, topics.Channel.STATUS))
+        await publish(own, display(line_id, 1, ON_SIGN, timedelta(minutes=1)))
+        await sign.wait_for(lambda s: s.pages == ON_SIGN, DEADLINE)
 
     assert StatusMessage.model_validate_json(status.payload).online is True
 

@@ -8,7 +8,7 @@ import pytest
 
 from dispatcher import sign_arbiter
 from dispatcher.effects import Page, ShowOnSign, SignDisplay
-from dispatcher.events import Actor, DeadlineReached, LeaseRefreshDue, RideCancelled
+from dispatcher.events import Actor, DeadlineReached, Event, LeaseRefreshDue, RideCancelled
 from dispatcher.model import Network, RequestId, SignGeometry
 from tests.core.core_kit import (
     CALAIS,
@@ -264,7 +264,7 @@ def test_a_lapsed_sign_is_lit_again_by_the_next_request(network: Network) -> Non
 def test_seq_increases_per_sign_even_within_one_millisecond(network: Network) -> None:
     core = Core(network)
     seqs: list[int] = []
-    events = [
+    events: list[Event] = [
         press(CALAIS, DUNKERQUE, "r1", code="0001"),
         press(CALAIS, MARCK, "r2", code="0002"),
         RideCancelled(LINE, Actor.RIDER, request_id=RequestId("r1")),

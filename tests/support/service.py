@@ -43,6 +43,7 @@ class ServiceProcess:
     lines_file: Path
     directory: Path
     extra_env: dict[str, str] = field(default_factory=dict)
+    serve_args: tuple[str, ...] = ()
     http_port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
     starts: int = 0
@@ -75,7 +76,11 @@ class ServiceProcess:
         }
         output = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [str(CARPOOL_LINE), "serve"], env=env, stdout=output, stderr=output, cwd=REPO
+            [str(CARPOOL_LINE), "serve", *self.serve_args],
+            env=env,
+            stdout=output,
+            stderr=output,
+            cwd=REPO,
         )
         self.starts += 1
         if wait_ready:
