@@ -14,11 +14,16 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-# Real services the tests start by themselves: Mosquitto (and Chromium for the dashboard tests).
+# Real programs the tests start by themselves: Mosquitto, and Debian's Chromium for the
+# dashboard tests (Playwright drives /usr/bin/chromium; it never downloads a browser).
+APT_PACKAGES := mosquitto chromium chromium-driver fonts-dejavu-core
 system-deps:
-	@command -v mosquitto >/dev/null 2>&1 || test -x /usr/sbin/mosquitto || \
-	  { echo "installing mosquitto with apt-get"; apt-get update -qq && \
-	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto >/dev/null; }
+	@missing=""; \
+	for pkg in $(APT_PACKAGES); do dpkg -s $$pkg >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing with apt-get:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
 
 run: install
 	$(BIN)/carpool-line serve --demo

@@ -94,6 +94,23 @@ class DispatchFallback:
     request: RideRequest
 
 
+@dataclass(frozen=True, slots=True)
+class NotifyRider:
+    """Tell a rider who gave a phone number what became of their request (SMS)."""
+
+    request: RideRequest
+
+
+@dataclass(frozen=True, slots=True)
+class ArmMessageExpiry:
+    """Send OperatorMessageCleared for this message at `at`."""
+
+    line_id: LineId
+    sign_id: SignId
+    message_id: str
+    at: datetime
+
+
 class AlertKind(StrEnum):
     """Conditions an operator must see."""
 
@@ -138,6 +155,8 @@ class RejectionReason(StrEnum):
     UNKNOWN_CODE = "unknown_code"
     NOT_WAITING = "not_waiting"
     UNKNOWN_DEVICE = "unknown_device"
+    UNKNOWN_MESSAGE = "unknown_message"
+    INVALID_MESSAGE = "invalid_message"
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +174,8 @@ Effect = (
     | ArmDeadline
     | DisarmDeadline
     | DispatchFallback
+    | NotifyRider
+    | ArmMessageExpiry
     | RaiseAlert
     | ClearAlert
     | RejectEvent

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 
 from dispatcher.model import DeviceKind, LineId, RequestId, SignId, StopId, TerminalId
@@ -94,6 +95,39 @@ class DeviceStatusReported:
     online: bool
 
 
+@dataclass(frozen=True, slots=True)
+class FallbackRequested:
+    """An operator sends the line's fallback to a waiting rider now."""
+
+    line_id: LineId
+    request_id: RequestId
+
+
+@dataclass(frozen=True, slots=True)
+class OperatorMessagePosted:
+    """An operator puts a message on a sign (`pages == ()` blanks it) until `expires_at`.
+
+    While active it wins over riders' destinations; between operator messages on one sign the
+    highest `priority` wins, then the newest.
+    """
+
+    line_id: LineId
+    sign_id: SignId
+    message_id: str
+    pages: tuple[tuple[str, ...], ...]
+    priority: int
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class OperatorMessageCleared:
+    """An operator message is withdrawn, or its expiry came (timers send this too)."""
+
+    line_id: LineId
+    sign_id: SignId
+    message_id: str
+
+
 Event = (
     RideRequested
     | RideCancelled
@@ -103,4 +137,7 @@ Event = (
     | DevicesResyncRequested
     | SignReported
     | DeviceStatusReported
+    | FallbackRequested
+    | OperatorMessagePosted
+    | OperatorMessageCleared
 )

@@ -6,7 +6,7 @@ Built once from lines.yaml by the service's loader; the core trusts it (the load
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import time, timedelta
+from datetime import date, time, timedelta
 from enum import StrEnum
 from typing import NewType
 
@@ -40,9 +40,13 @@ class TimeWindow:
 
 @dataclass(frozen=True, slots=True)
 class ServiceHours:
-    """Opening windows by weekday; `None` on the line means always open."""
+    """Opening windows by weekday, and local dates closed all day (public holidays).
+
+    `None` on the line means always open.
+    """
 
     windows: dict[Weekday, tuple[TimeWindow, ...]]
+    closed_dates: frozenset[date] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,8 @@ or REFUSED (it never lights a sign). From WAITING exactly one way out is taken:
 
     WAITING --driver validated the code / rider reported departure--> PICKED_UP
     WAITING --rider or operator cancelled---------------------------> CANCELLED
-    WAITING --deadline reached, the line has a fallback--------------> FALLBACK
+    WAITING --guarantee reached in service hours, line has a fallback-> FALLBACK
+    WAITING --an operator sends the fallback now---------------------> FALLBACK
     WAITING --deadline reached, no fallback--------------------------> EXPIRED
     FALLBACK --driver validated the code before the taxi came--------> PICKED_UP
 
@@ -52,11 +53,13 @@ class Cause(StrEnum):
     RIDER_CANCELLED = "rider_cancelled"
     OPERATOR_CANCELLED = "operator_cancelled"
     GUARANTEE_REACHED = "guarantee_reached"
+    OPERATOR_FALLBACK = "operator_fallback"
     DEADLINE_REACHED = "deadline_reached"
     CLOSED = "closed"
     UNKNOWN_DESTINATION = "unknown_destination"
     STOP_FULL = "stop_full"
     NO_FREE_CODE = "no_free_code"
+    ALREADY_WAITING = "already_waiting"
 
 
 TRANSITIONS: dict[RequestState, dict[Cause, RequestState]] = {
@@ -66,6 +69,7 @@ TRANSITIONS: dict[RequestState, dict[Cause, RequestState]] = {
         Cause.RIDER_CANCELLED: RequestState.CANCELLED,
         Cause.OPERATOR_CANCELLED: RequestState.CANCELLED,
         Cause.GUARANTEE_REACHED: RequestState.FALLBACK,
+        Cause.OPERATOR_FALLBACK: RequestState.FALLBACK,
         Cause.DEADLINE_REACHED: RequestState.EXPIRED,
     },
     RequestState.FALLBACK: {Cause.CODE_VALIDATED: RequestState.PICKED_UP},

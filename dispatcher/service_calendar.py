@@ -1,4 +1,4 @@
-"""Pure: is a line open at a given instant, by its local service hours."""
+"""Pure: is a line open at a given instant, by its local service hours and closed dates."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ def is_open(line: Line, now: datetime) -> bool:
     if line.service_hours is None:
         return True
     local = now.astimezone(ZoneInfo(line.timezone))
+    if local.date() in line.service_hours.closed_dates:
+        return False
     windows = line.service_hours.windows.get(_WEEKDAYS[local.weekday()], ())
     clock = local.time().replace(tzinfo=None)
     return any(window.start <= clock < window.end for window in windows)

@@ -10,13 +10,23 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from dispatcher.effects import Alert, AlertKind, SignDisplay, TerminalScreen
+from dispatcher.effects import (
+    Alert,
+    AlertKind,
+    Effect,
+    RejectEvent,
+    RejectionReason,
+    SignDisplay,
+    TerminalScreen,
+)
 from dispatcher.model import DeviceKind, LineId, Network, RequestId, SignId, StopId, TerminalId
 from dispatcher.request_machine import RequestState, RideRequest, Source
 
 CodeKey = tuple[LineId, str]
 DeviceKey = tuple[DeviceKind, str]
 AlertKey = tuple[AlertKind, str]
+
+Step = tuple["DispatcherState", list[Effect]]
 
 CODE_HOLDING_STATES = frozenset({RequestState.WAITING, RequestState.FALLBACK})
 
@@ -28,6 +38,17 @@ class SignReport:
     seq: int
     pages: tuple[tuple[str, ...], ...]
     at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class OperatorMessage:
+    """An operator's message on one sign, active until `expires_at`."""
+
+    message_id: str
+    pages: tuple[tuple[str, ...], ...]
+    priority: int
+    posted_at: datetime
+    expires_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +65,14 @@ class DispatcherState:
     screens: Mapping[TerminalId, TerminalScreen] = field(default_factory=dict)
     online: Mapping[DeviceKey, bool] = field(default_factory=dict)
     alerts: Mapping[AlertKey, Alert] = field(default_factory=dict)
+    operator_messages: Mapping[SignId, tuple[OperatorMessage, ...]] = field(default_factory=dict)
+
+    def operator_message(self, sign_id: SignId, now: datetime) -> OperatorMessage | None:
+        """The operator message a sign shows now: highest priority, then newest; None if none."""
+        active = [m for m in self.operator_messages.get(sign_id, ()) if m.expires_at > now]
+        if not active:
+            return None
+        return max(active, key=lambda message: (message.priority, message.posted_at))
 
     def waiting_at(self, stop_id: StopId) -> tuple[RideRequest, ...]:
         """The requests waiting at a stop, oldest first."""
@@ -93,3 +122,8 @@ def index_requests(network: Network, requests: Iterable[RideRequest]) -> Dispatc
         waiting_by_stop=waiting_by_stop,
         codes=codes,
     )
+
+
+def reject(state: DispatcherState, reason: RejectionReason, detail: str) -> Step:
+    """The event changes nothing: same state, one RejectEvent for the shell to log and answer."""
+    return state, [RejectEvent(reason, detail)]

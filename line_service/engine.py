@@ -19,10 +19,12 @@ import structlog
 
 from dispatcher.effects import (
     ArmDeadline,
+    ArmMessageExpiry,
     ClearAlert,
     DisarmDeadline,
     DispatchFallback,
     Effect,
+    NotifyRider,
     RaiseAlert,
     RejectEvent,
     SaveRequest,
@@ -50,10 +52,39 @@ class DeviceOutbox(Protocol):
 
 
 class DeadlineTimers(Protocol):
-    """Where deadlines are armed."""
+    """Where deadlines and operator-message expiries are armed."""
 
     def arm(self, request_id: RequestId, at: datetime) -> None: ...
     def disarm(self, request_id: RequestId) -> None: ...
+    def arm_message_expiry(self, effect: ArmMessageExpiry) -> None: ...
+
+
+class RiderNotifier(Protocol):
+    """Tells riders who gave a phone number what became of their request (SMS)."""
+
+    def notify(self, request: RideRequest) -> None: ...
+
+
+class FallbackDispatcher(Protocol):
+    """Sends the line's fallback (a taxi) to a rider whose wait guarantee is reached."""
+
+    def dispatch(self, request: RideRequest) -> None: ...
+
+
+class LoggingNotifier:
+    """A notifier that only logs (no SMS channel configured)."""
+
+    def notify(self, request: RideRequest) -> None:
+        """Log what the rider would be told."""
+        log.info("rider.notify", request_id=request.id, state=request.state.value)
+
+
+class LoggingFallback:
+    """A fallback dispatcher that only logs (no fallback configured)."""
+
+    def dispatch(self, request: RideRequest) -> None:
+        """Log the fallback that would be sent."""
+        log.warning("fallback.dispatch", request_id=request.id, stop=request.stop_id)
 
 
 class Engine:
@@ -66,8 +97,12 @@ class Engine:
         outbox: DeviceOutbox,
         timers: DeadlineTimers,
         writer: Writer,
+        notifier: RiderNotifier | None = None,
+        fallback: FallbackDispatcher | None = None,
     ) -> None:
         self._state = state
+        self.notifier: RiderNotifier = notifier or LoggingNotifier()
+        self.fallback: FallbackDispatcher = fallback or LoggingFallback()
         self._clock = clock
         self._outbox = outbox
         self._timers = timers
@@ -146,7 +181,11 @@ class Engine:
                 case DisarmDeadline():
                     self._timers.disarm(effect.request_id)
                 case DispatchFallback():
-                    log.warning("fallback.dispatch", request_id=effect.request.id)
+                    after_commit.append(functools.partial(self.fallback.dispatch, effect.request))
+                case NotifyRider():
+                    after_commit.append(functools.partial(self.notifier.notify, effect.request))
+                case ArmMessageExpiry():
+                    self._timers.arm_message_expiry(effect)
                 case RaiseAlert():
                     log.warning(
                         "alert.raised",

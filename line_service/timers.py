@@ -11,7 +11,8 @@ from datetime import datetime, timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from dispatcher.events import DeadlineReached, Event, LeaseRefreshDue
+from dispatcher.effects import ArmMessageExpiry
+from dispatcher.events import DeadlineReached, Event, LeaseRefreshDue, OperatorMessageCleared
 from dispatcher.model import RequestId
 
 
@@ -59,12 +60,27 @@ class Timers:
         if job is not None:
             job.remove()
 
+    def arm_message_expiry(self, effect: ArmMessageExpiry) -> None:
+        """Withdraw an operator message at its expiry."""
+        self._scheduler.add_job(
+            self._send,
+            "date",
+            run_date=effect.at,
+            args=[OperatorMessageCleared(effect.line_id, effect.sign_id, effect.message_id)],
+            id=f"message:{effect.sign_id}:{effect.message_id}",
+            replace_existing=True,
+        )
+
     def armed(self) -> int:
         """How many deadlines are armed."""
         return sum(1 for job in self._scheduler.get_jobs() if job.id.startswith("deadline:"))
 
     async def _fire(self, request_id: RequestId) -> None:
         self._submit(DeadlineReached(request_id))
+
+    async def _send(self, event: Event) -> None:
+        # Coroutine jobs run on the event loop; a plain function would run on a worker thread.
+        self._submit(event)
 
     async def _refresh(self) -> None:
         self._submit(LeaseRefreshDue())
