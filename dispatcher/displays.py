@@ -54,7 +54,7 @@ def _fresh(
     bounds: list[datetime],
 ) -> SignDisplay:
     return sign_arbiter.display(
-        previous.seq if previous else 0, now, pages, line.tuning.sign_lease, bounds if pages else []
+        previous.seq if previous else 0, now, pages, line.tuning.sign_lease, bounds
     )
 
 
@@ -175,12 +175,9 @@ def post_operator_message(
     line, stop, spec = found
     if event.expires_at <= now:
         return reject(state, RejectionReason.INVALID_MESSAGE, "expires_at is not in the future")
-    pages = tuple(
-        tuple(
-            sign_arbiter.sign_text(row, spec.geometry.columns) for row in page[: spec.geometry.rows]
-        )
-        for page in event.pages[: line.tuning.max_pages]
-    )
+    pages = sign_arbiter.free_text_pages(event.pages, spec.geometry, line.tuning.max_pages)
+    if event.pages and not pages:
+        return reject(state, RejectionReason.INVALID_MESSAGE, "nothing printable in the message")
     message = OperatorMessage(event.message_id, pages, event.priority, now, event.expires_at)
     kept = tuple(
         m for m in state.operator_messages.get(spec.id, ()) if m.message_id != event.message_id

@@ -31,11 +31,42 @@ def next_seq(previous: int, now: datetime) -> int:
     return max(previous + 1, int(now.timestamp() * 1000))
 
 
+_LIGATURES = str.maketrans({"Œ": "OE", "œ": "oe", "Æ": "AE", "æ": "ae", "ß": "ss"})
+
+
 def sign_text(name: str, columns: int) -> str:
-    """A place name as a sign shows it: upper case, accents removed, cut to `columns`."""
-    decomposed = unicodedata.normalize("NFKD", name)
-    plain = "".join(char for char in decomposed if not unicodedata.combining(char))
+    """Text as a sign shows it: printable ASCII upper case, accents removed, cut to `columns`."""
+    decomposed = unicodedata.normalize("NFKD", name.translate(_LIGATURES))
+    plain = "".join(
+        char for char in decomposed if char.isascii() and (char.isprintable() or char.isspace())
+    )
     return " ".join(plain.upper().split())[:columns].rstrip()
+
+
+def free_text_pages(
+    pages: Iterable[Iterable[str]], geometry: SignGeometry, max_pages: int
+) -> tuple[Page, ...]:
+    """An operator's free text fitted to a sign: its rows and columns, 3 units, 7 words a page.
+
+    Empty rows and pages fall away; `()` (blank) stays blank.
+    """
+    fitted: list[Page] = []
+    for page in pages:
+        rows: list[str] = []
+        words = 0
+        for row in page:
+            text = sign_text(row, geometry.columns)
+            room = MAX_WORDS_PER_PAGE - words
+            if not text or room <= 0:
+                continue
+            text = " ".join(text.split()[:room])
+            rows.append(text)
+            words += len(text.split())
+            if len(rows) == min(geometry.rows, MAX_UNITS_PER_PAGE):
+                break
+        if rows:
+            fitted.append(tuple(rows))
+    return tuple(fitted[:max_pages])
 
 
 def compose_pages(

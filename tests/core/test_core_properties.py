@@ -17,7 +17,10 @@ from dispatcher.events import (
     DevicesResyncRequested,
     DeviceStatusReported,
     Event,
+    FallbackRequested,
     LeaseRefreshDue,
+    OperatorMessageCleared,
+    OperatorMessagePosted,
     RideCancelled,
     SignReported,
 )
@@ -55,7 +58,11 @@ OPERATIONS = [
     "report",
     "status",
     "restart",
+    "post",
+    "clear",
+    "fallback_now",
 ]
+MESSAGE_IDS = ["m0", "m1"]
 
 
 class Run:
@@ -133,6 +140,26 @@ class Run:
                 kind, device = data.draw(st.sampled_from(self.devices))
                 line = data.draw(st.sampled_from([LINE, OTHER_LINE]))
                 return DeviceStatusReported(line, kind, device, data.draw(st.booleans()))
+            case "post":
+                sign = data.draw(st.sampled_from([*self.signs, SignId("pmv-nowhere")]))
+                rows = data.draw(st.lists(st.text(max_size=30), max_size=4))
+                pages = (tuple(rows),) if rows else ()
+                minutes = data.draw(st.integers(-1, 120))
+                return OperatorMessagePosted(
+                    data.draw(st.sampled_from([LINE, OTHER_LINE])),
+                    sign,
+                    data.draw(st.sampled_from(MESSAGE_IDS)),
+                    pages,
+                    data.draw(st.integers(0, 3)),
+                    self.now + timedelta(minutes=minutes),
+                )
+            case "clear":
+                sign = data.draw(st.sampled_from([*self.signs, SignId("pmv-nowhere")]))
+                line = data.draw(st.sampled_from([LINE, OTHER_LINE]))
+                return OperatorMessageCleared(line, sign, data.draw(st.sampled_from(MESSAGE_IDS)))
+            case "fallback_now":
+                line = data.draw(st.sampled_from([LINE, OTHER_LINE]))
+                return FallbackRequested(line, data.draw(st.sampled_from(known_ids)))
             case _:
                 # A real restart takes far longer than the few ms of seqs issued meanwhile.
                 self.now += timedelta(seconds=data.draw(st.integers(1, 3600)))
@@ -170,7 +197,11 @@ class Run:
             assert all(len(row) <= spec.geometry.columns for row in page)
             assert all(row == row.upper() and row.isascii() for row in page)
         assert effect.display.expires_at <= self.now + line.tuning.sign_lease
-        if pages:
+        message = self.core.state.operator_message(effect.sign_id, self.now)
+        if message is not None:
+            assert effect.display.pages == message.pages
+            assert effect.display.expires_at <= message.expires_at
+        elif pages:
             for request in self.core.state.waiting_at(stop.id):
                 assert effect.display.expires_at <= request.deadline_at
 
@@ -210,6 +241,10 @@ class Run:
                     names.append(destination.name)
                 for spec in stop.signs:
                     shown = state.signs.get(spec.id)
+                    if spec.id in state.operator_messages:
+                        # An operator message (active, or expired until its timer clears it)
+                        # owns the sign; check_display checks what it shows.
+                        continue
                     if waiting:
                         assert shown is not None
                         expected = sign_arbiter.compose_pages(
