@@ -78,6 +78,8 @@ class Stop:
     km: float
     terminal: TerminalId | None
     signs: tuple[SignSpec, ...]
+    bnlc_id: str | None = None  # the place's id in the national carpool-places base (BNLC)
+    insee: str | None = None  # INSEE code of the commune
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +104,24 @@ class LineTuning:
 
 
 @dataclass(frozen=True, slots=True)
+class Compensation:
+    """Money rules of a line's trips, in integer euro cents (per passenger where it says so)."""
+
+    driver_per_trip_cents: int = 0
+    driver_per_passenger_cents: int = 0
+    passenger_contribution_cents: int = 0
+    siret: str | None = None  # who pays the driver's incentive (RPC `incentives`)
+
+
+@dataclass(frozen=True, slots=True)
+class FallbackContact:
+    """Who the wait guarantee calls: a taxi company by SMS (`address` = E.164) or a webhook URL."""
+
+    kind: str
+    address: str
+
+
+@dataclass(frozen=True, slots=True)
 class Line:
     """A carpool line: directions of stops, with its calendar and tuning."""
 
@@ -112,6 +132,8 @@ class Line:
     service_hours: ServiceHours | None = None
     tuning: LineTuning = LineTuning()
     has_fallback: bool = False
+    fallback: FallbackContact | None = None
+    compensation: Compensation = Compensation()
     _stops: dict[StopId, tuple[Direction, int]] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )

@@ -1,31 +1,40 @@
-"""Adapter: the REST routes (health, readiness, rides, validations, live line state)."""
+"""Adapter: the public REST routes (health, readiness, rides and validations, public line state)."""
 
 from __future__ import annotations
 
 import asyncio
 from typing import Annotated
 
+import phonenumbers
 from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
 
 from dispatcher.effects import Effect, RejectEvent, RejectionReason, SaveRequest
-from dispatcher.events import CodeValidated, RideRequested
+from dispatcher.events import CodeValidated, Event, RideRequested
 from dispatcher.model import DeviceKind, LineId, StopId
 from dispatcher.request_machine import Channel, RideRequest, Source
 from line_service.api_models import (
     LiveLineOut,
     Problem,
     Readiness,
-    RideRequestDetail,
     RideRequestIn,
     RideRequestOut,
     SignOut,
-    TransitionOut,
     ValidationIn,
 )
 from line_service.device_gateway import new_request_ids
 from line_service.runtime import Runtime
 
 SUBMIT_TIMEOUT_SECONDS = 10.0
+
+
+def _e164(raw: str) -> str:
+    try:
+        number = phonenumbers.parse(raw, "FR")
+    except phonenumbers.NumberParseException as exc:
+        raise HTTPException(422, f"phone: not a phone number ({exc})") from exc
+    if not phonenumbers.is_valid_number(number):
+        raise HTTPException(422, "phone: not a valid phone number")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
 def get_runtime(request: Request) -> Runtime:
@@ -55,18 +64,19 @@ async def readyz(runtime: RuntimeDep, response: Response) -> Readiness:
     return checks
 
 
-async def _submit(runtime: Runtime, event: CodeValidated | RideRequested) -> list[Effect]:
+async def submit(runtime: Runtime, event: Event) -> list[Effect]:
+    """Hand an event to the engine; its effects once stored (503 if that takes too long)."""
     try:
         return await asyncio.wait_for(runtime.engine.submit(event), SUBMIT_TIMEOUT_SECONDS)
     except TimeoutError as exc:
         raise HTTPException(503, "the dispatcher could not store the change in time") from exc
 
 
-def _saved(effects: list[Effect]) -> RideRequest | None:
+def saved(effects: list[Effect]) -> RideRequest | None:
     return next((e.request for e in effects if isinstance(e, SaveRequest)), None)
 
 
-def _rejection(effects: list[Effect]) -> RejectEvent | None:
+def rejection(effects: list[Effect]) -> RejectEvent | None:
     return next((e for e in effects if isinstance(e, RejectEvent)), None)
 
 
@@ -78,13 +88,13 @@ async def validate_code(line_id: str, body: ValidationIn, runtime: RuntimeDep) -
     """A driver sends the rider's code: the rider is on board."""
     if runtime.network.line(LineId(line_id)) is None:
         raise HTTPException(404, f"unknown line {line_id!r}")
-    effects = await _submit(runtime, CodeValidated(LineId(line_id), body.code, body.driver_ref))
-    rejected = _rejection(effects)
+    effects = await submit(runtime, CodeValidated(LineId(line_id), body.code, body.driver_ref))
+    rejected = rejection(effects)
     if rejected is not None:
         if rejected.reason is RejectionReason.UNKNOWN_CODE:
             raise HTTPException(404, f"no waiting rider holds code {body.code} on {line_id}")
         raise HTTPException(409, rejected.detail)
-    request = _saved(effects)
+    request = saved(effects)
     assert request is not None
     return RideRequestOut.of(request, with_code=False)
 
@@ -101,9 +111,10 @@ async def create_request(body: RideRequestIn, runtime: RuntimeDep) -> RideReques
         raise HTTPException(404, f"unknown line {body.line_id!r}")
     if line.stop(StopId(body.stop_id)) is None:
         raise HTTPException(404, f"unknown stop {body.stop_id!r} on {body.line_id}")
+    phone = _e164(body.phone) if body.phone else None
     request_id, code = new_request_ids()
     source = Source(Channel.API, body.client_ref or request_id)
-    effects = await _submit(
+    effects = await submit(
         runtime,
         RideRequested(
             request_id=request_id,
@@ -113,30 +124,13 @@ async def create_request(body: RideRequestIn, runtime: RuntimeDep) -> RideReques
             seats=body.seats,
             source=source,
             code_candidate=code,
+            phone=phone,
         ),
     )
-    request = _saved(effects) or runtime.engine.state.request_by_source(source)
+    request = saved(effects) or runtime.engine.state.request_by_source(source)
     if request is None:
         raise HTTPException(422, "the request could not be placed")
     return RideRequestOut.of(request)
-
-
-@api.get("/requests/{request_id}", responses={404: {"model": Problem}})
-async def get_request(request_id: str, runtime: RuntimeDep) -> RideRequestDetail:
-    """A request with its full history."""
-    request = await asyncio.to_thread(runtime.store.request, request_id)
-    if request is None:
-        raise HTTPException(404, f"unknown request {request_id!r}")
-    history = await asyncio.to_thread(runtime.store.history, request_id)
-    return RideRequestDetail(
-        request=RideRequestOut.of(request, with_code=False),
-        history=[
-            TransitionOut(
-                at=row.at, from_state=row.from_state, to_state=row.to_state, cause=row.cause
-            )
-            for row in history
-        ],
-    )
 
 
 @api.get("/lines/{line_id}/live", responses={404: {"model": Problem}})

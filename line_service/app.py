@@ -6,11 +6,12 @@ import contextlib
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
-from fastapi.responses import HTMLResponse
 
 from line_service.api_routes import api, health
+from line_service.dashboard import install_operations
 from line_service.runtime import BackgroundJob, Runtime, build_runtime, running, utc_now
 from line_service.settings import Settings
+from line_service.sms_routes import sms
 
 
 def create_app(
@@ -23,7 +24,7 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[dict[str, Runtime]]:
-        async with running(built, background) as live:
+        async with running(built, (*background, operations.hub.run)) as live:
             yield {"runtime": live}
 
     app = FastAPI(
@@ -34,13 +35,7 @@ def create_app(
     )
     app.include_router(health)
     app.include_router(api)
-
-    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    async def home() -> str:
-        names = ", ".join(line.name for line in built.network.lines)
-        return (
-            "<!doctype html><html lang=fr><meta charset=utf-8><title>Lignes de covoiturage</title>"
-            f"<h1>Lignes : {names}</h1><p><a href=/docs>API</a></p></html>"
-        )
+    app.include_router(sms)
+    operations = install_operations(app, built)  # operator API, live updates, metrics, "/"
 
     return app

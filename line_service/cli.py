@@ -10,8 +10,11 @@ from typing import Annotated
 import typer
 import uvicorn
 
+from line_service.authority_cli import export_app, report_command, send_rpc_command
+from line_service.broker_cli import mosquitto_config
 from line_service.lines_file import LinesFileError, load_network
 from line_service.logging_setup import configure_logging
+from line_service.operator_cli import operator_app
 from line_service.settings import Settings
 
 app = typer.Typer(help="Operate dynamic carpool lines.", no_args_is_help=True)
@@ -29,6 +32,13 @@ def check_config(path: Annotated[Path, typer.Argument(help="lines.yaml to check"
     stops = sum(len(line.all_stops()) for line in network.lines)
     devices = len(network.devices())
     typer.echo(f"{path}: OK — {len(network.lines)} line(s), {stops} stops, {devices} devices")
+
+
+app.command("mosquitto-config")(mosquitto_config)
+app.add_typer(operator_app, name="operator")
+app.add_typer(export_app, name="export")
+app.command("report")(report_command)
+app.command("send-rpc")(send_rpc_command)
 
 
 @app.command()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Hashable, Sequence
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -14,8 +15,10 @@ from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
 from dispatcher.model import (
+    Compensation,
     Direction,
     DirectionId,
+    FallbackContact,
     Line,
     LineId,
     LineTuning,
@@ -30,6 +33,7 @@ from dispatcher.model import (
     TimeWindow,
     Weekday,
 )
+from line_service.calendar_loader import french_public_holidays
 from line_service.lines_schema import (
     PATTERN_HINTS,
     DirectionEntry,
@@ -206,7 +210,14 @@ def _line(entry: LineEntry) -> Line:
         name=entry.name,
         timezone=entry.timezone,
         directions=tuple(_direction(direction) for direction in entry.directions),
-        service_hours=None if entry.service_hours is None else _hours(entry.service_hours),
+        service_hours=None
+        if entry.service_hours is None
+        else replace(
+            _hours(entry.service_hours),
+            closed_dates=french_public_holidays()
+            if entry.public_holidays == "closed"
+            else frozenset(),
+        ),
         tuning=LineTuning(
             wait_guarantee=None if guarantee is None else timedelta(minutes=guarantee),
             max_wait=timedelta(minutes=tuning.max_wait_minutes),
@@ -215,7 +226,23 @@ def _line(entry: LineEntry) -> Line:
             max_waiting_per_stop=tuning.max_waiting_per_stop,
             max_pages=tuning.max_pages,
         ),
-        has_fallback=False,
+        has_fallback=entry.fallback is not None,
+        fallback=None
+        if entry.fallback is None
+        else FallbackContact(entry.fallback.kind, entry.fallback.address),
+        compensation=_compensation(entry),
+    )
+
+
+def _compensation(entry: LineEntry) -> Compensation:
+    money = entry.compensation
+    if money is None:
+        return Compensation()
+    return Compensation(
+        money.driver_per_trip_cents,
+        money.driver_per_passenger_cents,
+        money.passenger_contribution_cents,
+        money.siret,
     )
 
 
@@ -276,4 +303,6 @@ def _stop(entry: StopEntry, km: float) -> Stop:
             )
             for sign in entry.signs
         ),
+        bnlc_id=entry.bnlc_id,
+        insee=entry.insee,
     )

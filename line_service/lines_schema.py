@@ -17,6 +17,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict, field_validator
 
 from dispatcher.model import Weekday
+from line_service.authority_config import (
+    CompensationEntry,
+    FallbackEntry,
+    HolidayPolicy,
+    check_compensation,
+)
 
 _WEEKDAYS = tuple(Weekday)
 _DAY_NAMES = frozenset(day.value for day in Weekday)
@@ -176,6 +182,9 @@ class LineEntry(_Spec):
     wait_guarantee_minutes: Annotated[int, Strict(), Field(ge=1, le=240)] | None = None
     service_hours: dict[DaySpec, tuple[WindowText, ...]] | None = Field(default=None, min_length=1)
     tuning: TuningEntry | None = None
+    fallback: FallbackEntry | None = None  # who the wait guarantee calls
+    compensation: CompensationEntry | None = None  # money of a trip (cents)
+    public_holidays: HolidayPolicy = "closed"  # French public holidays: closed unless "open"
     directions: tuple[DirectionEntry, ...] = Field(min_length=1, max_length=20)
 
     @field_validator("service_hours")
@@ -258,6 +267,7 @@ def cross_check(data: object) -> list[str]:
     for line_path, line, _ in _entries(data, "lines", ""):
         line_ids.claim(line.get("id"), f"{line_path}.id")
         _check_guarantee(line, line_path, problems)
+        problems.extend(check_compensation(line, line_path))
         directions = _Registry(problems, "direction id")
         stops = _Registry(problems, "stop id in this line")
         for direction_path, direction, _ in _entries(line, "directions", line_path):

@@ -13,11 +13,13 @@ import structlog
 
 from dispatcher.model import Network
 from dispatcher.state import DispatcherState
+from line_service.authority_wiring import AuthorityServices, wire_authority
 from line_service.device_gateway import DeviceGateway
 from line_service.embedded_broker import embedded_broker
 from line_service.engine import Clock, Engine
 from line_service.lines_file import load_network
 from line_service.settings import EMBEDDED, Settings
+from line_service.sms_wiring import SmsChannel, build_sms_channel
 from line_service.store import Store
 from line_service.timers import Timers
 from line_service.writer import Writer
@@ -49,6 +51,8 @@ class Runtime:
     gateway: DeviceGateway
     clock: Clock
     started_at: datetime = field(default_factory=utc_now)
+    sms: SmsChannel | None = None
+    authority: AuthorityServices | None = None  # fallbacks and trip recorder (issue 5)
 
     async def ready(self) -> dict[str, bool]:
         """Whether the broker and the database are reachable now."""
@@ -72,7 +76,11 @@ def build_runtime(settings: Settings, clock: Clock = utc_now) -> Runtime:
     engine = Engine(DispatcherState(network=network), clock, gateway, timers, writer)
     engine_box.append(engine)
     gateway.attach(engine)
-    return Runtime(settings, network, store, engine, writer, timers, gateway, clock)
+    runtime = Runtime(settings, network, store, engine, writer, timers, gateway, clock)
+    runtime.sms = build_sms_channel(settings, network, store, engine, clock)
+    sms_sender = runtime.sms.sender if runtime.sms else None
+    runtime.authority = wire_authority(network, store, engine, sms_sender)
+    return runtime
 
 
 @contextlib.asynccontextmanager
@@ -97,6 +105,12 @@ async def running(
                 group.create_task(runtime.writer.run(), name="writer"),
                 group.create_task(runtime.engine.run(), name="engine"),
                 group.create_task(runtime.gateway.link.run(), name="mqtt-link"),
+                *([group.create_task(runtime.sms.run(), name="sms-sender")] if runtime.sms else []),
+                *(
+                    [group.create_task(runtime.authority.run(), name="authority")]
+                    if runtime.authority
+                    else []
+                ),
                 *(
                     group.create_task(job(runtime), name=f"job-{i}")
                     for i, job in enumerate(background)

@@ -6,7 +6,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 EMBEDDED = "embedded"
@@ -30,6 +30,10 @@ class Settings(BaseSettings):
     twilio_from: str = ""
     twilio_api_base: str = "https://api.twilio.com"
     public_url: str = "http://127.0.0.1:8000"
+    api_tokens: SecretStr = SecretStr("")  # "token:role,…" or JSON {"token": "role"}
+    phone_hash_salt: SecretStr = SecretStr("")
+    sms_rate_limit_count: int = Field(default=10, ge=1)
+    sms_rate_limit_window_seconds: float = Field(default=600.0, gt=0)
     lease_refresh_seconds: float = Field(default=30.0, gt=0)
     ignore_service_hours: bool = False
     log_format: Literal["auto", "json", "console"] = "auto"
@@ -41,6 +45,23 @@ class Settings(BaseSettings):
         if value != EMBEDDED and not value.startswith("mqtt://"):
             raise ValueError("CARPOOL_MQTT_URL must be 'embedded' or mqtt://[user:pass@]host:port")
         return value
+
+    @model_validator(mode="after")
+    def _twilio_needs_secrets(self) -> Settings:
+        if self.sms_provider == "twilio":
+            missing = [
+                f"CARPOOL_{name.upper()}"
+                for name, value in (
+                    ("twilio_account_sid", self.twilio_account_sid),
+                    ("twilio_auth_token", self.twilio_auth_token.get_secret_value()),
+                    ("twilio_from", self.twilio_from),
+                    ("phone_hash_salt", self.phone_hash_salt.get_secret_value()),
+                )
+                if not value.strip()
+            ]
+            if missing:
+                raise ValueError(f"CARPOOL_SMS_PROVIDER=twilio needs {', '.join(missing)}")
+        return self
 
     @property
     def lease_refresh(self) -> timedelta:

@@ -7,7 +7,7 @@ Times are stored in UTC and read back aware.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,8 @@ from sqlmodel import Field, Session, SQLModel, col, create_engine, select
 
 from dispatcher.model import LineId, RequestId, StopId, TerminalId
 from dispatcher.request_machine import Cause, Channel, RequestState, RideRequest, Source
+
+PHONE_KEEPING_STATES = frozenset({RequestState.WAITING, RequestState.FALLBACK})
 
 
 def _utc_column(**kwargs: Any) -> Any:
@@ -61,6 +63,15 @@ class RequestEventRecord(SQLModel, table=True):
     cause: str = Field(max_length=32)
 
 
+class PhoneHashRecord(SQLModel, table=True):
+    """A finished request's rider number, kept only as a salted hash (statistics)."""
+
+    __tablename__ = "rider_phone_hash"
+
+    request_id: str = Field(primary_key=True, max_length=64)
+    phone_hash: str = Field(max_length=64, index=True)
+
+
 class DeviceStatusRecord(SQLModel, table=True):
     """The last known presence of a device."""
 
@@ -71,6 +82,36 @@ class DeviceStatusRecord(SQLModel, table=True):
     line_id: str = Field(max_length=64)
     online: bool
     changed_at: datetime = _utc_column(nullable=False)
+
+
+class TripRecord(SQLModel, table=True):
+    """A validated ride (one driver/passenger pair); written by line_service.trips."""
+
+    __tablename__ = "trip"
+
+    id: str = Field(primary_key=True, max_length=64)  # the RPC operator_journey_id
+    request_id: str = Field(max_length=64, unique=True)
+    operator_trip_id: str = Field(max_length=64, index=True)  # one car run
+    line_id: str = Field(max_length=64)
+    origin_id: str = Field(max_length=64)
+    destination_id: str = Field(max_length=64)
+    requested_at: datetime = _utc_column(nullable=False)
+    picked_up_at: datetime = _utc_column(nullable=False, index=True)
+    arrival_at: datetime = _utc_column(nullable=False)  # estimated from the distance
+    distance_m: int
+    seats: int
+    channel: str = Field(max_length=16)  # how the rider asked
+    driver_ref: str = Field(max_length=160, index=True)
+    driver_phone_trunc: str | None = Field(default=None, max_length=16)
+    driver_identity_key: str | None = Field(default=None, max_length=64)
+    passenger_ref: str | None = Field(default=None, max_length=64, index=True)
+    passenger_phone_trunc: str | None = Field(default=None, max_length=16)
+    passenger_identity_key: str | None = Field(default=None, max_length=64)
+    fallback_dispatched: bool = False
+    driver_compensation_cents: int = 0
+    passenger_contribution_cents: int = 0
+    flags: str = Field(default="", max_length=200)  # anti-abuse flags, comma-separated
+    operator_class: str = Field(max_length=1)
 
 
 def _aware(value: datetime) -> datetime:
@@ -127,6 +168,8 @@ class Store:
         if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         self.url = url
+        # Set by the SMS wiring: finished requests keep only this hash of the rider's number.
+        self.phone_hasher: Callable[[str], str] | None = None
         self.engine: Engine = create_engine(url, pool_pre_ping=True)
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
@@ -152,7 +195,13 @@ class Store:
         """Upsert requests and append their transitions, all in one transaction."""
         with Session(self.engine) as session:
             for request, previous_state in changes:
-                session.merge(to_record(request))
+                record = to_record(request)
+                if record.phone is not None and request.state not in PHONE_KEEPING_STATES:
+                    if self.phone_hasher is not None:
+                        phone_hash = self.phone_hasher(record.phone)
+                        session.merge(PhoneHashRecord(request_id=record.id, phone_hash=phone_hash))
+                    record.phone = None
+                session.merge(record)
                 session.add(
                     RequestEventRecord(
                         request_id=request.id,

@@ -40,6 +40,8 @@ class Writer:
         self._max_retry_delay = max_retry_delay
         self.commits = 0
         self.failures = 0
+        self._statuses: dict[tuple[str, str, str], tuple[bool, datetime]] = {}
+        self._status_flush: asyncio.Task[None] | None = None
 
     def save(self, changes: list[Change], then: Callable[[], None]) -> None:
         """Store these request changes, then call `then`."""
@@ -49,17 +51,27 @@ class Writer:
         self._wake.set()
 
     def save_device_status(self, event: DeviceStatusReported, at: datetime) -> None:
-        """Remember a device's presence (best effort, off the engine)."""
-        task = asyncio.get_running_loop().run_in_executor(
-            None,
-            self._store.save_device_status,
-            event.line_id,
-            event.kind.value,
-            event.device_id,
-            event.online,
-            at,
-        )
-        task.add_done_callback(_log_failure)
+        """Remember a device's presence (best effort, off the engine).
+
+        Coalesced: the newest status per device, written by one worker job at a time (a job per
+        heartbeat let thousands of threads' worth of work fight the engine for the GIL).
+        """
+        key = (event.line_id, event.kind.value, event.device_id)
+        self._statuses[key] = (event.online, at)
+        if self._status_flush is None or self._status_flush.done():
+            self._status_flush = asyncio.get_running_loop().create_task(self._flush_statuses())
+
+    async def _flush_statuses(self) -> None:
+        while self._statuses:
+            batch, self._statuses = self._statuses, {}
+            try:
+                await asyncio.to_thread(self._save_statuses, batch)
+            except Exception as exc:
+                log.error("writer.device_status_failed", error=str(exc)[:300])
+
+    def _save_statuses(self, batch: dict[tuple[str, str, str], tuple[bool, datetime]]) -> None:
+        for (line_id, kind, device_id), (online, at) in batch.items():
+            self._store.save_device_status(line_id, kind, device_id, online, at)
 
     @property
     def backlog(self) -> int:
@@ -103,8 +115,3 @@ class Writer:
                 continue
             self.commits += 1
             return
-
-
-def _log_failure(task: asyncio.Future[None]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.error("writer.device_status_failed", error=str(task.exception())[:300])

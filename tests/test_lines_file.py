@@ -118,7 +118,7 @@ def test_shipped_file_has_the_calais_dunkerque_line(shipped: Network) -> None:
         max_waiting_per_stop=6,
         max_pages=3,
     )
-    assert not line.has_fallback
+    assert line.has_fallback  # a taxi by SMS at the wait guarantee (issue 5)
 
 
 def test_shipped_codes_are_unique_and_found_by_sms(shipped: Network) -> None:

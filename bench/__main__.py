@@ -1,0 +1,77 @@
+"""Shell: `python -m bench` — run the benchmark, print the table, write BENCHMARKS.md."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from bench import report
+from bench.scenarios import Options, RunResult, Say, one_run
+
+QUICK = Options(
+    devices=500,
+    rate=50,
+    seconds=4,
+    steps=(250, 1000),
+    step_seconds=1.0,
+    ingest=3000,
+    waiting=100,
+    runs=1,
+)
+
+
+def parse(argv: list[str]) -> tuple[Options, Path, bool]:
+    """Options from the command line."""
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="a short run with few devices")
+    parser.add_argument("--runs", type=int, help="runs to take medians of (default 3)")
+    parser.add_argument("--devices", type=int, help="devices heartbeating (default 5000)")
+    parser.add_argument("--rate", type=float, help="presses a second (default 50)")
+    parser.add_argument("--seconds", type=float, help="length of the latency phase")
+    parser.add_argument("--ingest", type=int, help="heartbeats in the ingest flood")
+    parser.add_argument("--waiting", type=int, help="waiting requests at restart (default 1000)")
+    parser.add_argument("--steps", help="comma-separated press rates for the sustained test")
+    parser.add_argument("--step-seconds", type=float, help="length of each rate step")
+    parser.add_argument("--profile", type=Path, help="write the service's cProfile stats here")
+    parser.add_argument("--output", type=Path, default=Path("BENCHMARKS.md"))
+    parser.add_argument("--quiet", action="store_true")
+    args = parser.parse_args(argv)
+    options = QUICK if args.quick else Options()
+    chosen = {
+        key: getattr(args, key)
+        for key in (
+            "runs",
+            "devices",
+            "rate",
+            "seconds",
+            "ingest",
+            "waiting",
+            "step_seconds",
+            "profile",
+        )
+        if getattr(args, key) is not None
+    }
+    if args.steps:
+        chosen["steps"] = tuple(float(step) for step in args.steps.split(","))
+    return replace(options, **chosen), args.output, args.quiet
+
+
+def main(argv: list[str]) -> list[RunResult]:
+    """Run, print, write; returns the runs."""
+    options, output, quiet = parse(argv)
+    say = Say(quiet)
+    runs: list[RunResult] = []
+    for number in range(1, options.runs + 1):
+        say(f"run {number}/{options.runs}")
+        runs.append(one_run(options, say))
+    command = " ".join(["python -m bench", *argv])
+    say(report.table(report.rows(runs, options)))
+    report.write(output, report.results_section(runs, options, command))
+    say(f"written to {output}")
+    return runs
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,253 @@
+"""Test support: fault injection — a locked-down Mosquitto, device fleets, monitors, deadlines."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import getpass
+import json
+import os
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.reasoncodes import ReasonCode
+
+from dispatcher.model import Network
+from line_service.broker_config import Written, write_broker_config
+from stop_devices.mqtt_link import BrokerAddress
+from stop_devices.safety_monitor import SafetyMonitor, SafetyReport
+from stop_devices.simulator import VirtualSign, VirtualTerminal
+from tests.support.brokers import MOSQUITTO, accepts_connections, free_port
+from tests.support.service import LINE
+from tests.support.waiting import wait_until
+
+SCALE = max(1, int(os.environ.get("CARPOOL_SOAK_SCALE", "1")))
+"""`make soak` sets CARPOOL_SOAK_SCALE: more load, more cycles, more examples."""
+
+
+async def eventually(
+    condition: Callable[[], bool | Awaitable[bool]],
+    timeout: float,  # noqa: ASYNC109 - a deadline is the point
+    what: str,
+    poll: float = 0.02,
+) -> float:
+    """Wait (without blocking the loop) until `condition` holds; return the seconds it took."""
+    started = time.monotonic()
+    while True:
+        outcome = condition()
+        if not isinstance(outcome, bool):
+            outcome = await outcome
+        if outcome:
+            return time.monotonic() - started
+        if time.monotonic() - started > timeout:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(poll)
+
+
+@dataclass
+class SecureBroker:
+    """Mosquitto started with the config `carpool-line mosquitto-config` generates."""
+
+    network: Network
+    directory: Path
+    port: int = field(default_factory=free_port)
+    written: Written | None = None
+    process: subprocess.Popen[bytes] | None = None
+
+    def configure(self) -> Written:
+        """Generate the files (run as the current user: tests run as root in CI images)."""
+        self.written = write_broker_config(
+            self.network,
+            self.directory,
+            port=self.port,
+            bind="127.0.0.1",
+            run_as=getpass.getuser(),
+            persistence=False,
+        )
+        return self.written
+
+    def password(self, username: str) -> str:
+        """The clear password of an account."""
+        assert self.written is not None
+        return self.written.account(username).password
+
+    def url(self, username: str = "dispatcher") -> str:
+        """mqtt://user:pass@127.0.0.1:port for CARPOOL_MQTT_URL."""
+        return f"mqtt://{username}:{self.password(username)}@127.0.0.1:{self.port}"
+
+    def address(self, username: str = "dispatcher") -> BrokerAddress:
+        """The same, for the simulator and the monitor."""
+        return BrokerAddress("127.0.0.1", self.port, username, self.password(username))
+
+    def start(self) -> None:
+        """Start the broker and wait until it accepts connections."""
+        written = self.written or self.configure()
+        log = (self.directory / "mosquitto.log").open("ab")
+        self.process = subprocess.Popen(
+            [MOSQUITTO, "-c", str(written.config_file)], stdout=log, stderr=log
+        )
+        wait_until(lambda: accepts_connections(self.port), 10, f"mosquitto on {self.port}")
+
+    def kill(self) -> None:
+        """SIGKILL: the broker vanishes mid-flight (no will is lost: it never had a chance)."""
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait(5)
+            self.process = None
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL."""
+        if self.process is not None:
+            self.process.terminate()
+            try:
+                self.process.wait(5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+            self.process = None
+
+
+class DeviceClient:
+    """A paho client that logs in with a device's credentials and remembers what it receives."""
+
+    def __init__(self, port: int, username: str | None, password: str | None) -> None:
+        self.messages: list[tuple[str, bytes]] = []
+        self.refused: ReasonCode | None = None
+        self.granted: list[ReasonCode] = []
+        self._lock = threading.Lock()
+        self._connected = threading.Event()
+        self._subscribed = threading.Event()
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"dev-{uuid.uuid4().hex}")
+        if username is not None:
+            self.client.username_pw_set(username, password)
+        self.client.on_connect = self._on_connect
+        self.client.on_message = self._on_message
+        self.client.on_subscribe = self._on_subscribe
+        self.client.connect("127.0.0.1", port, keepalive=30)
+        self.client.loop_start()
+
+    def _on_connect(self, _c: Any, _u: Any, _f: Any, reason: ReasonCode, _p: Any) -> None:
+        if reason.is_failure:
+            self.refused = reason
+        self._connected.set()
+
+    def _on_subscribe(self, _c: Any, _u: Any, _m: Any, reasons: list[ReasonCode], _p: Any) -> None:
+        self.granted = reasons
+        self._subscribed.set()
+
+    def _on_message(self, _c: Any, _u: Any, message: mqtt.MQTTMessage) -> None:
+        with self._lock:
+            self.messages.append((message.topic, bytes(message.payload)))
+
+    def wait_connected(self) -> bool:
+        """True when the broker accepted the login."""
+        assert self._connected.wait(10), "no CONNACK"
+        return self.refused is None and self.client.is_connected()
+
+    def subscribe(self, *filters: str) -> None:
+        """Subscribe and wait for the SUBACK."""
+        self._subscribed.clear()
+        self.client.subscribe([(f, 1) for f in filters])
+        assert self._subscribed.wait(10), "no SUBACK"
+
+    def publish(self, topic: str, payload: dict[str, Any] | bytes) -> None:
+        """QoS 1 publish, waiting for the broker's PUBACK (sent even when the ACL drops it)."""
+        data = json.dumps(payload).encode() if isinstance(payload, dict) else payload
+        self.client.publish(topic, data, qos=1).wait_for_publish(10)
+
+    def received(self, topic: str) -> list[dict[str, Any]]:
+        """Payloads received on `topic`."""
+        with self._lock:
+            return [json.loads(p) for t, p in self.messages if t == topic]
+
+    def topics(self) -> set[str]:
+        """Every topic something arrived on."""
+        with self._lock:
+            return {t for t, _ in self.messages}
+
+    def close(self) -> None:
+        """Disconnect."""
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+@dataclass
+class Fleet:
+    """One virtual device per terminal and sign of the line, all running in this event loop."""
+
+    signs: dict[str, VirtualSign]
+    terminals: dict[str, VirtualTerminal]
+
+    @classmethod
+    def of(cls, network: Network, address: Callable[[str], BrokerAddress]) -> Fleet:
+        """Devices for every configured sign and terminal; `address(device_id)` logs each in."""
+        signs: dict[str, VirtualSign] = {}
+        terminals: dict[str, VirtualTerminal] = {}
+        for line in network.lines:
+            for stop in line.all_stops():
+                for spec in stop.signs:
+                    signs[spec.id] = VirtualSign(address(spec.id), line.id, spec.id)
+                if stop.terminal is not None:
+                    terminals[stop.terminal] = VirtualTerminal(
+                        address(stop.terminal), line.id, stop.terminal, stop
+                    )
+        return cls(signs, terminals)
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[Fleet]:
+        """Run every device; wait until all are connected."""
+        devices = [*self.signs.values(), *self.terminals.values()]
+        tasks = [asyncio.create_task(device.run()) for device in devices]
+        try:
+            await eventually(lambda: all(d.connected for d in devices), 15, "fleet connected")
+            yield self
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    def connected(self) -> bool:
+        """True when every device has a session."""
+        devices = [*self.signs.values(), *self.terminals.values()]
+        return all(device.connected for device in devices)
+
+
+@contextlib.asynccontextmanager
+async def watching(network: Network, address: BrokerAddress) -> AsyncIterator[SafetyMonitor]:
+    """A safety monitor running in this loop for the duration of the block."""
+    monitor = SafetyMonitor(network, address, client_id=f"safety-{uuid.uuid4().hex[:8]}")
+    task = asyncio.create_task(monitor.run())
+    try:
+        await asyncio.wait_for(monitor.connected.wait(), 10)
+        yield monitor
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def live(client: httpx.AsyncClient) -> dict[str, Any]:
+    """The service's live view of the line."""
+    answer = await client.get(f"/api/v1/lines/{LINE}/live", timeout=5)
+    answer.raise_for_status()
+    body: dict[str, Any] = answer.json()
+    return body
+
+
+def assert_safe(report: SafetyReport) -> None:
+    """No sign showed a passenger nobody was for longer than one lease."""
+    assert report.safe, f"phantom passengers: {report.violations}"
+
+
+def figure(name: str, value: str) -> None:
+    """Print a measured figure (docs/RELIABILITY.md quotes them; run pytest with -s to see)."""
+    print(f"\nFIGURE {name}: {value}")

@@ -1,0 +1,38 @@
+"""Shell: the benchmark harness runs end to end on a tiny load and writes its table (no timings)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bench.__main__ import main
+from bench.report import BEGIN, END
+
+
+def test_tiny_benchmark_run_prints_every_row_and_keeps_hand_written_notes(tmp_path: Path) -> None:
+    output = tmp_path / "BENCHMARKS.md"
+    output.write_text(f"# Benchmarks\n\nnotes before\n\n{BEGIN}\nold\n{END}\n\nnotes after\n")
+    argv = ["--quick", "--devices", "60", "--seconds", "1", "--steps", "20", "--ingest", "200"]
+    runs = main([*argv, "--waiting", "10", "--output", str(output), "--quiet"])
+
+    assert len(runs) == 1
+    run = runs[0]
+    assert run.latency["service"].count > 0
+    assert run.latency["bare relay"].count > 0
+    assert run.recovered_signs == 2 * 20  # 60 devices: 20 stops with a terminal and 2 signs
+    assert run.recovered_lit == 2 * 10
+    text = output.read_text()
+    for row in (
+        "press→sign p50",
+        "press→sign p99",
+        "presses lost",
+        "sustained rate",
+        "heartbeat ingest",
+        "recovery (10 waiting",
+        "memory RSS (60 devices)",
+        "Machine: ",
+        "python -m bench --quick",
+    ):
+        assert row in text
+    assert "notes before" in text
+    assert "notes after" in text
+    assert "\nold\n" not in text

@@ -1,0 +1,265 @@
+"""Broker security: accounts and ACL generated from lines.yaml, enforced by a real Mosquitto."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import ssl
+import stat
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from dispatcher.model import Network, RequestId
+from line_service.broker_config import TlsListener, password_hash, write_broker_config
+from line_service.lines_file import load_network
+from stop_devices import translate
+from stop_devices.mqtt_link import Received
+from tests.support.brokers import MOSQUITTO, accepts_connections, free_port
+from tests.support.faults import DeviceClient, SecureBroker
+from tests.support.service import LINE, REPO, ServiceProcess, write_lines_file
+from tests.support.waiting import wait_until
+
+PREFIX = f"carpool/v1/{LINE}"
+VICTIM, ATTACKER = "t-marck-est", "t-calais-est"
+CARPOOL_LINE = Path(sys.executable).parent / "carpool-line"
+
+
+def press_body(request_id: str, destination: str = "dunkerque-est") -> dict[str, Any]:
+    return {"v": 1, "request_id": request_id, "destination": destination, "seats": 1}
+
+
+@pytest.fixture
+def network(tmp_path: Path) -> Network:
+    return load_network(write_lines_file(tmp_path))
+
+
+@pytest.fixture
+def broker(network: Network, tmp_path: Path) -> Iterator[SecureBroker]:
+    secure = SecureBroker(network, tmp_path / "broker")
+    secure.start()
+    yield secure
+    secure.stop()
+
+
+@pytest.fixture
+def service(broker: SecureBroker, tmp_path: Path) -> Iterator[ServiceProcess]:
+    process = ServiceProcess(
+        broker_url=broker.url("dispatcher"),
+        database_url=f"sqlite:///{tmp_path}/carpool.sqlite3",
+        lines_file=tmp_path / "lines.yaml",
+        directory=tmp_path,
+    )
+    process.start()
+    yield process
+    process.stop()
+
+
+def device(broker: SecureBroker, username: str) -> DeviceClient:
+    client = DeviceClient(broker.port, username, broker.password(username))
+    assert client.wait_connected(), f"{username} could not log in"
+    return client
+
+
+def test_cli_writes_private_files_and_keeps_passwords_on_a_second_run(tmp_path: Path) -> None:
+    out = tmp_path / "mosquitto"
+    command = [str(CARPOOL_LINE), "mosquitto-config", "--out", str(out)]
+    first = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=True)
+    assert "25 new password(s)" in first.stdout
+    assert "dispatcher" in first.stdout
+    for private in ("passwords", "acl", "credentials.json"):
+        assert stat.S_IMODE((out / private).stat().st_mode) == 0o600, private
+    before = json.loads((out / "credentials.json").read_text())
+    second = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=True)
+    assert "0 new password(s)" in second.stdout
+    assert json.loads((out / "credentials.json").read_text()) == before
+    conf = (out / "mosquitto.conf").read_text()
+    assert "allow_anonymous false" in conf
+    assert "set_tcp_nodelay true" in conf
+    # Clear passwords are in credentials.json only, never in what the broker reads.
+    secret = before["accounts"][1]["password"]
+    assert secret not in (out / "passwords").read_text() + conf + (out / "acl").read_text()
+
+
+def test_cli_refuses_half_a_tls_listener(tmp_path: Path) -> None:
+    command = [str(CARPOOL_LINE), "mosquitto-config", "--out", str(tmp_path), "--tls-port", "8883"]
+    answer = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
+    assert answer.returncode == 2
+    assert "--tls-cert" in answer.stderr
+
+
+def test_password_hash_is_the_mosquitto_7_format() -> None:
+    hashed = password_hash("secret", salt=b"\x00" * 12)
+    assert hashed.startswith("$7$101$AAAAAAAAAAAAAAAA$")
+    assert len(hashed.split("$")[-1]) == 88  # base64 of a 64-byte SHA-512 digest
+
+
+def test_wrong_password_and_anonymous_logins_are_refused(broker: SecureBroker) -> None:
+    wrong = DeviceClient(broker.port, VICTIM, "not-the-password")
+    anonymous = DeviceClient(broker.port, None, None)
+    try:
+        assert not wrong.wait_connected()
+        assert not anonymous.wait_connected()
+    finally:
+        wrong.close()
+        anonymous.close()
+
+
+def test_a_device_cannot_act_for_another_and_the_service_works_with_auth(
+    broker: SecureBroker, service: ServiceProcess
+) -> None:
+    victim = device(broker, VICTIM)
+    attacker = device(broker, ATTACKER)
+    watcher = device(broker, "dispatcher")
+    try:
+        watcher.subscribe(f"{PREFIX}/#")
+        victim.subscribe(f"{PREFIX}/terminals/{VICTIM}/screen")
+        attacker.subscribe(f"{PREFIX}/#")  # granted, but the ACL filters what it may read
+
+        victim.publish(f"{PREFIX}/terminals/{VICTIM}/request", press_body("rider-1"))
+        wait_until(
+            lambda: any(
+                s["state"] == "waiting"
+                for s in victim.received(f"{PREFIX}/terminals/{VICTIM}/screen")
+            ),
+            5,
+            "the victim's rider waiting",
+        )
+        lit = [d for d in watcher.received(f"{PREFIX}/signs/pmv-marck-est-1/display") if d["pages"]]
+        assert lit, "the rider's stop is lit"
+
+        # The attacker holds valid credentials and tries to act for the victim's stop.
+        attacker.publish(f"{PREFIX}/terminals/{VICTIM}/cancel", {"v": 1, "request_id": "rider-1"})
+        attacker.publish(f"{PREFIX}/terminals/{VICTIM}/request", press_body("forged"))
+        attacker.publish(
+            f"{PREFIX}/signs/pmv-marck-est-1/display",
+            {
+                "v": 1,
+                "seq": 10**9,
+                "pages": [["COVOITURAGE", "LILLE"]],
+                "expires_at": "2099-01-01T00:00:00Z",
+            },
+        )
+        attacker.publish(f"{PREFIX}/terminals/{VICTIM}/status", {"v": 1, "online": False})
+        # Barrier: its own press, sent after the forgeries on the same connection, is served.
+        attacker.publish(f"{PREFIX}/terminals/{ATTACKER}/request", press_body("own-press"))
+        wait_until(
+            lambda: any(
+                s["request_id"] == "own-press" and s["state"] == "waiting"
+                for s in attacker.received(f"{PREFIX}/terminals/{ATTACKER}/screen")
+            ),
+            5,
+            "the attacker's own press served",
+        )
+
+        live = httpx.get(f"{service.base_url}/api/v1/lines/{LINE}/live").json()
+        assert sorted(r["stop_id"] for r in live["waiting"]) == ["calais-est", "marck-est"]
+        assert "forged" not in service.log()
+        assert all(
+            page != ["COVOITURAGE", "LILLE"]
+            for d in watcher.received(f"{PREFIX}/signs/pmv-marck-est-1/display")
+            for page in d["pages"]
+        )
+        assert f"{PREFIX}/terminals/{VICTIM}/cancel" not in watcher.topics()
+        assert f"{PREFIX}/terminals/{VICTIM}/status" not in watcher.topics() or all(
+            s["online"] for s in watcher.received(f"{PREFIX}/terminals/{VICTIM}/status")
+        )
+        # It read nothing but its own screen (and the dispatcher's presence is outside the filter).
+        assert attacker.topics() == {f"{PREFIX}/terminals/{ATTACKER}/screen"}
+    finally:
+        for client in (victim, attacker, watcher):
+            client.close()
+
+
+def test_a_sign_reads_only_its_own_display(broker: SecureBroker, service: ServiceProcess) -> None:
+    sign = device(broker, "pmv-calais-est-1")
+    rider = device(broker, VICTIM)
+    try:
+        sign.subscribe("carpool/v1/#")
+        rider.subscribe(f"{PREFIX}/terminals/{VICTIM}/screen")
+        rider.publish(f"{PREFIX}/terminals/{VICTIM}/request", press_body("rider-2"))
+        wait_until(lambda: bool(rider.received(f"{PREFIX}/terminals/{VICTIM}/screen")), 5, "screen")
+        # The Marck signs were lit (and retained) before this barrier; none reached Calais' sign.
+        allowed = {f"{PREFIX}/signs/pmv-calais-est-1/display", "carpool/v1/dispatcher/status"}
+        wait_until(lambda: "carpool/v1/dispatcher/status" in sign.topics(), 5, "presence")
+        assert sign.topics() <= allowed
+    finally:
+        sign.close()
+        rider.close()
+
+
+def test_dispatcher_itself_drops_a_payload_on_a_topic_of_another_kind_or_line(
+    network: Network,
+) -> None:
+    ids = lambda: (RequestId("r1"), "1234")  # noqa: E731
+    body = json.dumps(press_body("x")).encode()
+    cases = {
+        f"{PREFIX}/terminals/pmv-marck-est-1/request": translate.DropReason.UNKNOWN_DEVICE,
+        f"carpool/v1/other-line/terminals/{VICTIM}/request": translate.DropReason.WRONG_LINE,
+        f"{PREFIX}/terminals/t-nowhere/request": translate.DropReason.UNKNOWN_DEVICE,
+        f"{PREFIX}/terminals/{VICTIM}/screen": translate.DropReason.NOT_AN_UPLINK,
+        f"{PREFIX}/terminals/{VICTIM}/request/extra": translate.DropReason.NOT_OUR_TOPIC,
+    }
+    for topic, reason in cases.items():
+        decoded = translate.decode(network, Received(topic, body, False), ids)
+        assert isinstance(decoded, translate.Dropped), topic
+        assert decoded.reason is reason, topic
+
+
+def _self_signed(directory: Path) -> tuple[Path, Path]:
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(
+        [
+            *("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2"),
+            *("-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1"),
+            *("-addext", "subjectAltName=IP:127.0.0.1"),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return cert, key
+
+
+def test_tls_listener_accepts_a_device_that_checks_the_certificate(
+    network: Network, tmp_path: Path
+) -> None:
+    cert, key = _self_signed(tmp_path)
+    plain, tls_port = free_port(), free_port()
+    written = write_broker_config(
+        network,
+        tmp_path / "tls",
+        port=plain,
+        bind="127.0.0.1",
+        tls=TlsListener(tls_port, cert, key),
+        run_as=getpass.getuser(),
+        persistence=False,
+    )
+    log = (tmp_path / "mosquitto.log").open("ab")
+    process = subprocess.Popen([MOSQUITTO, "-c", str(written.config_file)], stdout=log, stderr=log)
+    try:
+        wait_until(lambda: accepts_connections(tls_port), 10, "TLS listener")
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="tls-device")
+        client.tls_set(ca_certs=str(cert), cert_reqs=ssl.CERT_REQUIRED)
+        client.username_pw_set(VICTIM, written.account(VICTIM).password)
+        client.connect("127.0.0.1", tls_port)
+        client.loop_start()
+        try:
+            wait_until(client.is_connected, 10, "TLS session")
+            info = client.publish(
+                f"{PREFIX}/terminals/{VICTIM}/status", b'{"v":1,"online":true}', qos=1
+            )
+            info.wait_for_publish(10)
+            assert info.is_published()
+        finally:
+            client.loop_stop()
+            client.disconnect()
+    finally:
+        process.terminate()
+        process.wait(10)

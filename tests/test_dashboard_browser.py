@@ -1,0 +1,147 @@
+"""The dashboard in Debian's Chromium (Playwright): live presses, sign control, cancel, roles."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from tests.support.brokers import Mosquitto
+from tests.support.mqtt_probe import MqttProbe
+from tests.support.service import LINE, REPO, ServiceProcess, write_lines_file
+from tests.support.waiting import wait_until
+
+PREFIX = f"carpool/v1/{LINE}"
+SIGN = "pmv-marck-est-1"
+OPERATOR, VIEWER = "browser-operator-token", "browser-viewer-token"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
+ARTIFACTS = REPO / "tests" / "artifacts"
+
+
+@pytest.fixture
+def service(mosquitto: Mosquitto, tmp_path: Path) -> Iterator[ServiceProcess]:
+    process = ServiceProcess(
+        broker_url=mosquitto.url,
+        database_url=f"sqlite:///{tmp_path}/carpool.sqlite3",
+        lines_file=write_lines_file(tmp_path),
+        directory=tmp_path,
+        extra_env={"CARPOOL_API_TOKENS": f"{OPERATOR}:operator,{VIEWER}:viewer"},
+    )
+    process.start()
+    yield process
+    process.stop()
+
+
+@pytest.fixture
+def probe(mosquitto: Mosquitto) -> Iterator[MqttProbe]:
+    client = MqttProbe(mosquitto.port, (f"{PREFIX}/#",))
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS
+        )
+        yield chromium
+        chromium.close()
+
+
+def signed_in(browser: Browser, service: ServiceProcess, token: str) -> Page:
+    page = browser.new_page(viewport={"width": 1400, "height": 1000}, locale="fr-FR")
+    page.goto(service.base_url + "/")
+    page.fill("#token", token)
+    page.click("#login-form button[type=submit]")
+    expect(page.locator("#live-status")).to_have_text("En direct", timeout=10_000)
+    return page
+
+
+def press(probe: MqttProbe, request_id: str) -> None:
+    probe.publish(
+        f"{PREFIX}/terminals/t-marck-est/request",
+        {"v": 1, "request_id": request_id, "destination": "dunkerque-est", "seats": 1},
+    )
+
+
+def display_pages(probe: MqttProbe) -> list[list[str]] | None:
+    shown = probe.last(f"{PREFIX}/signs/{SIGN}/display")
+    return None if shown is None else list(shown["pages"])
+
+
+def test_operator_watches_a_press_live_blanks_a_sign_and_cancels(
+    browser: Browser, service: ServiceProcess, probe: MqttProbe
+) -> None:
+    page = signed_in(browser, service, OPERATOR)
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    expect(page.locator("#line-name")).to_have_text("Calais ⇄ Dunkerque")
+    expect(page.locator("#waiting-empty")).to_be_visible()
+
+    press(probe, "browser-1")
+    row = page.locator("#waiting tr")
+    expect(row).to_have_count(1, timeout=1000)
+    expect(row).to_contain_text("Marck → Dunkerque", timeout=1000)
+    sign = page.locator(f'[data-sign="{SIGN}"]')
+    expect(sign).to_contain_text("DUNKERQUE", timeout=1000)
+    expect(row.locator(".code")).to_have_text(re.compile(r"^\d{4}$"))
+    expect(page.locator("#kpi-waiting")).to_have_text("1")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
+
+    sign.click()
+    expect(page.locator("#sign-dialog")).to_be_visible()
+    expect(page.locator("#sign-state")).to_contain_text("COVOITURAGE / DUNKERQUE")
+    page.click("#sign-blank")
+    expect(page.locator("#confirm-text")).to_contain_text(f"Éteindre le panneau {SIGN}")
+    page.click("#confirm-yes")
+    wait_until(lambda: display_pages(probe) == [], 2, "the sign's MQTT display to go blank")
+    expect(sign).to_contain_text("éteint", timeout=1000)
+    expect(page.locator("#sign-messages li")).to_contain_text("panneau éteint")
+    page.click("#sign-messages li button")
+    page.click("#confirm-yes")
+    wait_until(lambda: "DUNKERQUE" in str(display_pages(probe)), 2, "riders back on the sign")
+    page.click("#sign-close")
+
+    row.get_by_role("button", name="Annuler").click()
+    expect(page.locator("#confirm-text")).to_contain_text("Annuler la demande Marck → Dunkerque")
+    page.click("#confirm-yes")
+    expect(page.locator("#waiting tr")).to_have_count(0, timeout=2000)
+    expect(page.locator("#recent li").first).to_contain_text("annulée")
+    wait_until(lambda: display_pages(probe) == [], 2, "sign dark after the cancel")
+    assert errors == []
+
+
+def test_viewer_sees_the_line_without_action_buttons(
+    browser: Browser, service: ServiceProcess, probe: MqttProbe
+) -> None:
+    page = signed_in(browser, service, VIEWER)
+    press(probe, "browser-viewer")
+    expect(page.locator("#waiting tr")).to_have_count(1, timeout=1000)
+    expect(page.get_by_role("button", name="Annuler")).to_be_hidden()
+    page.click("#wall-toggle")
+    expect(page.locator("body")).to_have_class(re.compile("wall"))
+    page.set_viewport_size({"width": 1920, "height": 1080})
+    page.screenshot(path=str(ARTIFACTS / "dashboard-wall.png"), full_page=True)
+
+
+def test_a_wrong_token_is_refused_and_asked_again(
+    browser: Browser, service: ServiceProcess
+) -> None:
+    page = browser.new_page()
+    page.goto(service.base_url + "/")
+    page.fill("#token", "not-a-token")
+    page.click("#login-form button[type=submit]")
+    expect(page.locator("#login-error")).to_have_text("Jeton refusé.")
+    expect(page.locator("#login")).to_be_visible()

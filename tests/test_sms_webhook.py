@@ -1,0 +1,271 @@
+"""The Twilio webhook through the real app and lifespan: a real Mosquitto, SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+from pydantic import SecretStr
+from sqlmodel import Session, select
+
+from dispatcher.events import Actor, DeadlineReached, RideCancelled
+from dispatcher.request_machine import RequestState
+from line_service.app import create_app
+from line_service.runtime import Runtime, build_runtime
+from line_service.settings import Settings
+from line_service.sms_store import SmsInboundRecord
+from line_service.store import PhoneHashRecord, RideRequestRecord
+from sms_gateway import replies
+from sms_gateway.console_sender import ConsoleSender
+from tests.support.brokers import Mosquitto, free_port
+from tests.support.service import write_lines_file
+from tests.support.twilio_standin import AUTH_TOKEN, sign
+from tests.support.waiting import wait_until
+
+PUBLIC_URL = "https://carpool.example"
+RIDER = "+33612345678"
+DRIVER = "+33698765432"
+
+
+def new_sid() -> str:
+    return "SM" + uuid.uuid4().hex
+
+
+class Sms:
+    """Posts Twilio-shaped, Twilio-signed webhooks to the app."""
+
+    def __init__(self, client: httpx.AsyncClient) -> None:
+        self.client = client
+
+    async def post(
+        self,
+        body: str,
+        sender: str = RIDER,
+        sid: str | None = None,
+        signature: str | None = "compute",
+        path: str = "/sms/twilio",
+    ) -> httpx.Response:
+        params = {
+            "MessageSid": sid or new_sid(),
+            "AccountSid": "AC" + "0" * 32,
+            "From": sender,
+            "To": "+33700000001",
+            "Body": body,
+            "NumMedia": "0",
+        }
+        headers = {}
+        if signature == "compute":
+            headers["X-Twilio-Signature"] = sign(PUBLIC_URL + path, params)
+        elif signature is not None:
+            headers["X-Twilio-Signature"] = signature
+        return await self.client.post(path, data=params, headers=headers)
+
+    async def reply(self, body: str, sender: str = RIDER, sid: str | None = None) -> str:
+        response = await self.post(body, sender, sid)
+        assert response.status_code == 200, response.text
+        assert response.headers["content-type"].startswith("application/xml")
+        found = re.search(r"<Message>(.*)</Message>", response.text, re.S)
+        return found.group(1).replace("&gt;", ">").replace("&amp;", "&") if found else ""
+
+
+@pytest.fixture
+def runtime(mosquitto: Mosquitto, database_url: str, tmp_path: Path) -> Runtime:
+    settings = Settings(
+        lines_file=write_lines_file(tmp_path),
+        database_url=database_url,
+        mqtt_url=mosquitto.url,
+        mqtt_client_id=f"sms-test-{uuid.uuid4().hex[:8]}",
+        twilio_auth_token=SecretStr(AUTH_TOKEN),
+        public_url=PUBLIC_URL,
+        phone_hash_salt=SecretStr("pepper"),
+        sms_rate_limit_count=6,
+    )
+    return build_runtime(settings)
+
+
+@pytest.fixture
+async def sms(runtime: Runtime) -> AsyncIterator[Sms]:
+    """The app served by uvicorn on a free port (lifespan included), and a client for it."""
+    port = free_port()
+    config = uvicorn.Config(
+        create_app(runtime.settings, runtime=runtime),
+        host="127.0.0.1",
+        port=port,
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+    )
+    server = uvicorn.Server(config)
+    serving = asyncio.create_task(server.serve())
+    await asyncio.to_thread(wait_until, lambda: server.started, 20, "uvicorn serving")
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+        yield Sms(client)
+    server.should_exit = True
+    await serving
+
+
+def console(runtime: Runtime) -> ConsoleSender:
+    assert runtime.sms is not None
+    sender = runtime.sms.sender
+    assert isinstance(sender, ConsoleSender)
+    return sender
+
+
+def inbound_rows(runtime: Runtime) -> list[SmsInboundRecord]:
+    with Session(runtime.store.engine) as session:
+        return list(session.exec(select(SmsInboundRecord)).all())
+
+
+async def test_a_ride_by_sms_gets_a_code_in_french_and_waits(sms: Sms, runtime: Runtime) -> None:
+    text = await sms.reply("cal Dunkerke")
+    [request] = runtime.engine.state.waiting()
+    assert request.stop_id == "calais-est"
+    assert request.destination_id == "dunkerque-est"
+    assert request.phone == RIDER
+    assert f"Donnez le code {request.code} au conducteur" in text
+    assert "Calais -> Dunkerque" in text
+    assert runtime.store.request(request.id) is not None
+
+
+async def test_unsigned_or_forged_webhooks_get_403_and_change_nothing(
+    sms: Sms, runtime: Runtime
+) -> None:
+    assert (await sms.post("cal dunkerque", signature=None)).status_code == 403
+    assert (await sms.post("cal dunkerque", signature="bm90IGEgc2lnbmF0dXJl")).status_code == 403
+    params_for_another_url = sign("https://evil.example/sms/twilio", {"Body": "cal dunkerque"})
+    assert (await sms.post("cal dunkerque", signature=params_for_another_url)).status_code == 403
+    assert (await sms.post("x", signature=None, path="/sms/twilio/status")).status_code == 403
+    assert runtime.engine.state.requests == {}
+    assert inbound_rows(runtime) == []
+
+
+async def test_a_retried_message_sid_is_one_message_with_the_same_reply(
+    sms: Sms, runtime: Runtime
+) -> None:
+    ride_sid, cancel_sid = new_sid(), new_sid()
+    first = await sms.reply("CAL DUNKERQUE", sid=ride_sid)
+    again = await sms.reply("CAL DUNKERQUE", sid=ride_sid)
+    assert first == again
+    assert len(runtime.engine.state.requests) == 1
+
+    cancelled = await sms.reply("ANNULER", sid=cancel_sid)
+    assert cancelled == replies.CANCELLED
+    assert await sms.reply("ANNULER", sid=cancel_sid) == replies.CANCELLED
+    assert runtime.engine.state.waiting() == ()
+    assert len(inbound_rows(runtime)) == 2
+    assert console(runtime).sent == []  # the rider's own cancel is answered by the reply only
+
+
+async def test_a_driver_texting_the_code_validates_and_the_rider_is_told(
+    sms: Sms, runtime: Runtime
+) -> None:
+    await sms.reply("mrk gravelines")
+    [request] = runtime.engine.state.waiting()
+    assert await sms.reply(str(request.code), sender=RIDER) == replies.OWN_CODE
+    assert await sms.reply(str(request.code), sender=DRIVER) == replies.CODE_VALIDATED
+    done = runtime.engine.state.requests[request.id]
+    assert done.state is RequestState.PICKED_UP
+    assert done.driver_ref is not None
+    assert DRIVER[1:] not in done.driver_ref
+    [told] = console(runtime).sent
+    assert told.to == RIDER
+    assert told.body.startswith("Bon voyage!")
+    assert await sms.reply(str(request.code), sender=DRIVER) == replies.code_unknown(
+        str(request.code)
+    )
+
+    # The number is no longer kept in clear once the request is over: only a salted hash.
+    with Session(runtime.store.engine) as session:
+        row = session.get(RideRequestRecord, request.id)
+        hashed = session.get(PhoneHashRecord, request.id)
+        inbound = session.exec(select(SmsInboundRecord.phone_hash)).all()
+    assert row is not None
+    assert row.phone is None
+    assert hashed is not None
+    assert RIDER[1:] not in hashed.phone_hash
+    assert all(RIDER[1:] not in value and DRIVER[1:] not in value for value in inbound)
+
+
+async def test_one_waiting_request_per_phone_and_clear_answers_to_mistakes(
+    sms: Sms, runtime: Runtime
+) -> None:
+    await sms.reply("cal dunkerque")
+    [request] = runtime.engine.state.waiting()
+    other = await sms.reply("cal gravelines")
+    assert other.startswith("Vous avez déjà une demande en cours vers Dunkerque")
+    assert f"code {request.code}" in other
+    assert len(runtime.engine.state.waiting()) == 1
+    assert (await sms.reply("cal paris")).startswith(
+        "Destination non reconnue. Depuis Calais: Marck"
+    )
+    assert "inconnu" in await sms.reply("zzz dunkerque")
+    assert await sms.reply("PARTI") == replies.DEPARTED
+    assert runtime.engine.state.requests[request.id].state is RequestState.PICKED_UP
+    assert await sms.reply("ANNULER") == replies.NOTHING_WAITING
+
+
+async def test_a_number_that_is_no_phone_number_gets_a_polite_reply(
+    sms: Sms, runtime: Runtime
+) -> None:
+    assert await sms.reply("cal dunkerque", sender="TWILIO") == replies.BAD_NUMBER
+    assert await sms.reply("cal dunkerque", sender="0612345678") != replies.BAD_NUMBER  # national
+    [request] = runtime.engine.state.waiting()
+    assert request.phone == "+33612345678"
+
+
+async def test_too_many_messages_get_one_polite_refusal_then_silence(
+    sms: Sms, runtime: Runtime
+) -> None:
+    for _ in range(6):
+        assert await sms.reply("aide") == replies.HELP
+    assert await sms.reply("aide") == replies.RATE_LIMITED
+    assert await sms.reply("cal dunkerque") == ""
+    assert runtime.engine.state.requests == {}
+    assert await sms.reply("aide", sender=DRIVER) == replies.HELP  # per number
+
+
+async def test_delivery_status_callbacks_are_recorded(sms: Sms, runtime: Runtime) -> None:
+    params = {"MessageSid": "SM42", "MessageStatus": "delivered", "To": RIDER}
+    path = "/sms/twilio/status"
+    signature = sign(PUBLIC_URL + path, params)
+    response = await sms.client.post(path, data=params, headers={"X-Twilio-Signature": signature})
+    assert response.status_code == 204
+    assert runtime.sms is not None
+    recorded = runtime.sms.store.delivery("SM42")
+    assert recorded is not None
+    assert recorded.status == "delivered"
+    forged = await sms.client.post(
+        path, data={**params, "MessageStatus": "failed"}, headers={"X-Twilio-Signature": signature}
+    )
+    assert forged.status_code == 403
+    still = runtime.sms.store.delivery("SM42")
+    assert still is not None
+    assert still.status == "delivered"
+
+
+async def test_riders_are_texted_when_the_wait_ends_or_an_operator_cancels(
+    sms: Sms, runtime: Runtime
+) -> None:
+    await sms.reply("cal dunkerque")
+    await sms.reply("mrk gravelines", sender=DRIVER)
+    first, second = runtime.engine.state.waiting()
+    await runtime.engine.submit(DeadlineReached(first.id))
+    await runtime.engine.submit(
+        RideCancelled(line_id=second.line_id, actor=Actor.OPERATOR, request_id=second.id)
+    )
+    told = {message.to: message.body for message in console(runtime).sent}
+    ended = runtime.engine.state.requests[first.id]
+    # The wait guarantee sends a taxi on lines with a fallback; otherwise the request expires.
+    expected = {
+        RequestState.FALLBACK: "Pas de conducteur pour l'instant: un taxi arrive à l'arret Calais",
+        RequestState.EXPIRED: "Désolé, pas de conducteur à temps vers Dunkerque",
+    }
+    assert told[RIDER].startswith(expected[ended.state])
+    assert told[DRIVER].startswith("Votre demande Marck -> Gravelines a été annulée par")
+    assert runtime.engine.state.waiting() == ()
