@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install system-deps run test lint typecheck bench clean
+.PHONY: install system-deps run test lint typecheck bench soak clean
 
 install: $(STAMP)
 
@@ -43,6 +43,13 @@ lint: install
 
 bench: install system-deps
 	$(BIN)/python -m bench
+
+# The fault and fuzz suites, longer: more outages, more waiting riders, more random messages
+# (docs/RELIABILITY.md). CARPOOL_SOAK_SCALE=10 make soak for a longer run.
+SOAK_TESTS := tests/test_faults.py tests/test_faults_restart.py tests/test_fuzz_mqtt.py \
+	tests/test_faults_monitor.py tests/test_broker_security.py
+soak: install system-deps
+	CARPOOL_SOAK_SCALE=$${CARPOOL_SOAK_SCALE:-5} $(BIN)/pytest -s --timeout 3600 $(SOAK_TESTS)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -23,7 +23,7 @@ class Options:
     rate: float = 50.0
     seconds: float = 15.0
     heartbeat_period: float = 30.0
-    steps: tuple[float, ...] = (250, 500, 1000, 1500, 2000)
+    steps: tuple[float, ...] = (100, 250, 500, 1000, 1500, 2000)
     step_seconds: float = 2.0
     ingest: int = 20_000
     waiting: int = 1000

@@ -9,13 +9,17 @@ from typing import Annotated
 
 import typer
 import uvicorn
+from pydantic import SecretStr
 
 from line_service.authority_cli import export_app, report_command, send_rpc_command
 from line_service.broker_cli import mosquitto_config
 from line_service.lines_file import LinesFileError, load_network
-from line_service.logging_setup import configure_logging
+from line_service.logging_setup import configure_logging, secret_values
 from line_service.operator_cli import operator_app
+from line_service.privacy_cli import privacy_app
 from line_service.settings import Settings
+
+DEMO_TOKEN = "demo-operateur"
 
 app = typer.Typer(help="Operate dynamic carpool lines.", no_args_is_help=True)
 
@@ -36,6 +40,7 @@ def check_config(path: Annotated[Path, typer.Argument(help="lines.yaml to check"
 
 app.command("mosquitto-config")(mosquitto_config)
 app.add_typer(operator_app, name="operator")
+app.add_typer(privacy_app, name="privacy")
 app.add_typer(export_app, name="export")
 app.command("report")(report_command)
 app.command("send-rpc")(send_rpc_command)
@@ -49,7 +54,11 @@ def serve(
     settings = Settings()
     if demo and "CARPOOL_IGNORE_SERVICE_HOURS" not in os.environ:
         settings = settings.model_copy(update={"ignore_service_hours": True})
-    configure_logging(settings.log_format, settings.log_level)
+    if demo and "CARPOOL_API_TOKENS" not in os.environ:
+        settings = settings.model_copy(update={"api_tokens": SecretStr(f"demo:{DEMO_TOKEN}:admin")})
+        typer.echo(f"demo dashboard: http://{settings.http_host}:{settings.http_port}/", err=True)
+        typer.echo(f"demo token (admin, demo mode only): {DEMO_TOKEN}", err=True)
+    configure_logging(settings.log_format, settings.log_level, secret_values(settings))
     try:
         load_network(settings.lines_file)
     except LinesFileError as exc:

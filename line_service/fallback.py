@@ -13,6 +13,7 @@ import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
+from zoneinfo import ZoneInfo
 
 import httpx
 import structlog
@@ -70,7 +71,7 @@ def sms_text(line: Line, request: RideRequest) -> str:
     pickup, destination = line.stop(request.stop_id), line.stop(request.destination_id)
     where = f"{pickup.name} ({pickup.code})" if pickup else request.stop_id
     to = destination.name if destination else request.destination_id
-    local = request.updated_at.strftime("%H:%M UTC")
+    local = request.updated_at.astimezone(ZoneInfo(line.timezone)).strftime("%H:%M")
     phone = f" Tel client {request.phone}." if request.phone else ""
     return (
         f"Taxi demande {line.name}: {request.seats} pers. a l'arret {where} vers {to}, "

@@ -18,6 +18,7 @@ from line_service.device_gateway import DeviceGateway
 from line_service.embedded_broker import embedded_broker
 from line_service.engine import Clock, Engine
 from line_service.lines_file import load_network
+from line_service.privacy import run_retention
 from line_service.settings import EMBEDDED, Settings
 from line_service.sms_wiring import SmsChannel, build_sms_channel
 from line_service.store import Store
@@ -105,6 +106,9 @@ async def running(
                 group.create_task(runtime.writer.run(), name="writer"),
                 group.create_task(runtime.engine.run(), name="engine"),
                 group.create_task(runtime.gateway.link.run(), name="mqtt-link"),
+                group.create_task(
+                    run_retention(runtime.store, settings, runtime.clock), name="privacy-retention"
+                ),
                 *([group.create_task(runtime.sms.run(), name="sms-sender")] if runtime.sms else []),
                 *(
                     [group.create_task(runtime.authority.run(), name="authority")]

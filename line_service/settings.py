@@ -34,6 +34,7 @@ class Settings(BaseSettings):
     phone_hash_salt: SecretStr = SecretStr("")
     sms_rate_limit_count: int = Field(default=10, ge=1)
     sms_rate_limit_window_seconds: float = Field(default=600.0, gt=0)
+    phone_retention_days: int = Field(default=30, ge=1)  # clear numbers erased after (RGPD)
     lease_refresh_seconds: float = Field(default=30.0, gt=0)
     ignore_service_hours: bool = False
     log_format: Literal["auto", "json", "console"] = "auto"

@@ -12,8 +12,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Column, DateTime, Index, event, text
-from sqlalchemy.engine import Engine
+from sqlalchemy import Column, DateTime, Index, Table, event, insert, text
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Field, Session, SQLModel, col, create_engine, select
 
 from dispatcher.model import LineId, RequestId, StopId, TerminalId
@@ -114,6 +116,32 @@ class TripRecord(SQLModel, table=True):
     operator_class: str = Field(max_length=1)
 
 
+def _table(model: type[SQLModel]) -> Table:
+    table: Table = model.__table__  # type: ignore[attr-defined]
+    return table
+
+
+def _request_row(request: RideRequest) -> dict[str, Any]:
+    return {
+        "id": request.id,
+        "line_id": request.line_id,
+        "stop_id": request.stop_id,
+        "destination_id": request.destination_id,
+        "seats": request.seats,
+        "channel": request.source.channel.value,
+        "source_ref": request.source.ref,
+        "terminal_id": request.terminal_id,
+        "phone": request.phone,
+        "code": request.code,
+        "state": request.state.value,
+        "cause": request.cause.value,
+        "driver_ref": request.driver_ref,
+        "created_at": request.created_at,
+        "deadline_at": request.deadline_at,
+        "updated_at": request.updated_at,
+    }
+
+
 def _aware(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
@@ -192,26 +220,61 @@ class Store:
         return True
 
     def save(self, changes: Iterable[tuple[RideRequest, str | None]]) -> None:
-        """Upsert requests and append their transitions, all in one transaction."""
-        with Session(self.engine) as session:
-            for request, previous_state in changes:
-                record = to_record(request)
-                if record.phone is not None and request.state not in PHONE_KEEPING_STATES:
-                    if self.phone_hasher is not None:
-                        phone_hash = self.phone_hasher(record.phone)
-                        session.merge(PhoneHashRecord(request_id=record.id, phone_hash=phone_hash))
-                    record.phone = None
-                session.merge(record)
-                session.add(
-                    RequestEventRecord(
-                        request_id=request.id,
-                        at=request.updated_at,
-                        from_state=previous_state,
-                        to_state=request.state.value,
-                        cause=request.cause.value,
-                    )
-                )
-            session.commit()
+        """Upsert requests and append their transitions, all in one transaction.
+
+        One bulk statement per table (not a round trip per row): the writer commits batches.
+        """
+        latest: dict[str, dict[str, Any]] = {}
+        hashes: dict[str, dict[str, Any]] = {}
+        events: list[dict[str, Any]] = []
+        for request, previous_state in changes:
+            row = _request_row(request)
+            if row["phone"] is not None and request.state not in PHONE_KEEPING_STATES:
+                if self.phone_hasher is not None:
+                    hashes[request.id] = {
+                        "request_id": request.id,
+                        "phone_hash": self.phone_hasher(row["phone"]),
+                    }
+                row["phone"] = None
+            latest[request.id] = row
+            events.append(
+                {
+                    "request_id": request.id,
+                    "at": request.updated_at,
+                    "from_state": previous_state,
+                    "to_state": request.state.value,
+                    "cause": request.cause.value,
+                }
+            )
+        if not events:
+            return
+        with self.engine.begin() as connection:
+            self._upsert(connection, RideRequestRecord, list(latest.values()), ["id"])
+            if hashes:
+                self._upsert(connection, PhoneHashRecord, list(hashes.values()), ["request_id"])
+            connection.execute(insert(_table(RequestEventRecord)), events)
+
+    def _upsert(
+        self,
+        connection: Connection,
+        model: type[SQLModel],
+        rows: list[dict[str, Any]],
+        keys: list[str],
+    ) -> None:
+        table = _table(model)
+        dialect = self.engine.dialect.name
+        if dialect in ("sqlite", "postgresql"):
+            make = sqlite_insert if dialect == "sqlite" else postgresql_insert
+            statement = make(table)
+            updates = {name: statement.excluded[name] for name in rows[0] if name not in keys}
+            connection.execute(
+                statement.on_conflict_do_update(index_elements=keys, set_=updates), rows
+            )
+            return
+        with Session(bind=connection) as session:  # any other database: portable, slower
+            for row in rows:
+                session.merge(model(**row))
+            session.flush()
 
     def save_device_status(
         self, line_id: str, kind: str, device_id: str, online: bool, at: datetime

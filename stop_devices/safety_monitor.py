@@ -185,6 +185,8 @@ class SafetyLedger:
                     and any(page and page[0] == HEADING for page in sign.pages)
                 )
                 if not shows_passenger or sign.stop_id in occupied:
+                    if sign.phantom_since is not None:
+                        self._longest = max(self._longest, now - sign.phantom_since)
                     sign.phantom_since, sign.reported = None, False
                     continue
                 if sign.phantom_since is None:

@@ -91,7 +91,8 @@ def test_auth_matrix_public_viewer_operator(service: ServiceProcess, api: httpx.
     assert "operator role" in forbidden.json()["detail"]
     assert api.post("/requests/anything/cancel", headers=auth(OPERATOR)).status_code == 404
     assert api.get("/me", headers=auth(ADMIN)).json() == {"name": "boss", "role": "admin"}
-    assert OPERATOR not in service.log() and ADMIN not in service.log()
+    assert OPERATOR not in service.log()
+    assert ADMIN not in service.log()
 
 
 def test_unknown_ids_get_404_with_a_clear_message(api: httpx.Client) -> None:
@@ -113,7 +114,12 @@ def test_unknown_ids_get_404_with_a_clear_message(api: httpx.Client) -> None:
 
 def test_invalid_bodies_get_422(api: httpx.Client) -> None:
     path = f"/lines/{LINE}/signs/{SIGN}/messages"
-    for body in ({}, {"pages": "text"}, {"pages": [["A"]], "priority": 1000}, {"pages": [], "x": 1}):
+    for body in (
+        {},
+        {"pages": "text"},
+        {"pages": [["A"]], "priority": 1000},
+        {"pages": [], "x": 1},
+    ):
         assert api.post(path, json=body, headers=auth(OPERATOR)).status_code == 422, body
     unprintable = api.post(path, json={"pages": [["   "]]}, headers=auth(OPERATOR))
     assert unprintable.status_code == 422
@@ -128,9 +134,7 @@ def test_operator_message_wins_then_blank_then_clear_restores_riders(
     waiting_request(api, probe, "msg-1")
     wait_until(lambda: "DUNKERQUE" in json.dumps(sign_rows(probe)), 2, "rider on the sign")
     path = f"/lines/{LINE}/signs/{SIGN}/messages"
-    posted = api.post(
-        path, json={"pages": [["Route barrée", "déviation"]]}, headers=auth(OPERATOR)
-    )
+    posted = api.post(path, json={"pages": [["Route barrée", "déviation"]]}, headers=auth(OPERATOR))
     assert posted.status_code == 201, posted.text
     assert posted.json()["sign"]["pages"] == [["ROUTE BARREE", "DEVIATION"]]
     wait_until(
@@ -233,6 +237,7 @@ def test_cli_operator_add_prints_a_token_the_running_service_accepts(
     token = added.stdout.strip()
     assert api.get("/me", headers=auth(token)).json() == {"name": "alice", "role": "operator"}
     listed = run([str(CARPOOL_LINE), "operator", "list"], check=True).stdout
-    assert "alice\toperator" in listed and token not in listed
+    assert "alice\toperator" in listed
+    assert token not in listed
     run([str(CARPOOL_LINE), "operator", "remove", "alice"], check=True)
     assert api.get("/me", headers=auth(token)).status_code == 401

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -25,6 +25,7 @@ from line_service.lines_file import parse_network
 from line_service.store import Store
 from line_service.trips import TripBook, TripRecorder
 from line_service.writer import Writer
+from tests.support.waiting import wait_until
 
 SHIPPED = Path(__file__).resolve().parents[1] / "config" / "lines.yaml"
 T0 = datetime(2026, 11, 23, 6, 40, tzinfo=UTC)
@@ -94,13 +95,9 @@ def fallback_request(phone: str | None = "+33612345678") -> RideRequest:
     )
 
 
-async def wait_for(condition: Any, what: str, timeout: float = 10.0) -> None:
-    """Yield to the loop until `condition()` holds; fail after `timeout` seconds."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not condition():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.01)
+async def wait_for(condition: Callable[[], bool], what: str) -> None:
+    """Let the loop run until `condition()` holds (checked from a thread); fail after 10 s."""
+    await asyncio.to_thread(wait_until, condition, 10.0, what)
 
 
 async def test_webhook_is_retried_until_the_taxi_company_accepts_it() -> None:

@@ -184,7 +184,8 @@ async def test_broker_killed_and_restarted_under_load_loses_nothing_and_signs_re
     assert_safe(report)
     figure("presses under broker faults", f"{len(pressed)} ({SCALE} outage(s)), 0 lost")
     figure(
-        "longest phantom during broker faults", f"{report.longest_phantom.total_seconds():.2f} s"
+        "longest phantom during broker faults",
+        f"{report.longest_phantom.total_seconds() * 1000:.0f} ms",
     )
 
 

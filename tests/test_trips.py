@@ -1,4 +1,4 @@
-"""Trips: distance, money, identities and the registry's anti-abuse flags, on SQLite and PostgreSQL."""
+"""Trips: distance, money, identities and the registry's anti-abuse flags (SQLite, PostgreSQL)."""
 
 from __future__ import annotations
 

@@ -208,7 +208,9 @@ function stripMap(direction) {
     if (stop.signs.length) {
       const cx = Math.max(sx - 45, right + SIGN_W / 2 + 8, SIGN_W / 2 + 4);
       right = cx + SIGN_W / 2;
-      stop.signs.forEach((sign, index) => svg.append(signBox(sign, cx, 16 + index * 66, roadY, sx - 16)));
+      svg.append(el("svg:polyline", { class: "pole", fill: "none",
+        points: `${cx},${68} ${cx},${roadY - 22} ${sx - 16},${roadY - 6}` }));
+      stop.signs.forEach((sign, index) => svg.append(signBox(sign, cx, 16 + index * 66)));
     }
     svg.append(el("svg:circle", { class: `stop${stop.waiting ? " busy" : ""}`, cx: sx, cy: roadY, r: 11,
       "data-stop": stop.id }, el("svg:title", { text: `${stop.name} (${stop.code})` })));
@@ -237,7 +239,7 @@ function stripMap(direction) {
       + "■ borne · ● vert en ligne, rouge hors ligne, gris inconnu · distances en km" }));
 }
 
-function signBox(sign, cx, top, roadY, poleX) {
+function signBox(sign, cx, top) {
   const rows = signLines(sign);
   const operator = sign.operator_messages.some((m) => m.shown);
   const classes = ["sign", sign.mismatch ? "mismatch" : "", operator ? "operator" : ""].join(" ");
@@ -248,8 +250,6 @@ function signBox(sign, cx, top, roadY, poleX) {
   const online = sign.online === true ? "en ligne" : sign.online === false ? "HORS LIGNE" : "état inconnu";
   const shown = rows ? rows.join(" / ") : "éteint";
   group.append(el("svg:title", { text: `${sign.id} (${sign.distance_upstream_m} m en amont) : ${shown} — ${online}` }));
-  group.append(el("svg:polyline", { class: "pole", fill: "none",
-    points: `${cx},${top + h} ${cx},${roadY - 22} ${poleX},${roadY - 6}` }));
   group.append(el("svg:rect", { class: "face", x: cx - w / 2, y: top, width: w, height: h }));
   const lines = rows || ["— éteint —"];
   lines.slice(0, 3).forEach((text, i) => {
