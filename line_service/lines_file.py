@@ -91,8 +91,8 @@ def parse_network(text: str, source: str = "<text>") -> Network:
     return Network(lines=tuple(_line(line) for line in entry.lines))
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """SafeLoader that refuses a key written twice in one mapping (PyYAML keeps the last)."""
+class _UniqueKeyLoader(yaml.CSafeLoader):
+    """libyaml's safe loader, refusing a key written twice in a mapping (PyYAML keeps the last)."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Hashable, Any]:
         seen: set[object] = set()
@@ -112,7 +112,7 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 
 def _parse_yaml(text: str, source: str) -> object:
     try:
-        data: object = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader subclass
+        data: object = yaml.load(text, Loader=_UniqueKeyLoader)  # a CSafeLoader subclass
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(file)"

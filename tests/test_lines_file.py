@@ -357,7 +357,7 @@ def test_yaml_syntax_error_gives_line_and_column() -> None:
         parse_network("lines:\n  - id: [unclosed\n    name: x\n", source="bad.yaml")
     assert caught.value.problems == [
         "line 3, column 9: YAML syntax error: while parsing a flow sequence; "
-        "expected ',' or ']', but got ':'"
+        "did not find expected ',' or ']'"
     ]
     assert caught.value.source == "bad.yaml"
     assert str(caught.value).startswith("bad.yaml: 1 problem\n  - line 3, column 9:")
