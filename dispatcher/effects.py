@@ -7,7 +7,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from dispatcher.model import DeviceKind, LineId, RequestId, SignId, TerminalId
-from dispatcher.request_machine import RideRequest
+from dispatcher.request_machine import RideRequest, Source
 
 Page = tuple[str, ...]
 
@@ -70,6 +70,14 @@ class SaveRequest:
 
     request: RideRequest
     previous_state: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class SaveSourceAlias:
+    """Persist that another source (a repeated press, a repeated SMS) names this request."""
+
+    source: Source
+    request_id: RequestId
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +179,7 @@ Effect = (
     ShowOnSign
     | ShowOnTerminal
     | SaveRequest
+    | SaveSourceAlias
     | ArmDeadline
     | DisarmDeadline
     | DispatchFallback

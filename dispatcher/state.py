@@ -100,11 +100,16 @@ class DispatcherState:
         return None
 
 
-def index_requests(network: Network, requests: Iterable[RideRequest]) -> DispatcherState:
-    """A state holding `requests` (any states), with every index rebuilt."""
+def index_requests(
+    network: Network,
+    requests: Iterable[RideRequest],
+    aliases: Iterable[tuple[Source, RequestId]] = (),
+) -> DispatcherState:
+    """A state holding `requests` (any states) and their source aliases, every index rebuilt."""
     ordered = sorted(requests, key=lambda request: request.created_at)
     by_id = {request.id: request for request in ordered}
-    by_source = {request.source: request.id for request in ordered}
+    by_source = {source: rid for source, rid in aliases if rid in by_id}
+    by_source.update({request.source: request.id for request in ordered})
     waiting_by_stop: dict[StopId, tuple[RequestId, ...]] = {}
     codes: dict[CodeKey, RequestId] = {}
     for request in ordered:

@@ -22,6 +22,7 @@ Invariants kept by every step:
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import replace
 from datetime import datetime, timedelta
 
@@ -35,6 +36,7 @@ from dispatcher.effects import (
     NotifyRider,
     RejectionReason,
     SaveRequest,
+    SaveSourceAlias,
 )
 from dispatcher.events import (
     Actor,
@@ -94,9 +96,17 @@ def step(state: DispatcherState, event: Event, now: datetime) -> Step:
             return displays.clear_operator_message(state, event, now)
 
 
-def restore(state: DispatcherState, requests: list[RideRequest], now: datetime) -> Step:
-    """Rebuild from requests read back after a restart: re-arm deadlines, re-assert every device."""
-    indexed = index_requests(state.network, requests)
+def restore(
+    state: DispatcherState,
+    requests: list[RideRequest],
+    now: datetime,
+    aliases: Iterable[tuple[Source, RequestId]] = (),
+) -> Step:
+    """Rebuild from requests read back after a restart: re-arm deadlines, re-assert every device.
+
+    `aliases` are the other sources stored for those requests (repeated presses).
+    """
+    indexed = index_requests(state.network, requests, aliases)
     # Keep what the given state knows of devices: seqs stay increasing, alerts are not re-raised.
     restored = replace(
         state,
@@ -128,7 +138,8 @@ def _ride_requested(state: DispatcherState, event: RideRequested, now: datetime)
     same = _same_rider_same_trip(state, event)
     if same is not None:
         state = replace(state, by_source={**state.by_source, event.source: same.id})
-        return _show_again(state, same, event.source, now)
+        state, shown = _show_again(state, same, event.source, now)
+        return state, [SaveSourceAlias(event.source, same.id), *shown]
 
     cause = _refusal(state, line, event, now)
     code = None if cause else _free_code(state, line.id, event.code_candidate)

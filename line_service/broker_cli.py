@@ -1,4 +1,4 @@
-"""Composition root: `carpool-line mosquitto-config` — broker accounts and ACL from lines.yaml."""
+"""Shell: `carpool-line mosquitto-config` — broker accounts and ACL from lines.yaml."""
 
 from __future__ import annotations
 

@@ -28,12 +28,13 @@ from dispatcher.effects import (
     RaiseAlert,
     RejectEvent,
     SaveRequest,
+    SaveSourceAlias,
     ShowOnSign,
     ShowOnTerminal,
 )
 from dispatcher.events import DeviceStatusReported, Event
 from dispatcher.model import RequestId
-from dispatcher.request_machine import RideRequest
+from dispatcher.request_machine import RideRequest, Source
 from dispatcher.state import DispatcherState
 from dispatcher.step import restore, step
 from line_service.writer import Writer
@@ -130,9 +131,11 @@ class Engine:
         self._inbox.put_nowait((event, outcome))
         return await outcome
 
-    def restore(self, requests: list[RideRequest]) -> None:
-        """Adopt requests read back from the database (before `run`)."""
-        self._state, effects = restore(self._state, requests, self._clock())
+    def restore(
+        self, requests: list[RideRequest], aliases: list[tuple[Source, RequestId]] | None = None
+    ) -> None:
+        """Adopt requests (and their source aliases) read back from the database (before `run`)."""
+        self._state, effects = restore(self._state, requests, self._clock(), aliases or ())
         self._perform(None, effects, None)
         log.info("engine.restored", waiting=len(self._state.waiting()), requests=len(requests))
 
@@ -159,6 +162,7 @@ class Engine:
         outcome: asyncio.Future[list[Effect]] | None,
     ) -> None:
         saves = []
+        aliases: list[tuple[Source, RequestId]] = []
         after_commit: list[Callable[[], None]] = []
         for effect in effects:
             match effect:
@@ -166,6 +170,8 @@ class Engine:
                     self._outbox.show_on_sign(effect)
                 case ShowOnTerminal():
                     after_commit.append(functools.partial(self._outbox.show_on_terminal, effect))
+                case SaveSourceAlias():
+                    aliases.append((effect.source, effect.request_id))
                 case SaveRequest():
                     saves.append((effect.request, effect.previous_state))
                     log.info(
@@ -216,7 +222,7 @@ class Engine:
             if outcome is not None and not outcome.done():
                 outcome.set_result(effects)
 
-        if saves:
-            self._writer.save(saves, then=finish)
+        if saves or aliases:
+            self._writer.save(saves, then=finish, aliases=aliases)
         else:
             finish()

@@ -17,9 +17,10 @@ from line_service.settings import Settings
 
 # 9 to 15 digits, optionally grouped by spaces, dots or dashes, not inside a word: phone
 # numbers ("+33 6 12 34 56 78", "0612345678"), not dates, times, ids or hex digests.
-# Also "+33 (0)6 …" and a form-encoded "%2B33…".
+# Also "+33 (0)6 …", a form-encoded "%2B33…", and a "+" number glued to letters ("to+33…").
+_DIGITS = r"\d(?:[ .-]?(?:\(0\)[ .-]?)?\d){8,14}"
 _PHONE = re.compile(
-    r"(?<![\w+-])(?:\+|00|%2B)?\d(?:[ .-]?(?:\(0\)[ .-]?)?\d){8,14}(?![\w-])", re.IGNORECASE
+    rf"(?<![\d+])(?:\+|%2B){_DIGITS}(?!\d)|(?<![\w+-])(?:00)?{_DIGITS}(?![\w-])", re.IGNORECASE
 )
 _URL_PASSWORD = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^/\s:@]+:)[^@\s/]+@", re.IGNORECASE)
 _SECRETS = r"pass(?:word|wd)?|secret|token|auth_?token|authorization|signature|api_?key|salt"

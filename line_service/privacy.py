@@ -307,7 +307,7 @@ def erase_expired(engine: Engine, salt: str, cutoff: datetime) -> dict[str, int]
             counts["ride_request.phone"] += 1
         for row in session.exec(
             select(RideRequestRecord).where(
-                col(RideRequestRecord.driver_ref).is_not(None),
+                _number_like(col(RideRequestRecord.driver_ref)),
                 col(RideRequestRecord.updated_at) < cutoff,
             )
         ).all():
@@ -318,13 +318,28 @@ def erase_expired(engine: Engine, salt: str, cutoff: datetime) -> dict[str, int]
                 counts["ride_request.driver_ref"] += 1
         if TripRecord.__tablename__ in tables:
             for trip in session.exec(
-                select(TripRecord).where(col(TripRecord.picked_up_at) < cutoff)
+                select(TripRecord).where(
+                    col(TripRecord.picked_up_at) < cutoff,
+                    or_(
+                        col(TripRecord.passenger_phone_trunc).is_not(None),
+                        col(TripRecord.passenger_identity_key).is_not(None),
+                        col(TripRecord.driver_phone_trunc).is_not(None),
+                        col(TripRecord.driver_identity_key).is_not(None),
+                        col(TripRecord.passenger_ref).startswith("u-"),
+                        _number_like(col(TripRecord.driver_ref)),
+                    ),
+                )
             ).all():
                 if _expire_trip(trip, salt):
                     session.add(trip)
                     counts["trip"] += 1
         session.commit()
     return dict(counts)
+
+
+def _number_like(column: Any) -> Any:
+    """A driver_ref that may hold a number in clear (`+33…`, `tel:+33…`)."""
+    return or_(column.startswith("+"), column.startswith("tel:"))
 
 
 def _expire_trip(trip: TripRecord, salt: str) -> bool:

@@ -100,7 +100,10 @@ async def running(
         runtime.timers.start()
         stack.callback(runtime.timers.shutdown)
         stack.callback(runtime.store.dispose)
-        runtime.engine.restore(stored)
+        aliases = await asyncio.to_thread(
+            runtime.store.aliases_of, [request.id for request in stored]
+        )
+        runtime.engine.restore(stored, aliases)
         async with asyncio.TaskGroup() as group:
             tasks = [
                 group.create_task(runtime.writer.run(), name="writer"),

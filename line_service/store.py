@@ -65,6 +65,16 @@ class RequestEventRecord(SQLModel, table=True):
     cause: str = Field(max_length=32)
 
 
+class SourceAliasRecord(SQLModel, table=True):
+    """Another source naming a request: a press repeated at the terminal, a repeated SMS."""
+
+    __tablename__ = "request_source_alias"
+
+    channel: str = Field(primary_key=True, max_length=16)
+    source_ref: str = Field(primary_key=True, max_length=160)
+    request_id: str = Field(max_length=64, index=True)
+
+
 class PhoneHashRecord(SQLModel, table=True):
     """A finished request's rider number, kept only as a salted hash (statistics)."""
 
@@ -219,7 +229,11 @@ class Store:
             return False
         return True
 
-    def save(self, changes: Iterable[tuple[RideRequest, str | None]]) -> None:
+    def save(
+        self,
+        changes: Iterable[tuple[RideRequest, str | None]],
+        aliases: Iterable[tuple[Source, RequestId]] = (),
+    ) -> None:
         """Upsert requests and append their transitions, all in one transaction.
 
         One bulk statement per table (not a round trip per row): the writer commits batches.
@@ -246,9 +260,22 @@ class Store:
                     "cause": request.cause.value,
                 }
             )
-        if not events:
+        alias_rows = {
+            (source.channel.value, source.ref): {
+                "channel": source.channel.value,
+                "source_ref": source.ref,
+                "request_id": request_id,
+            }
+            for source, request_id in aliases
+        }
+        if not events and not alias_rows:
             return
         with self.engine.begin() as connection:
+            if alias_rows:
+                keys = ["channel", "source_ref"]
+                self._upsert(connection, SourceAliasRecord, list(alias_rows.values()), keys)
+            if not events:
+                return
             self._upsert(connection, RideRequestRecord, list(latest.values()), ["id"])
             if hashes:
                 self._upsert(connection, PhoneHashRecord, list(hashes.values()), ["request_id"])
@@ -299,6 +326,20 @@ class Store:
                 )
             ).all()
             return [from_record(row) for row in rows]
+
+    def aliases_of(self, request_ids: Iterable[str]) -> list[tuple[Source, RequestId]]:
+        """The other sources stored for these requests."""
+        wanted = list(request_ids)
+        if not wanted:
+            return []
+        with Session(self.engine) as session:
+            rows = session.exec(
+                select(SourceAliasRecord).where(col(SourceAliasRecord.request_id).in_(wanted))
+            ).all()
+            return [
+                (Source(Channel(row.channel), row.source_ref), RequestId(row.request_id))
+                for row in rows
+            ]
 
     def request(self, request_id: str) -> RideRequest | None:
         """One request by id."""

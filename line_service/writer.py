@@ -14,17 +14,20 @@ from datetime import datetime
 import structlog
 
 from dispatcher.events import DeviceStatusReported
-from dispatcher.request_machine import RideRequest
+from dispatcher.model import RequestId
+from dispatcher.request_machine import RideRequest, Source
 from line_service.store import Store
 
 log = structlog.get_logger(__name__)
 
 Change = tuple[RideRequest, str | None]
+Alias = tuple[Source, RequestId]
 
 
 @dataclass
 class _Batch:
     changes: list[Change] = field(default_factory=list)
+    aliases: list[Alias] = field(default_factory=list)
     follow_ups: list[Callable[[], None]] = field(default_factory=list)
 
 
@@ -43,9 +46,12 @@ class Writer:
         self._statuses: dict[tuple[str, str, str], tuple[bool, datetime]] = {}
         self._status_flush: asyncio.Task[None] | None = None
 
-    def save(self, changes: list[Change], then: Callable[[], None]) -> None:
-        """Store these request changes, then call `then`."""
+    def save(
+        self, changes: list[Change], then: Callable[[], None], aliases: list[Alias] | None = None
+    ) -> None:
+        """Store these request changes (and source aliases), then call `then`."""
         self._pending.changes.extend(changes)
+        self._pending.aliases.extend(aliases or ())
         self._pending.follow_ups.append(then)
         self._idle.clear()
         self._wake.set()
@@ -94,14 +100,14 @@ class Writer:
                     follow_up()
                 except Exception:
                     log.exception("writer.follow_up_failed")
-            if not self._pending.changes and not self._pending.follow_ups:
+            if not (self._pending.changes or self._pending.aliases or self._pending.follow_ups):
                 self._idle.set()
 
     async def _commit(self, batch: _Batch) -> None:
         delay = 0.05
         while True:
             try:
-                await asyncio.to_thread(self._store.save, batch.changes)
+                await asyncio.to_thread(self._store.save, batch.changes, batch.aliases)
             except Exception as exc:
                 self.failures += 1
                 log.error(

@@ -4,24 +4,12 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
-
 from tests.support.faults import assert_safe, eventually, watching
 from tests.test_faults import LEASE_SECONDS, Rig, rig
 
 __all__ = ["rig"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "known bug: a second press that joined a waiting request (same terminal, same "
-        "destination) is remembered in memory only (DispatcherState.by_source); after a restart "
-        "a cancel sent with that press's id is rejected as unknown and the signs stay lit "
-        "until the deadline. Fix: persist press aliases (store) or resolve terminal cancels by "
-        "terminal and destination."
-    ),
-)
 async def test_a_cancel_sent_while_the_service_restarts_darkens_the_signs(rig: Rig) -> None:
     terminal = rig.fleet.terminals["t-marck-est"]
     async with watching(rig.network, rig.broker.address()) as monitor:

@@ -7,8 +7,11 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
+import phonenumbers
 import pytest
 import structlog
+from hypothesis import given
+from hypothesis import strategies as st
 from pydantic import SecretStr
 
 from line_service.logging_setup import (
@@ -30,6 +33,7 @@ PHONES = [
     "0033612345678",
     "tel:+33612345678",
     "From=%2B33612345678&Body=CAL",
+    "to+33612345678",
 ]
 HARMLESS = [
     "2026-11-23T06:45:12.345000+00:00",
@@ -53,6 +57,34 @@ def test_every_usual_phone_format_is_masked_keeping_two_digits(phone: str) -> No
     assert "1234" not in out["detail"]
     assert out["detail"].startswith("sender ")
     assert "…78" in out["detail"]
+
+
+FORMATS = [
+    phonenumbers.PhoneNumberFormat.E164,
+    phonenumbers.PhoneNumberFormat.INTERNATIONAL,
+    phonenumbers.PhoneNumberFormat.NATIONAL,
+    phonenumbers.PhoneNumberFormat.RFC3966,
+]
+WORDS = st.text(alphabet=st.sampled_from("abcdefXYZ :;,=()[]{}'\"é\n"), max_size=20)
+
+
+@given(
+    first=st.sampled_from("67"),
+    rest=st.text(alphabet="0123456789", min_size=8, max_size=8),
+    fmt=st.sampled_from(FORMATS),
+    sep=st.sampled_from(" :=,;([{'\"\n\t"),
+    before=WORDS,
+    after=WORDS,
+)
+def test_any_french_mobile_in_any_format_inside_any_text_loses_its_digits(
+    first: str, rest: str, fmt: int, sep: str, before: str, after: str
+) -> None:
+    """Numbers glued to letters are left alone on purpose (ids); "+" numbers are masked anyway."""
+    number = phonenumbers.format_number(phonenumbers.parse(f"0{first}{rest}", "FR"), fmt)
+    out = redacted(detail=f"{before}{sep}{number}{sep}{after}", nested={"k": [number]})
+
+    digits = "".join(ch for ch in json.dumps(out, ensure_ascii=False) if ch.isdigit())
+    assert f"{first}{rest}"[:7] not in digits
 
 
 @pytest.mark.parametrize("text", HARMLESS)

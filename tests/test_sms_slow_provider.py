@@ -115,7 +115,8 @@ def ride_validated(service: ServiceProcess, rider: str) -> None:
     """A rider asks by SMS and a driver texts the code: the rider is to be told by SMS."""
     code = re.search(r"code (\d{4})", text(service, "MRK dunkerque", rider))
     assert code is not None
-    assert text(service, code.group(1), DRIVER) == "Merci! Trajet validé, bon covoiturage."
+    reply = text(service, code.group(1), DRIVER)
+    assert reply == "Merci! Trajet validé, bon covoiturage.", (reply, service.log()[-3000:])
 
 
 def press_lights_the_sign_and_cancel_darkens_it(probe: MqttProbe, request_id: str) -> None:

@@ -90,3 +90,12 @@ def test_ping_tells_whether_the_database_answers(store: Store) -> None:
     assert store.ping()
     broken = Store("postgresql+psycopg://nobody@127.0.0.1:1/none?connect_timeout=1")
     assert not broken.ping()
+
+
+def test_source_aliases_come_back_for_their_requests(store: Store) -> None:
+    request = waiting("r-alias")
+    second_press = Source(Channel.TERMINAL, "t-marck-est/second-press")
+    store.save([(request, None)], [(second_press, request.id)])
+    store.save([], [(second_press, request.id)])  # saving an alias twice is harmless
+    assert store.aliases_of(["r-alias"]) == [(second_press, RequestId("r-alias"))]
+    assert store.aliases_of(["someone-else"]) == []

@@ -11,6 +11,7 @@ from dispatcher.effects import (
     NotifyRider,
     RejectEvent,
     RejectionReason,
+    SaveSourceAlias,
     ShowOnSign,
 )
 from dispatcher.events import (
@@ -24,7 +25,7 @@ from dispatcher.events import (
     RideCancelled,
 )
 from dispatcher.model import Network, RequestId, ServiceHours, SignId
-from dispatcher.request_machine import Cause, RequestState
+from dispatcher.request_machine import Cause, Channel, RequestState, Source
 from dispatcher.service_calendar import is_open
 from tests.core.conftest import WEEKDAY_PEAKS, build_network
 from tests.core.core_kit import (
@@ -149,7 +150,8 @@ def test_a_phone_has_one_waiting_request(network: Network) -> None:
     core.run(sms(CALAIS, DUNKERQUE, "r1", PHONE), T0)
     same_trip = core.run(sms(CALAIS, DUNKERQUE, "r2", PHONE, code="1111"), T0)
     assert RequestId("r2") not in core.state.requests  # the same ride asked again
-    assert same_trip == []  # no terminal to tell; the SMS adapter answers from the state
+    # No terminal to tell (the SMS adapter answers from the state); the new sid is remembered.
+    assert same_trip == [SaveSourceAlias(Source(Channel.SMS, "SMr2"), RequestId("r1"))]
     other_trip = core.run(sms(MARCK, DUNKERQUE, "r3", PHONE, code="2222"), T0)
     assert core.request("r3").state is RequestState.REFUSED
     assert core.request("r3").cause is Cause.ALREADY_WAITING

@@ -13,6 +13,7 @@ from dispatcher.effects import (
     RejectEvent,
     RejectionReason,
     SaveRequest,
+    SaveSourceAlias,
     ScreenState,
     ShowOnSign,
     ShowOnTerminal,
@@ -21,7 +22,7 @@ from dispatcher.effects import (
 )
 from dispatcher.events import Actor, RideCancelled, RideRequested
 from dispatcher.model import LineId, Network, RequestId, StopId
-from dispatcher.request_machine import Cause, RequestState, RideRequest
+from dispatcher.request_machine import Cause, Channel, RequestState, RideRequest, Source
 from tests.core.core_kit import (
     BOULOGNE,
     CALAIS,
@@ -242,7 +243,9 @@ def test_the_same_sms_twice_is_one_request(network: Network) -> None:
 def test_the_same_phone_asking_again_is_one_request(network: Network) -> None:
     core = Core(network)
     core.run(sms(CALAIS, MARCK, "r1", "+33600000001", sid="SM1"), T0)
-    assert core.run(sms(CALAIS, MARCK, "r2", "+33600000001", sid="SM2"), T0) == []
+    again = core.run(sms(CALAIS, MARCK, "r2", "+33600000001", sid="SM2"), T0)
+    # Only the new MessageSid is stored as another name of the same request.
+    assert again == [SaveSourceAlias(Source(Channel.SMS, "SM2"), RequestId("r1"))]
     assert [request.id for request in core.state.waiting()] == [RequestId("r1")]
 
 
@@ -254,7 +257,9 @@ def test_a_terminal_pressed_again_and_again_makes_no_phantom_passenger(network: 
     for n in range(2, 40):
         at = T0 + timedelta(seconds=n)
         effects = core.run(press(CALAIS, DUNKERQUE, f"r{n}", code=f"{n:04d}"), at)
-        (shown,) = effects
+        alias, shown = effects
+        # The press is stored as another name of r1, so a cancel naming it survives a restart.
+        assert alias == SaveSourceAlias(terminal_source(T_CALAIS, f"r{n}"), RequestId("r1"))
         assert isinstance(shown, ShowOnTerminal)
         assert shown.screen.code == "4821"
         assert shown.screen.state is ScreenState.WAITING
