@@ -222,7 +222,9 @@ class Engine:
             if outcome is not None and not outcome.done():
                 outcome.set_result(effects)
 
-        if saves or aliases:
+        if saves or aliases or self._writer.busy:
+            # While earlier writes are pending, even a step with nothing to store answers after
+            # them: screens (retained) must reach the broker in the order the engine made them.
             self._writer.save(saves, then=finish, aliases=aliases)
         else:
             finish()

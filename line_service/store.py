@@ -316,12 +316,13 @@ class Store:
             session.commit()
 
     def live_requests(self, now: datetime, recent: timedelta) -> list[RideRequest]:
-        """Requests to restore: those still open, and those finished within `recent`."""
-        open_states = [RequestState.WAITING.value, RequestState.FALLBACK.value]
+        """Requests to restore: those waiting, and the others changed within `recent`."""
+        # Waiting requests at any age (their deadlines fire at once); FALLBACK ones, whose code a
+        # late driver may still send, only within `recent` like every other finished request.
         with Session(self.engine) as session:
             rows = session.exec(
                 select(RideRequestRecord).where(
-                    col(RideRequestRecord.state).in_(open_states)
+                    (col(RideRequestRecord.state) == RequestState.WAITING.value)
                     | (col(RideRequestRecord.updated_at) >= now - recent)
                 )
             ).all()

@@ -80,6 +80,11 @@ class Writer:
             self._store.save_device_status(line_id, kind, device_id, online, at)
 
     @property
+    def busy(self) -> bool:
+        """True while something queued is not yet committed and followed up."""
+        return not self._idle.is_set()
+
+    @property
     def backlog(self) -> int:
         """Changes waiting to be committed."""
         return len(self._pending.changes)
@@ -104,6 +109,8 @@ class Writer:
                 self._idle.set()
 
     async def _commit(self, batch: _Batch) -> None:
+        if not (batch.changes or batch.aliases):
+            return  # only follow-ups, kept in order behind earlier writes
         delay = 0.05
         while True:
             try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import structlog
@@ -70,6 +71,7 @@ class TwilioSender:
         self._max_retry_delay = max_retry_delay
         self._request_timeout = request_timeout
         self._on_sent = on_sent
+        self._threads: ThreadPoolExecutor | None = None
         self.sent = 0
         self.dropped = 0
 
@@ -82,10 +84,18 @@ class TwilioSender:
             log.error("sms.dropped", reason="queue_full", ref=message.ref, to=masked(message.to))
 
     async def run(self) -> None:
-        """Deliver queued messages until cancelled."""
-        async with asyncio.TaskGroup() as group:
-            for index in range(self._workers):
-                group.create_task(self._work(self._client()), name=f"twilio-sender-{index}")
+        """Deliver queued messages until cancelled.
+
+        The blocking REST calls get threads of their own: a hung provider must never take the
+        shared pool that database writes run in.
+        """
+        self._threads = ThreadPoolExecutor(self._workers, thread_name_prefix="twilio")
+        try:
+            async with asyncio.TaskGroup() as group:
+                for index in range(self._workers):
+                    group.create_task(self._work(self._client()), name=f"twilio-sender-{index}")
+        finally:
+            self._threads.shutdown(wait=False, cancel_futures=True)
 
     def _client(self) -> Client:
         account = self._account
@@ -109,7 +119,10 @@ class TwilioSender:
         delay = self._first_retry_delay
         for attempt in range(1, self._max_attempts + 1):
             try:
-                sid, status = await asyncio.to_thread(self._create, client, message)
+                loop = asyncio.get_running_loop()
+                sid, status = await loop.run_in_executor(
+                    self._threads, self._create, client, message
+                )
             except TwilioRestException as exc:
                 permanent = 400 <= exc.status < 500 and exc.status != 429
                 log.warning(

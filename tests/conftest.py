@@ -11,6 +11,7 @@ import pytest
 import sqlalchemy
 
 from tests.support.brokers import Mosquitto, free_port
+from tests.support.mqtt_probe import MqttProbe
 
 POSTGRES_URL = os.environ.get(
     "CARPOOL_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -24,6 +25,14 @@ def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mosquitto]:
     broker.start()
     yield broker
     broker.stop()
+
+
+@pytest.fixture
+def probe(mosquitto: Mosquitto) -> Iterator[MqttProbe]:
+    """A plain MQTT client on this test's broker, seeing everything under carpool/v1/."""
+    client = MqttProbe(mosquitto.port, ("carpool/v1/#",))
+    yield client
+    client.close()
 
 
 def _postgres_schema_url() -> Iterator[str]:

@@ -56,13 +56,6 @@ def service(mosquitto: Mosquitto, tmp_path: Path, database_url: str) -> Iterator
 
 
 @pytest.fixture
-def probe(mosquitto: Mosquitto) -> Iterator[MqttProbe]:
-    client = MqttProbe(mosquitto.port, (f"{PREFIX}/#",))
-    yield client
-    client.close()
-
-
-@pytest.fixture
 def api(service: ServiceProcess) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=f"{service.base_url}/api/v1", timeout=10) as client:
         yield client

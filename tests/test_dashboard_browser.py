@@ -43,13 +43,6 @@ def service(mosquitto: Mosquitto, tmp_path: Path) -> Iterator[ServiceProcess]:
 
 
 @pytest.fixture
-def probe(mosquitto: Mosquitto) -> Iterator[MqttProbe]:
-    client = MqttProbe(mosquitto.port, (f"{PREFIX}/#",))
-    yield client
-    client.close()
-
-
-@pytest.fixture
 def browser() -> Iterator[Browser]:
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(

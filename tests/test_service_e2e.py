@@ -70,13 +70,6 @@ def service(mosquitto: Mosquitto, tmp_path: Path, database_url: str) -> Iterator
     process.stop()
 
 
-@pytest.fixture
-def probe(mosquitto: Mosquitto) -> Iterator[MqttProbe]:
-    client = MqttProbe(mosquitto.port, (f"{PREFIX}/#", "carpool/v1/dispatcher/status"))
-    yield client
-    client.close()
-
-
 def test_press_lights_every_sign_of_the_stop_and_cancel_darkens_them(
     service: ServiceProcess, probe: MqttProbe
 ) -> None:

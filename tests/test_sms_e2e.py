@@ -4,22 +4,19 @@ from __future__ import annotations
 
 import functools
 import re
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from tests.support.brokers import Mosquitto
 from tests.support.mqtt_probe import MqttProbe
 from tests.support.service import LINE, ServiceProcess, write_lines_file
 from tests.support.twilio_standin import (
-    ACCOUNT_SID,
-    AUTH_TOKEN,
     FROM_NUMBER,
     TwilioStandIn,
-    sign,
+    text_as_twilio,
+    twilio_env,
 )
 from tests.support.waiting import wait_until
 
@@ -47,42 +44,16 @@ def service(
         database_url=database_url,
         lines_file=write_lines_file(tmp_path),
         directory=tmp_path,
-        extra_env={
-            "CARPOOL_SMS_PROVIDER": "twilio",
-            "CARPOOL_TWILIO_ACCOUNT_SID": ACCOUNT_SID,
-            "CARPOOL_TWILIO_AUTH_TOKEN": AUTH_TOKEN,
-            "CARPOOL_TWILIO_FROM": FROM_NUMBER,
-            "CARPOOL_TWILIO_API_BASE": standin.base_url,
-            "CARPOOL_PUBLIC_URL": PUBLIC_URL,
-            "CARPOOL_PHONE_HASH_SALT": "e2e-salt",
-        },
+        extra_env=twilio_env(standin.base_url, "e2e-salt"),
     )
     process.start()
     yield process
     process.stop()
 
 
-@pytest.fixture
-def probe(mosquitto: Mosquitto) -> Iterator[MqttProbe]:
-    client = MqttProbe(mosquitto.port, (f"{PREFIX}/#",))
-    yield client
-    client.close()
-
-
 def text(service: ServiceProcess, body: str, sender: str = RIDER) -> str:
-    """Send an SMS as Twilio would deliver it; return the TwiML reply's message."""
-    params = {"MessageSid": "SM" + uuid.uuid4().hex, "From": sender, "To": FROM_NUMBER}
-    params["Body"] = body
-    signature = sign(PUBLIC_URL + "/sms/twilio", params)
-    response = httpx.post(
-        f"{service.base_url}/sms/twilio",
-        data=params,
-        headers={"X-Twilio-Signature": signature},
-        timeout=10,
-    )
-    assert response.status_code == 200, response.text
-    found = re.search(r"<Message>(.*)</Message>", response.text, re.S)
-    return found.group(1) if found else ""
+    """Send a signed SMS as Twilio would; return the TwiML reply's message."""
+    return text_as_twilio(service.base_url, body, sender, PUBLIC_URL)
 
 
 def shows_destination(probe: MqttProbe, sign_id: str, destination: str) -> bool:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import re
 import threading
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
@@ -18,11 +17,9 @@ from tests.support.brokers import Mosquitto
 from tests.support.mqtt_probe import MqttProbe
 from tests.support.service import LINE, ServiceProcess, write_lines_file
 from tests.support.twilio_standin import (
-    ACCOUNT_SID,
-    AUTH_TOKEN,
-    FROM_NUMBER,
     TwilioStandIn,
-    sign,
+    text_as_twilio,
+    twilio_env,
 )
 from tests.support.waiting import wait_until
 
@@ -74,41 +71,16 @@ def service(
         database_url=database_url,
         lines_file=write_lines_file(tmp_path),
         directory=tmp_path,
-        extra_env={
-            "CARPOOL_SMS_PROVIDER": "twilio",
-            "CARPOOL_TWILIO_ACCOUNT_SID": ACCOUNT_SID,
-            "CARPOOL_TWILIO_AUTH_TOKEN": AUTH_TOKEN,
-            "CARPOOL_TWILIO_FROM": FROM_NUMBER,
-            "CARPOOL_TWILIO_API_BASE": standin.base_url,
-            "CARPOOL_PUBLIC_URL": PUBLIC_URL,
-            "CARPOOL_PHONE_HASH_SALT": "slow-provider-salt",
-        },
+        extra_env=twilio_env(standin.base_url, "slow-provider-salt"),
     )
     process.start()
     yield process
     process.stop()
 
 
-@pytest.fixture
-def probe(mosquitto: Mosquitto) -> Iterator[MqttProbe]:
-    client = MqttProbe(mosquitto.port, (f"{PREFIX}/#",))
-    yield client
-    client.close()
-
-
 def text(service: ServiceProcess, body: str, sender: str) -> str:
     """Send a signed SMS as Twilio would; return the TwiML reply's message."""
-    params = {"MessageSid": "SM" + uuid.uuid4().hex, "From": sender, "To": FROM_NUMBER}
-    params["Body"] = body
-    response = httpx.post(
-        f"{service.base_url}/sms/twilio",
-        data=params,
-        headers={"X-Twilio-Signature": sign(PUBLIC_URL + "/sms/twilio", params)},
-        timeout=10,
-    )
-    assert response.status_code == 200, response.text
-    found = re.search(r"<Message>(.*)</Message>", response.text, re.S)
-    return found.group(1) if found else ""
+    return text_as_twilio(service.base_url, body, sender, PUBLIC_URL)
 
 
 def ride_validated(service: ServiceProcess, rider: str) -> None:

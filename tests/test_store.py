@@ -74,9 +74,20 @@ def test_restore_window_keeps_open_requests_and_recent_finished_ones(store: Stor
         state=RequestState.EXPIRED,
         cause=Cause.DEADLINE_REACHED,
     )
-    store.save([(old_waiting, None), (old_done, None), (recent_done, None)])
+    old_taxi = replace(
+        waiting("old-taxi", NOW - timedelta(days=2)),
+        state=RequestState.FALLBACK,
+        cause=Cause.GUARANTEE_REACHED,
+    )
+    recent_taxi = replace(
+        waiting("recent-taxi", NOW - timedelta(minutes=20)),
+        state=RequestState.FALLBACK,
+        cause=Cause.GUARANTEE_REACHED,
+    )
+    store.save([(r, None) for r in (old_waiting, old_done, recent_done, old_taxi, recent_taxi)])
     restored = {r.id for r in store.live_requests(NOW, timedelta(hours=1))}
-    assert restored == {"old-waiting", "recent-done"}
+    # A taxi sent days ago holds no code and no memory any more; a recent one still may.
+    assert restored == {"old-waiting", "recent-done", "recent-taxi"}
 
 
 def test_device_presence_is_remembered(store: Store) -> None:

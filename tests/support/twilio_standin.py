@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import threading
 import uuid
 from dataclasses import dataclass, field
@@ -11,6 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs
 
+import httpx
 from twilio.request_validator import RequestValidator
 
 ACCOUNT_SID = "AC" + "0" * 32
@@ -126,3 +128,36 @@ class TwilioStandIn:
         handler.send_header("Content-Length", str(len(data)))
         handler.end_headers()
         handler.wfile.write(data)
+
+
+PUBLIC_URL_FOR_TESTS = "https://carpool.example"
+
+
+def twilio_env(api_base: str, salt: str, public_url: str = PUBLIC_URL_FOR_TESTS) -> dict[str, str]:
+    """The service's settings for Twilio mode against a stand-in at `api_base`."""
+    return {
+        "CARPOOL_SMS_PROVIDER": "twilio",
+        "CARPOOL_TWILIO_ACCOUNT_SID": ACCOUNT_SID,
+        "CARPOOL_TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+        "CARPOOL_TWILIO_FROM": FROM_NUMBER,
+        "CARPOOL_TWILIO_API_BASE": api_base,
+        "CARPOOL_PUBLIC_URL": public_url,
+        "CARPOOL_PHONE_HASH_SALT": salt,
+    }
+
+
+def text_as_twilio(
+    base_url: str, body: str, sender: str, public_url: str = PUBLIC_URL_FOR_TESTS
+) -> str:
+    """POST a signed SMS to the service as Twilio would; return the TwiML reply's message."""
+    params = {"MessageSid": "SM" + uuid.uuid4().hex, "From": sender, "To": FROM_NUMBER}
+    params["Body"] = body
+    response = httpx.post(
+        f"{base_url}/sms/twilio",
+        data=params,
+        headers={"X-Twilio-Signature": sign(public_url + "/sms/twilio", params)},
+        timeout=10,
+    )
+    assert response.status_code == 200, response.text
+    found = re.search(r"<Message>(.*)</Message>", response.text, re.S)
+    return found.group(1) if found else ""
