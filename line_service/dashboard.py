@@ -47,6 +47,7 @@ def install_operations(app: FastAPI, runtime: Runtime) -> Operations:
         metrics=ServiceMetrics(runtime, live_clients=lambda: hub.clients),
     )
     runtime.engine.listeners.extend([hub.on_step, operations.metrics.on_step])
+    runtime.engine.step_timers.append(operations.metrics.observe_step)
     app.state.operations = operations
     app.include_router(api_lines.router)
     app.include_router(api_requests.router)

@@ -112,6 +112,7 @@ class Engine:
             asyncio.Queue()
         )
         self.listeners: list[Listener] = []
+        self.step_timers: list[Callable[[str, float], None]] = []
         self.rejected: Counter[str] = Counter()
         self.processed = 0
         self.step_seconds_total = 0.0
@@ -153,7 +154,10 @@ class Engine:
                 continue
             self.processed += 1
             self._perform(event, effects, outcome)
-            self.step_seconds_total += time.perf_counter() - started
+            elapsed = time.perf_counter() - started
+            self.step_seconds_total += elapsed
+            for timer in self.step_timers:
+                timer(type(event).__name__, elapsed)
 
     def _perform(
         self,

@@ -90,6 +90,9 @@ class _RuntimeCollector(Collector):
         )
 
 
+STEP_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5)
+
+
 class ServiceMetrics:
     """The registry and the listener that feeds it."""
 
@@ -114,7 +117,18 @@ class ServiceMetrics:
         self.alerts = Counter(
             "carpool_alerts_raised", "Operator alerts raised", ["kind"], registry=self.registry
         )
+        self.step_duration = Histogram(
+            "carpool_engine_step_duration_seconds",
+            "Time the engine took to apply one event and hand out its effects, by event",
+            ["event"],
+            buckets=STEP_BUCKETS,
+            registry=self.registry,
+        )
         self.registry.register(_RuntimeCollector(runtime, live_clients))
+
+    def observe_step(self, event: str, seconds: float) -> None:
+        """Engine step timer: one observation per event processed."""
+        self.step_duration.labels(event).observe(seconds)
 
     def on_step(self, _event: Event | None, effects: list[Effect], _state: DispatcherState) -> None:
         """Engine listener: count what the step did."""

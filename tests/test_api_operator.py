@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -219,6 +220,13 @@ def test_metrics_count_outcomes_waits_and_sign_updates(
     assert "carpool_sign_updates_total" in text
     assert "carpool_engine_events_total" in text
     assert 'carpool_devices_configured{kind="sign"}' in text
+    # Event-processing latency is a histogram by event: the press and the cancel were observed.
+    for event in ("RideRequested", "RideCancelled"):
+        count = re.search(
+            rf'carpool_engine_step_duration_seconds_count{{event="{event}"}} (\d+)', text
+        )
+        assert count is not None
+        assert int(count.group(1)) >= 1
 
 
 def test_cli_operator_add_prints_a_token_the_running_service_accepts(
