@@ -128,6 +128,17 @@ class OperatorMessageCleared:
     message_id: str
 
 
+@dataclass(frozen=True, slots=True)
+class StorageFailed:
+    """These requests were accepted but the database has not stored them in time: refuse them.
+
+    The shell sends it when its writes keep failing; the refusal is stored once the database
+    is back, after the creation, so the history stays whole.
+    """
+
+    request_ids: tuple[RequestId, ...]
+
+
 Event = (
     RideRequested
     | RideCancelled
@@ -140,4 +151,5 @@ Event = (
     | FallbackRequested
     | OperatorMessagePosted
     | OperatorMessageCleared
+    | StorageFailed
 )

@@ -9,6 +9,7 @@ or REFUSED (it never lights a sign). From WAITING exactly one way out is taken:
     WAITING --rider or operator cancelled---------------------------> CANCELLED
     WAITING --guarantee reached in service hours, line has a fallback-> FALLBACK
     WAITING --an operator sends the fallback now---------------------> FALLBACK
+    WAITING --its creation could not be stored in time----------------> REFUSED
     WAITING --deadline reached, no fallback--------------------------> EXPIRED
     FALLBACK --driver validated the code before the taxi came--------> PICKED_UP
 
@@ -60,6 +61,7 @@ class Cause(StrEnum):
     STOP_FULL = "stop_full"
     NO_FREE_CODE = "no_free_code"
     ALREADY_WAITING = "already_waiting"
+    STORAGE_FAILED = "storage_failed"
 
 
 TRANSITIONS: dict[RequestState, dict[Cause, RequestState]] = {
@@ -71,6 +73,7 @@ TRANSITIONS: dict[RequestState, dict[Cause, RequestState]] = {
         Cause.GUARANTEE_REACHED: RequestState.FALLBACK,
         Cause.OPERATOR_FALLBACK: RequestState.FALLBACK,
         Cause.DEADLINE_REACHED: RequestState.EXPIRED,
+        Cause.STORAGE_FAILED: RequestState.REFUSED,
     },
     RequestState.FALLBACK: {Cause.CODE_VALIDATED: RequestState.PICKED_UP},
     RequestState.PICKED_UP: {},

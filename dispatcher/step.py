@@ -52,6 +52,7 @@ from dispatcher.events import (
     RideCancelled,
     RideRequested,
     SignReported,
+    StorageFailed,
 )
 from dispatcher.model import Line, LineId, RequestId
 from dispatcher.request_machine import (
@@ -94,6 +95,8 @@ def step(state: DispatcherState, event: Event, now: datetime) -> Step:
             return displays.post_operator_message(state, event, now)
         case OperatorMessageCleared():
             return displays.clear_operator_message(state, event, now)
+        case StorageFailed():
+            return _storage_failed(state, event, now)
 
 
 def restore(
@@ -265,6 +268,17 @@ def _deadline_reached(state: DispatcherState, event: DeadlineReached, now: datet
     )
     cause = Cause.GUARANTEE_REACHED if fallback else Cause.DEADLINE_REACHED
     return _finish(state, request, cause, now)
+
+
+def _storage_failed(state: DispatcherState, event: StorageFailed, now: datetime) -> Step:
+    effects: list[Effect] = []
+    for request_id in event.request_ids:
+        request = state.requests.get(request_id)
+        if request is None or not request.is_waiting:
+            continue  # already over: nothing to take back
+        state, refused = _finish(state, request, Cause.STORAGE_FAILED, now)
+        effects += refused
+    return state, effects
 
 
 def _fallback_requested(state: DispatcherState, event: FallbackRequested, now: datetime) -> Step:

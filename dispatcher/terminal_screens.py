@@ -21,6 +21,7 @@ _REFUSAL_TEXT: dict[Cause, tuple[str, ...]] = {
     Cause.UNKNOWN_DESTINATION: ("Destination non desservie", "depuis cet arret"),
     Cause.STOP_FULL: ("Trop de demandes ici", "Reessayez dans un instant"),
     Cause.NO_FREE_CODE: ("Service sature", "Reessayez dans un instant"),
+    Cause.STORAGE_FAILED: ("Service momentanement indisponible", "Reessayez dans un instant"),
 }
 
 

@@ -69,7 +69,12 @@ async def submit(runtime: Runtime, event: Event) -> list[Effect]:
     try:
         return await asyncio.wait_for(runtime.engine.submit(event), SUBMIT_TIMEOUT_SECONDS)
     except TimeoutError as exc:
-        raise HTTPException(503, "the dispatcher could not store the change in time") from exc
+        raise HTTPException(
+            503,
+            "the database is not answering: the change was not stored in time and a new ride "
+            "is refused (CARPOOL_STORAGE_REFUSE_SECONDS); try again shortly",
+            headers={"Retry-After": "10"},
+        ) from exc
 
 
 def saved(effects: list[Effect]) -> RideRequest | None:

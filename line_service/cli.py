@@ -54,6 +54,10 @@ def serve(
     settings = Settings()
     if demo and "CARPOOL_IGNORE_SERVICE_HOURS" not in os.environ:
         settings = settings.model_copy(update={"ignore_service_hours": True})
+    if demo and settings.sms_provider != "console":
+        # Simulated riders have made-up numbers: the demo must never text anybody.
+        typer.echo("demo mode: SMS go to the console provider (no SMS is sent)", err=True)
+        settings = settings.model_copy(update={"sms_provider": "console"})
     if demo and "CARPOOL_API_TOKENS" not in os.environ:
         settings = settings.model_copy(update={"api_tokens": SecretStr(f"demo:{DEMO_TOKEN}:admin")})
         typer.echo(f"demo dashboard: http://{settings.http_host}:{settings.http_port}/", err=True)

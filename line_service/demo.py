@@ -5,7 +5,9 @@ Two kinds of simulated riders:
   who read the sign — drivers validate the code through the HTTP API, as a phone would;
 - in the app (`app_riders` below): ask through the API with a phone number, and a driver with
   a known number validates — these trips carry the identities the national registry needs.
-Phone numbers are from ARCEP's range reserved for fiction (06 39 98 xx xx).
+Demo phone numbers are made up (+33 6 00 00 xx xx; libphonenumber refuses ARCEP's range for
+fiction, 06 39 98, as unassigned). Demo mode never sends an SMS: `serve --demo` forces the
+console provider, which only logs.
 """
 
 from __future__ import annotations
@@ -24,14 +26,14 @@ from stop_devices.simulator import DemoTraffic, TrafficSettings
 
 log = structlog.get_logger(__name__)
 
-FICTION_PREFIX = "+3363998"
+FICTION_PREFIX = "+3360000"
 APP_RIDER_EVERY_SECONDS = 40.0
 APP_RIDERS = 400
 APP_DRIVERS = 120
 
 
 def fictional_phone(number: int) -> str:
-    """A French mobile number that belongs to nobody (ARCEP range for works of fiction)."""
+    """A made-up French mobile number for a simulated rider or driver (never texted)."""
     return f"{FICTION_PREFIX}{number % 10_000:04d}"
 
 

@@ -31,6 +31,8 @@ class DeviceGateway:
         self._network = network
         self._engine: Engine | None = None
         self.dropped: Counter[str] = Counter()
+        self._last_seq: dict[tuple[str, str], int] = {}
+        self.stale_skipped = 0
         self.received = 0
         self.link = MqttLink(
             address,
@@ -48,12 +50,23 @@ class DeviceGateway:
         self._engine = engine
 
     def show_on_sign(self, effect: ShowOnSign) -> None:
-        """Publish a sign's display (retained)."""
-        self.link.publish(translate.encode_sign(effect))
+        """Publish a sign's display (retained), unless a newer one went out already."""
+        if self._newer(("sign", effect.sign_id), effect.display.seq):
+            self.link.publish(translate.encode_sign(effect))
 
     def show_on_terminal(self, effect: ShowOnTerminal) -> None:
-        """Publish a terminal's screen (retained)."""
-        self.link.publish(translate.encode_terminal(effect))
+        """Publish a terminal's screen (retained), unless a newer one went out already."""
+        if self._newer(("terminal", effect.terminal_id), effect.screen.seq):
+            self.link.publish(translate.encode_terminal(effect))
+
+    def _newer(self, device: tuple[str, str], seq: int) -> bool:
+        # Screens held behind a stuck write may come after newer ones: the retained message on
+        # the broker must never go back to an older state.
+        if seq <= self._last_seq.get(device, -1):
+            self.stale_skipped += 1
+            return False
+        self._last_seq[device] = seq
+        return True
 
     def _on_message(self, received: Received) -> None:
         self.received += 1

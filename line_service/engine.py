@@ -32,7 +32,7 @@ from dispatcher.effects import (
     ShowOnSign,
     ShowOnTerminal,
 )
-from dispatcher.events import DeviceStatusReported, Event
+from dispatcher.events import DeviceStatusReported, Event, StorageFailed
 from dispatcher.model import RequestId
 from dispatcher.request_machine import RideRequest, Source
 from dispatcher.state import DispatcherState
@@ -108,6 +108,7 @@ class Engine:
         self._outbox = outbox
         self._timers = timers
         self._writer = writer
+        writer.on_stuck = lambda ids: self.submit_nowait(StorageFailed(tuple(ids)))
         self._inbox: asyncio.Queue[tuple[Event, asyncio.Future[list[Effect]] | None]] = (
             asyncio.Queue()
         )
@@ -226,9 +227,19 @@ class Engine:
             if outcome is not None and not outcome.done():
                 outcome.set_result(effects)
 
-        if saves or aliases or self._writer.busy:
+        if isinstance(event, StorageFailed):
+            # The riders must hear the refusal now, not once the database is back; the refusal
+            # itself is stored after the creation it refuses.
+            finish()
+            if saves or aliases:
+                self._writer.save(saves, then=_nothing, aliases=aliases)
+        elif saves or aliases or self._writer.busy:
             # While earlier writes are pending, even a step with nothing to store answers after
             # them: screens (retained) must reach the broker in the order the engine made them.
             self._writer.save(saves, then=finish, aliases=aliases)
         else:
             finish()
+
+
+def _nothing() -> None:
+    """A follow-up with nothing left to do."""

@@ -68,7 +68,7 @@ def build_runtime(settings: Settings, clock: Clock = utc_now) -> Runtime:
         log.warning("service_hours.ignored", reason="CARPOOL_IGNORE_SERVICE_HOURS (demo mode)")
         network = Network(tuple(replace(line, service_hours=None) for line in network.lines))
     store = Store(settings.database_url)
-    writer = Writer(store)
+    writer = Writer(store, refuse_after=settings.storage_refuse_seconds)
     gateway = DeviceGateway(
         network, BrokerAddress.from_url(settings.broker_url), settings.mqtt_client_id
     )

@@ -37,6 +37,7 @@ class Settings(BaseSettings):
     phone_retention_days: int = Field(default=30, ge=1)  # clear numbers erased after (RGPD)
     lease_refresh_seconds: float = Field(default=30.0, gt=0)
     ignore_service_hours: bool = False
+    storage_refuse_seconds: float = Field(default=5.0, gt=0)
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: str = "INFO"
 

@@ -34,8 +34,13 @@ class _Batch:
 class Writer:
     """Queues writes from the engine (never blocking it) and commits them in batches."""
 
-    def __init__(self, store: Store, max_retry_delay: float = 5.0) -> None:
+    def __init__(
+        self, store: Store, max_retry_delay: float = 5.0, refuse_after: float = 5.0
+    ) -> None:
         self._store = store
+        self._refuse_after = refuse_after
+        self._refused: set[RequestId] = set()
+        self.on_stuck: Callable[[list[RequestId]], None] | None = None
         self._pending = _Batch()
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
@@ -112,19 +117,40 @@ class Writer:
         if not (batch.changes or batch.aliases):
             return  # only follow-ups, kept in order behind earlier writes
         delay = 0.05
+        failing_since: float | None = None
+        loop = asyncio.get_running_loop()
         while True:
             try:
                 await asyncio.to_thread(self._store.save, batch.changes, batch.aliases)
             except Exception as exc:
                 self.failures += 1
+                failing_since = failing_since if failing_since is not None else loop.time()
                 log.error(
                     "writer.commit_failed",
                     error=str(exc)[:300],
                     changes=len(batch.changes),
                     retry_in=delay,
                 )
+                if loop.time() - failing_since >= self._refuse_after:
+                    self._refuse_unstored(batch)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self._max_retry_delay)
                 continue
             self.commits += 1
+            self._refused.difference_update(request.id for request, _ in batch.changes)
             return
+
+    def _refuse_unstored(self, batch: _Batch) -> None:
+        """Ask for the refusal of requests accepted during the outage (each once).
+
+        Never silently: they are kept and stored when the database is back, refusal included.
+        """
+        created = [
+            request.id
+            for request, previous in (*batch.changes, *self._pending.changes)
+            if previous is None and request.is_waiting and request.id not in self._refused
+        ]
+        if created and self.on_stuck is not None:
+            self._refused.update(created)
+            log.error("writer.refusing_unstored", requests=len(created))
+            self.on_stuck(created)

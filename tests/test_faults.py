@@ -36,6 +36,7 @@ from tests.support.faults import (
 from tests.support.service import LINE, ServiceProcess, write_lines_file
 
 PREFIX = f"carpool/v1/{LINE}"
+REFUSE_SECONDS = 2
 LEASE_SECONDS = 6
 
 
@@ -88,7 +89,10 @@ async def rig(tmp_path: Path, database_url: str) -> AsyncIterator[Rig]:
         database_url=database_url,
         lines_file=lines,
         directory=tmp_path,
-        extra_env={"CARPOOL_LEASE_REFRESH_SECONDS": "2"},
+        extra_env={
+            "CARPOOL_LEASE_REFRESH_SECONDS": "2",
+            "CARPOOL_STORAGE_REFUSE_SECONDS": str(REFUSE_SECONDS),
+        },
     )
     await asyncio.to_thread(service.start)
     fleet = Fleet.of(network, broker.address)
@@ -249,7 +253,7 @@ async def test_sigkill_with_hundreds_waiting_restores_every_rider_and_reasserts_
     assert_safe(report)
 
 
-async def test_a_failing_database_write_holds_the_confirmation_and_applies_nothing_half(
+async def test_a_failing_database_write_refuses_the_request_clearly_and_applies_nothing_half(
     rig: Rig,
 ) -> None:
     engine = sqlalchemy.create_engine(rig.database_url)
@@ -275,28 +279,36 @@ async def test_a_failing_database_write_holds_the_confirmation_and_applies_nothi
                 for statement in inject:
                     connection.execute(sqlalchemy.text(statement))
             request_id = terminal.press("dunkerque-est")
-            await eventually(
-                lambda: rig.service.log().count("writer.commit_failed") >= 3, 15, "failed commits"
+            took = await eventually(
+                lambda: terminal.outcomes.get(request_id) == "refused",
+                REFUSE_SECONDS + 10,
+                "a clear refusal while the database fails",
             )
-            assert request_id in terminal.unconfirmed, "told 'waiting' before it was stored"
+            figure("database failing: rider told 'refused'", f"{took:.2f} s after the press")
+            assert "writer.commit_failed" in rig.service.log()
+            assert terminal.screen is not None
+            assert terminal.screen.lines[0] == "Service momentanement indisponible"
             assert rig.stored() == {}, "half-applied write"
 
             with engine.begin() as connection:
                 connection.execute(sqlalchemy.text(heal))
-            took = await eventually(
-                lambda: terminal.outcomes.get(request_id) == "waiting", 10, "waiting once stored"
+            await eventually(
+                lambda: "refused" in rig.stored().values(), 15, "the refusal stored once healed"
             )
-            figure("database back: rider told 'waiting'", f"{took:.2f} s after the fault healed")
             report = monitor.ledger.report()
         with engine.connect() as connection:
-            events = connection.execute(
-                sqlalchemy.text(
-                    "SELECT count(*) FROM request_event e JOIN ride_request r "
-                    "ON r.id = e.request_id WHERE r.source_ref = :ref"
-                ),
-                {"ref": f"t-marck-est/{request_id}"},
-            ).scalar_one()
-        assert events == 1, "one transition stored, despite retries and the terminal's resends"
+            history = [
+                row[0]
+                for row in connection.execute(
+                    sqlalchemy.text(
+                        "SELECT e.to_state FROM request_event e JOIN ride_request r "
+                        "ON r.id = e.request_id WHERE r.source_ref = :ref ORDER BY e.id"
+                    ),
+                    {"ref": f"t-marck-est/{request_id}"},
+                )
+            ]
+        # Accepted, then refused: the whole story is stored, once, despite retries and resends.
+        assert history == ["waiting", "refused"]
         assert_safe(report)
     finally:
         engine.dispose()

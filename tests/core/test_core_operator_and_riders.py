@@ -13,6 +13,7 @@ from dispatcher.effects import (
     RejectionReason,
     SaveSourceAlias,
     ShowOnSign,
+    ShowOnTerminal,
 )
 from dispatcher.events import (
     Actor,
@@ -23,6 +24,7 @@ from dispatcher.events import (
     OperatorMessageCleared,
     OperatorMessagePosted,
     RideCancelled,
+    StorageFailed,
 )
 from dispatcher.model import Network, RequestId, ServiceHours, SignId
 from dispatcher.request_machine import Cause, Channel, RequestState, Source
@@ -203,3 +205,21 @@ def test_a_public_holiday_closes_the_line() -> None:
     core = Core(network)
     core.run(press(CALAIS, DUNKERQUE, "r1"), T0)
     assert core.request("r1").cause is Cause.CLOSED
+
+
+def test_requests_the_database_could_not_store_are_refused_and_go_dark(network: Network) -> None:
+    core = Core(network)
+    core.run(press(CALAIS, DUNKERQUE, "unstored"), T0)
+    core.run(press(MARCK, DUNKERQUE, "served", code="1111"), T0)
+    core.run(CodeValidated(LINE, "1111", "driver"), T0 + timedelta(seconds=2))
+    effects = core.run(
+        StorageFailed((RequestId("unstored"), RequestId("served"), RequestId("ghost"))),
+        T0 + timedelta(seconds=5),
+    )
+    refused = core.request("unstored")
+    assert (refused.state, refused.cause) == (RequestState.REFUSED, Cause.STORAGE_FAILED)
+    assert core.request("served").state is RequestState.PICKED_UP  # already over: untouched
+    assert pages_by_sign(effects) == {PMV_CALAIS_1: (), PMV_CALAIS_2: ()}
+    [screen] = [e.screen for e in effects if isinstance(e, ShowOnTerminal)]
+    assert screen.lines[0] == "Service momentanement indisponible"
+    assert RequestId("unstored") not in core.armed
