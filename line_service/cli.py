@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 from pathlib import Path
 from typing import Annotated
 
@@ -17,7 +18,7 @@ from line_service.lines_file import LinesFileError, load_network
 from line_service.logging_setup import configure_logging, secret_values
 from line_service.operator_cli import operator_app
 from line_service.privacy_cli import privacy_app
-from line_service.settings import Settings
+from line_service.settings import EMBEDDED, Settings
 
 DEMO_TOKEN = "demo-operateur"
 
@@ -70,6 +71,12 @@ def serve(
             typer.echo(f"{settings.lines_file}: {problem}", err=True)
         typer.echo("refusing to start: fix the lines file", err=True)
         raise typer.Exit(2) from exc
+    busy = _ports_in_use(settings)
+    if busy:
+        for problem in busy:
+            typer.echo(problem, err=True)
+        typer.echo("refusing to start: free the port or choose another", err=True)
+        raise typer.Exit(2)
     from line_service.app import create_app
     from line_service.demo import demo_jobs
 
@@ -83,6 +90,24 @@ def serve(
         lifespan="on",
     )
     asyncio.run(uvicorn.Server(config).serve())
+
+
+def _ports_in_use(settings: Settings) -> list[str]:
+    """Ports this service must bind that something else holds (a clear message, not a trace)."""
+    wanted = [(settings.http_host, settings.http_port, "CARPOOL_HTTP_PORT")]
+    if settings.mqtt_url == EMBEDDED:
+        wanted.append(("127.0.0.1", settings.embedded_mqtt_port, "CARPOOL_EMBEDDED_MQTT_PORT"))
+    busy = []
+    for host, port, setting in wanted:
+        if port == 0:
+            continue
+        with socket.socket() as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((host, port))
+            except OSError as exc:
+                busy.append(f"{host}:{port} is already in use ({exc.strerror}); set {setting}")
+    return busy
 
 
 def main() -> None:

@@ -125,7 +125,8 @@ def draft_trip(
         seats=request.seats,
         channel=request.source.channel.value,
         driver_ref=request.driver_ref,
-        driver=None if phone is None else identity_of(phone, ref=request.driver_ref),
+        # The registry gets an opaque id, never the number the driver_ref may carry.
+        driver=None if phone is None else identity_of(phone),
         passenger=None if request.phone is None else identity_of(request.phone),
         fallback_dispatched=previous_state == RequestState.FALLBACK.value,
         driver_compensation_cents=money.driver_per_trip_cents

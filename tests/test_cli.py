@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 from pathlib import Path
 
@@ -50,3 +51,21 @@ def test_check_config_on_a_missing_file_says_so(tmp_path: Path) -> None:
     result = run("check-config", str(tmp_path / "absent.yaml"))
     assert result.returncode == 1
     assert "absent.yaml" in result.stderr
+
+
+def test_serve_says_which_port_is_taken_instead_of_crashing(tmp_path: Path) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        taken = holder.getsockname()[1]
+        result = run(
+            "serve",
+            env={
+                "CARPOOL_HTTP_PORT": str(taken),
+                "CARPOOL_DATABASE_URL": f"sqlite:///{tmp_path}/x.sqlite3",
+            },
+        )
+    assert result.returncode == 2
+    assert f"127.0.0.1:{taken} is already in use" in result.stderr
+    assert "CARPOOL_HTTP_PORT" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -127,6 +127,9 @@ def test_exported_journeys_are_valid_and_only_the_clean_identified_ones(
     assert first["driver"]["identity"]["phone_trunc"] == "+336998877"
     assert first["driver"]["revenue"] == 200
     assert first["passenger"]["contribution"] == 0
+    # Only the truncated numbers the registry asks for: no whole phone number leaves the service.
+    whole_numbers = re.findall(r"\+33\d{9}", json.dumps(export.journeys))
+    assert whole_numbers == []
 
 
 def test_the_period_is_in_local_days(seeded: Store, network: Network) -> None:
