@@ -36,6 +36,12 @@ def _stamp(value: datetime) -> str:
     return _utc(value).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _opaque_ref(identity_key: str) -> str:
+    """Our id of a person for the registry: derived from the identity key, never the number
+    (a driver's stored `driver_ref` may be the `tel:` number an app sent)."""
+    return f"u-{identity_key[:24]}"
+
+
 def _identity(ref: str, phone_trunc: str, identity_key: str) -> dict[str, Any]:
     return {"operator_user_id": ref, "identity_key": identity_key, "phone_trunc": phone_trunc}
 
@@ -68,7 +74,9 @@ def journey_of(trip: TripRecord, network: Network, siret: str | None = None) -> 
         "distance": trip.distance_m,
         "driver": {
             "identity": _identity(
-                trip.driver_ref, trip.driver_phone_trunc or "", trip.driver_identity_key or ""
+                _opaque_ref(trip.driver_identity_key or ""),
+                trip.driver_phone_trunc or "",
+                trip.driver_identity_key or "",
             ),
             "revenue": trip.driver_compensation_cents + trip.passenger_contribution_cents,
         },
