@@ -48,8 +48,11 @@ def device_status(state: DispatcherState, event: DeviceStatusReported, now: date
     place = state.network.device(event.kind, event.device_id)
     if place is None or place.line_id != event.line_id:
         return reject(state, RejectionReason.UNKNOWN_DEVICE, event.device_id)
-    was_online = state.online.get((event.kind, event.device_id), False)
-    state = replace(state, online={**state.online, (event.kind, event.device_id): event.online})
+    key = (event.kind, event.device_id)
+    was_online = state.online.get(key, False)
+    if state.online.get(key) is not event.online:
+        # Heartbeats repeat the same presence: copy the map only when something changed.
+        state = replace(state, online={**state.online, key: event.online})
     if not event.online:
         message = f"{event.kind.value} {event.device_id} is offline"
         return raise_alert(

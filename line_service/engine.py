@@ -146,6 +146,7 @@ class Engine:
         while True:
             event, outcome = await self._inbox.get()
             started = time.perf_counter()
+            before = self._state
             try:
                 self._state, effects = step(self._state, event, self._clock())
             except Exception as exc:
@@ -154,7 +155,7 @@ class Engine:
                     outcome.set_exception(exc)
                 continue
             self.processed += 1
-            self._perform(event, effects, outcome)
+            self._perform(event, effects, outcome, before.online is not self._state.online)
             elapsed = time.perf_counter() - started
             self.step_seconds_total += elapsed
             for timer in self.step_timers:
@@ -165,6 +166,7 @@ class Engine:
         event: Event | None,
         effects: list[Effect],
         outcome: asyncio.Future[list[Effect]] | None,
+        presence_changed: bool = False,
     ) -> None:
         saves = []
         aliases: list[tuple[Source, RequestId]] = []
@@ -211,9 +213,7 @@ class Engine:
                     log.info("event.rejected", reason=effect.reason.value, detail=effect.detail)
                 case _:
                     assert_never(effect)
-        if isinstance(event, DeviceStatusReported) and not any(
-            isinstance(effect, RejectEvent) for effect in effects
-        ):
+        if isinstance(event, DeviceStatusReported) and presence_changed:
             self._writer.save_device_status(event, self._clock())
         for listener in self.listeners:
             try:

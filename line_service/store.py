@@ -307,13 +307,24 @@ class Store:
         self, line_id: str, kind: str, device_id: str, online: bool, at: datetime
     ) -> None:
         """Remember a device's presence."""
-        with Session(self.engine) as session:
-            session.merge(
-                DeviceStatusRecord(
-                    kind=kind, device_id=device_id, line_id=line_id, online=online, changed_at=at
-                )
-            )
-            session.commit()
+        self.save_device_statuses([(line_id, kind, device_id, online, at)])
+
+    def save_device_statuses(self, statuses: list[tuple[str, str, str, bool, datetime]]) -> None:
+        """Remember several devices' presence in one transaction (one bulk statement)."""
+        if not statuses:
+            return
+        rows = [
+            {
+                "kind": kind,
+                "device_id": device_id,
+                "line_id": line_id,
+                "online": online,
+                "changed_at": at,
+            }
+            for line_id, kind, device_id, online, at in statuses
+        ]
+        with self.engine.begin() as connection:
+            self._upsert(connection, DeviceStatusRecord, rows, ["kind", "device_id"])
 
     def live_requests(self, now: datetime, recent: timedelta) -> list[RideRequest]:
         """Requests to restore: those waiting, and the others changed within `recent`."""

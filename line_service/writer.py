@@ -64,8 +64,8 @@ class Writer:
     def save_device_status(self, event: DeviceStatusReported, at: datetime) -> None:
         """Remember a device's presence (best effort, off the engine).
 
-        Coalesced: the newest status per device, written by one worker job at a time (a job per
-        heartbeat let thousands of threads' worth of work fight the engine for the GIL).
+        Only changes of presence reach here (the engine skips repeated heartbeats); coalesced:
+        the newest status per device, written in one transaction by one worker job at a time.
         """
         key = (event.line_id, event.kind.value, event.device_id)
         self._statuses[key] = (event.online, at)
@@ -81,8 +81,12 @@ class Writer:
                 log.error("writer.device_status_failed", error=str(exc)[:300])
 
     def _save_statuses(self, batch: dict[tuple[str, str, str], tuple[bool, datetime]]) -> None:
-        for (line_id, kind, device_id), (online, at) in batch.items():
-            self._store.save_device_status(line_id, kind, device_id, online, at)
+        self._store.save_device_statuses(
+            [
+                (line_id, kind, device_id, online, at)
+                for (line_id, kind, device_id), (online, at) in batch.items()
+            ]
+        )
 
     @property
     def busy(self) -> bool:

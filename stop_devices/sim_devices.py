@@ -13,6 +13,7 @@ condition with a deadline instead of sleeping.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import secrets
 from collections import deque
@@ -69,7 +70,7 @@ def _status(online: bool) -> bytes:
     return StatusMessage(v=1, online=online).model_dump_json().encode()
 
 
-class _VirtualDevice:
+class _VirtualDevice(abc.ABC):
     """The connection loop the virtual devices share: birth, will, subscriptions, outbox."""
 
     def __init__(
@@ -122,10 +123,11 @@ class _VirtualDevice:
             while not predicate(self):
                 await self._change.wait()
 
+    @abc.abstractmethod
     def _handle(self, received: Received) -> None:
         """Apply one message from the device's subscription (may raise ValueError)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def _on_connected(self) -> None:
         """Queue again whatever the device must (re)assert after a new connection."""
 
