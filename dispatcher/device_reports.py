@@ -26,7 +26,7 @@ def sign_reported(state: DispatcherState, event: SignReported, now: datetime) ->
         return reject(state, RejectionReason.UNKNOWN_DEVICE, event.sign_id)
     state = replace(
         state,
-        sign_reports={**state.sign_reports, event.sign_id: SignReport(event.seq, event.pages, now)},
+        sign_reports=state.sign_reports.set(event.sign_id, SignReport(event.seq, event.pages, now)),
     )
     asked = state.signs.get(event.sign_id)
     if asked is None or event.seq < asked.seq:
@@ -52,7 +52,7 @@ def device_status(state: DispatcherState, event: DeviceStatusReported, now: date
     was_online = state.online.get(key, False)
     if state.online.get(key) is not event.online:
         # Heartbeats repeat the same presence: copy the map only when something changed.
-        state = replace(state, online={**state.online, key: event.online})
+        state = replace(state, online=state.online.set(key, event.online))
     if not event.online:
         message = f"{event.kind.value} {event.device_id} is offline"
         return raise_alert(
@@ -91,12 +91,12 @@ def raise_alert(
     if (kind, device_id) in state.alerts:
         return state, []
     alert = Alert(kind, line_id, device_kind, device_id, message, now)
-    return replace(state, alerts={**state.alerts, (kind, device_id): alert}), [RaiseAlert(alert)]
+    return replace(state, alerts=state.alerts.set((kind, device_id), alert)), [RaiseAlert(alert)]
 
 
 def clear_alert(state: DispatcherState, kind: AlertKind, line_id: LineId, device_id: str) -> Step:
     """Clear an active alert (nothing if none)."""
     if (kind, device_id) not in state.alerts:
         return state, []
-    alerts = {key: alert for key, alert in state.alerts.items() if key != (kind, device_id)}
+    alerts = state.alerts.delete((kind, device_id))
     return replace(state, alerts=alerts), [ClearAlert(kind, line_id, device_id)]

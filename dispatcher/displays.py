@@ -60,7 +60,7 @@ def _fresh(
 
 def relight_stop(state: DispatcherState, line: Line, stop: Stop, now: datetime) -> Step:
     """New displays for the signs of `stop` whose desired pages changed."""
-    signs = dict(state.signs)
+    signs = state.signs
     effects: list[Effect] = []
     for spec in stop.signs:
         pages, bounds = desired(state, line, stop, spec, now)
@@ -75,14 +75,15 @@ def relight_stop(state: DispatcherState, line: Line, stop: Stop, now: datetime) 
             and now < previous.expires_at <= min([now + line.tuning.sign_lease, *bounds])
         ):
             continue
-        signs[spec.id] = _fresh(previous, now, line, pages, bounds)
-        effects.append(ShowOnSign(line.id, spec.id, signs[spec.id]))
+        shown = _fresh(previous, now, line, pages, bounds)
+        signs = signs.set(spec.id, shown)
+        effects.append(ShowOnSign(line.id, spec.id, shown))
     return replace(state, signs=signs), effects
 
 
 def refresh_leases(state: DispatcherState, now: datetime) -> Step:
     """Renew the lease of every lit sign (pages recomputed: an expired message falls away)."""
-    signs = dict(state.signs)
+    signs = state.signs
     effects: list[Effect] = []
     for line in state.network.lines:
         for stop in line.all_stops():
@@ -91,25 +92,28 @@ def refresh_leases(state: DispatcherState, now: datetime) -> Step:
                 pages, bounds = desired(state, line, stop, spec, now)
                 if not pages and (previous is None or not previous.pages):
                     continue
-                signs[spec.id] = _fresh(previous, now, line, pages, bounds)
-                effects.append(ShowOnSign(line.id, spec.id, signs[spec.id]))
+                shown = _fresh(previous, now, line, pages, bounds)
+                signs = signs.set(spec.id, shown)
+                effects.append(ShowOnSign(line.id, spec.id, shown))
     return replace(state, signs=signs), effects
 
 
 def resync(state: DispatcherState, now: datetime) -> Step:
     """Send every configured sign and terminal its desired display again, with fresh seqs."""
     effects: list[Effect] = []
-    signs = dict(state.signs)
-    screens = dict(state.screens)
+    signs = state.signs
+    screens = state.screens
     for line in state.network.lines:
         for stop in line.all_stops():
             for spec in stop.signs:
                 pages, bounds = desired(state, line, stop, spec, now)
-                signs[spec.id] = _fresh(signs.get(spec.id), now, line, pages, bounds)
-                effects.append(ShowOnSign(line.id, spec.id, signs[spec.id]))
+                shown = _fresh(signs.get(spec.id), now, line, pages, bounds)
+                signs = signs.set(spec.id, shown)
+                effects.append(ShowOnSign(line.id, spec.id, shown))
             if stop.terminal is not None:
-                screens[stop.terminal] = current_screen(state, line, stop, stop.terminal, now)
-                effects.append(ShowOnTerminal(line.id, stop.terminal, screens[stop.terminal]))
+                screen = current_screen(state, line, stop, stop.terminal, now)
+                screens = screens.set(stop.terminal, screen)
+                effects.append(ShowOnTerminal(line.id, stop.terminal, screen))
     return replace(state, signs=signs, screens=screens), effects
 
 
@@ -119,7 +123,7 @@ def resend_sign(
     """The sign's desired display again with a fresh lease (it came back online)."""
     pages, bounds = desired(state, line, stop, spec, now)
     shown = _fresh(state.signs.get(spec.id), now, line, pages, bounds)
-    return replace(state, signs={**state.signs, spec.id: shown}), [
+    return replace(state, signs=state.signs.set(spec.id, shown)), [
         ShowOnSign(line.id, spec.id, shown)
     ]
 
@@ -146,7 +150,7 @@ def show_request(
     if answering is not None and answering.channel is Channel.TERMINAL:
         # The terminal correlates a screen with the press it answers, not with the first press.
         screen = replace(screen, device_request_id=answering.ref.partition("/")[2] or None)
-    state = replace(state, screens={**state.screens, request.terminal_id: screen})
+    state = replace(state, screens=state.screens.set(request.terminal_id, screen))
     return state, [ShowOnTerminal(line.id, request.terminal_id, screen)]
 
 

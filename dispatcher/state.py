@@ -20,6 +20,7 @@ from dispatcher.effects import (
     TerminalScreen,
 )
 from dispatcher.model import DeviceKind, LineId, Network, RequestId, SignId, StopId, TerminalId
+from dispatcher.persistent_map import PersistentMap
 from dispatcher.request_machine import RequestState, RideRequest, Source
 
 CodeKey = tuple[LineId, str]
@@ -56,15 +57,17 @@ class DispatcherState:
     """Everything the core knows; never mutated (each step builds a new one)."""
 
     network: Network
-    requests: Mapping[RequestId, RideRequest] = field(default_factory=dict)
-    by_source: Mapping[Source, RequestId] = field(default_factory=dict)
-    waiting_by_stop: Mapping[StopId, tuple[RequestId, ...]] = field(default_factory=dict)
-    codes: Mapping[CodeKey, RequestId] = field(default_factory=dict)
-    signs: Mapping[SignId, SignDisplay] = field(default_factory=dict)
-    sign_reports: Mapping[SignId, SignReport] = field(default_factory=dict)
-    screens: Mapping[TerminalId, TerminalScreen] = field(default_factory=dict)
-    online: Mapping[DeviceKey, bool] = field(default_factory=dict)
-    alerts: Mapping[AlertKey, Alert] = field(default_factory=dict)
+    requests: PersistentMap[RequestId, RideRequest] = field(default_factory=PersistentMap)
+    by_source: PersistentMap[Source, RequestId] = field(default_factory=PersistentMap)
+    waiting_by_stop: PersistentMap[StopId, tuple[RequestId, ...]] = field(
+        default_factory=PersistentMap
+    )
+    codes: PersistentMap[CodeKey, RequestId] = field(default_factory=PersistentMap)
+    signs: PersistentMap[SignId, SignDisplay] = field(default_factory=PersistentMap)
+    sign_reports: PersistentMap[SignId, SignReport] = field(default_factory=PersistentMap)
+    screens: PersistentMap[TerminalId, TerminalScreen] = field(default_factory=PersistentMap)
+    online: PersistentMap[DeviceKey, bool] = field(default_factory=PersistentMap)
+    alerts: PersistentMap[AlertKey, Alert] = field(default_factory=PersistentMap)
     operator_messages: Mapping[SignId, tuple[OperatorMessage, ...]] = field(default_factory=dict)
 
     def operator_message(self, sign_id: SignId, now: datetime) -> OperatorMessage | None:
@@ -79,8 +82,12 @@ class DispatcherState:
         return tuple(self.requests[rid] for rid in self.waiting_by_stop.get(stop_id, ()))
 
     def waiting(self) -> tuple[RideRequest, ...]:
-        """Every waiting request, oldest first within each stop."""
-        return tuple(self.requests[rid] for ids in self.waiting_by_stop.values() for rid in ids)
+        """Every waiting request, stop by stop in the network's order, oldest first at each."""
+        found: list[RideRequest] = []
+        for line in self.network.lines:
+            for stop in line.all_stops():
+                found += (self.requests[rid] for rid in self.waiting_by_stop.get(stop.id, ()))
+        return tuple(found)
 
     def request_by_code(self, line_id: LineId, code: str) -> RideRequest | None:
         """The request holding this code on the line, or None."""
@@ -122,10 +129,10 @@ def index_requests(
             codes[(request.line_id, request.code)] = request.id
     return DispatcherState(
         network=network,
-        requests=by_id,
-        by_source=by_source,
-        waiting_by_stop=waiting_by_stop,
-        codes=codes,
+        requests=PersistentMap(by_id),
+        by_source=PersistentMap(by_source),
+        waiting_by_stop=PersistentMap(waiting_by_stop),
+        codes=PersistentMap(codes),
     )
 
 

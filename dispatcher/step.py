@@ -140,7 +140,7 @@ def _ride_requested(state: DispatcherState, event: RideRequested, now: datetime)
         return _show_again(state, known, event.source, now)
     same = _same_rider_same_trip(state, event)
     if same is not None:
-        state = replace(state, by_source={**state.by_source, event.source: same.id})
+        state = replace(state, by_source=state.by_source.set(event.source, same.id))
         state, shown = _show_again(state, same, event.source, now)
         return state, [SaveSourceAlias(event.source, same.id), *shown]
 
@@ -167,19 +167,18 @@ def _ride_requested(state: DispatcherState, event: RideRequested, now: datetime)
     )
     state = replace(
         state,
-        requests={**state.requests, request.id: request},
-        by_source={**state.by_source, request.source: request.id},
+        requests=state.requests.set(request.id, request),
+        by_source=state.by_source.set(request.source, request.id),
     )
     effects: list[Effect] = [SaveRequest(request, previous_state=None)]
     if waiting:
         assert code is not None
         state = replace(
             state,
-            waiting_by_stop={
-                **state.waiting_by_stop,
-                stop.id: (*state.waiting_by_stop.get(stop.id, ()), request.id),
-            },
-            codes={**state.codes, (line.id, code): request.id},
+            waiting_by_stop=state.waiting_by_stop.set(
+                stop.id, (*state.waiting_by_stop.get(stop.id, ()), request.id)
+            ),
+            codes=state.codes.set((line.id, code), request.id),
         )
         effects.append(ArmDeadline(request.id, request.deadline_at))
         state, lit = displays.relight_stop(state, line, stop, now)
@@ -303,16 +302,16 @@ def _finish(
     assert line is not None, "requests only exist on configured lines"
     assert stop is not None, "requests only exist on configured stops"
     done = transition(request, cause, now, driver_ref)
-    codes = dict(state.codes)
+    codes = state.codes
     if done.state not in CODE_HOLDING_STATES and request.code is not None:
-        codes.pop((request.line_id, request.code), None)
-    waiting_by_stop = dict(state.waiting_by_stop)
+        codes = codes.delete((request.line_id, request.code))
+    waiting_by_stop = state.waiting_by_stop
     if request.is_waiting:
         remaining = tuple(rid for rid in waiting_by_stop.get(stop.id, ()) if rid != request.id)
-        waiting_by_stop[stop.id] = remaining
+        waiting_by_stop = waiting_by_stop.set(stop.id, remaining)
     state = replace(
         state,
-        requests={**state.requests, done.id: done},
+        requests=state.requests.set(done.id, done),
         codes=codes,
         waiting_by_stop=waiting_by_stop,
     )
@@ -351,9 +350,11 @@ def _forget_finished(state: DispatcherState, now: datetime) -> DispatcherState:
     gone = {request.id for request in stale}
     return replace(
         state,
-        requests={rid: r for rid, r in state.requests.items() if rid not in gone},
-        by_source={src: rid for src, rid in state.by_source.items() if rid not in gone},
-        codes={key: rid for key, rid in state.codes.items() if rid not in gone},
+        requests=state.requests.discard(gone),
+        by_source=state.by_source.discard(
+            [src for src, rid in state.by_source.items() if rid in gone]
+        ),
+        codes=state.codes.discard([key for key, rid in state.codes.items() if rid in gone]),
     )
 
 

@@ -21,6 +21,7 @@ from dispatcher.events import (
     RideCancelled,
 )
 from dispatcher.model import DeviceKind, Network, RequestId, TerminalId
+from dispatcher.persistent_map import PersistentMap
 from dispatcher.request_machine import RequestState, RideRequest
 from dispatcher.state import DispatcherState
 from dispatcher.step import restore
@@ -188,7 +189,8 @@ def test_restore_keeps_sign_seqs_increasing_within_the_same_millisecond(
 
 
 def test_restore_keeps_known_device_presence(network: Network) -> None:
-    state = DispatcherState(network, online={(DeviceKind.SIGN, PMV_MARCK): False})
+    known: dict[tuple[DeviceKind, str], bool] = {(DeviceKind.SIGN, PMV_MARCK): False}
+    state = DispatcherState(network, online=PersistentMap(known))
     restored, _ = restore(state, [], T0)
     assert restored.online == {(DeviceKind.SIGN, PMV_MARCK): False}
 
