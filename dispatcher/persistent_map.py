@@ -9,11 +9,12 @@ Reads cost one hash and three lookups. Iteration order follows hashes, not inser
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
-from typing import Generic, TypeVar
+from collections.abc import Callable, Hashable, ItemsView, Iterable, Iterator, Mapping, ValuesView
+from typing import Any, Generic, TypeVar, overload
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
+T = TypeVar("T")
 
 _BITS = 6
 _WIDTH = 1 << _BITS
@@ -72,14 +73,37 @@ class PersistentMap(Mapping[K, V], Generic[K, V]):
         return leaf is not None and key in leaf
 
     def __iter__(self) -> Iterator[K]:
+        for leaf in self._leaves():
+            yield from leaf
+
+    def __len__(self) -> int:
+        return self._size
+
+    def _leaves(self) -> Iterator[Leaf[K, V]]:
         for branch in self._root:
             if branch is not None:
                 for leaf in branch:
                     if leaf is not None:
-                        yield from leaf
+                        yield leaf
 
-    def __len__(self) -> int:
-        return self._size
+    def items(self) -> ItemsView[K, V]:
+        """The pairs, read leaf by leaf (no lookup per key)."""
+        return _Items(self)
+
+    def values(self) -> ValuesView[V]:
+        """The values, read leaf by leaf (no lookup per key)."""
+        return _Values(self)
+
+    @overload
+    def get(self, key: K, /) -> V | None: ...
+    @overload
+    def get(self, key: K, default: V, /) -> V: ...
+    @overload
+    def get(self, key: K, default: T, /) -> V | T: ...
+    def get(self, key: K, default: object = None, /) -> object:
+        """The value of `key`, or `default` (no exception raised on the way)."""
+        leaf = self._leaf(key)
+        return default if leaf is None else leaf.get(key, default)
 
     def __repr__(self) -> str:
         return f"PersistentMap({dict(self.items())!r})"
@@ -121,6 +145,22 @@ class PersistentMap(Mapping[K, V], Generic[K, V]):
         root[high] = new_branch
         size = self._size + len(new_leaf) - len(old_leaf)
         return self._made(tuple(root), size)
+
+
+class _Items(ItemsView[K, V]):
+    _mapping: PersistentMap[K, V]
+
+    def __iter__(self) -> Iterator[tuple[K, V]]:
+        for leaf in self._mapping._leaves():
+            yield from leaf.items()
+
+
+class _Values(ValuesView[V]):
+    _mapping: PersistentMap[Any, V]
+
+    def __iter__(self) -> Iterator[V]:
+        for leaf in self._mapping._leaves():
+            yield from leaf.values()
 
 
 def _slots(key: Hashable) -> tuple[int, int]:

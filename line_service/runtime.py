@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -104,6 +105,10 @@ async def running(
             runtime.store.aliases_of, [request.id for request in stored]
         )
         runtime.engine.restore(stored, aliases)
+        # What start-up built (modules, the network, restored state) lives as long as the process:
+        # keep it out of the cyclic collector's full passes, which otherwise stall dispatch.
+        gc.collect()
+        gc.freeze()
         async with asyncio.TaskGroup() as group:
             tasks = [
                 group.create_task(runtime.writer.run(), name="writer"),
