@@ -16,7 +16,13 @@ from websockets.sync.client import connect
 
 from tests.support.brokers import Mosquitto
 from tests.support.mqtt_probe import MqttProbe
-from tests.support.service import CARPOOL_LINE, LINE, REPO, ServiceProcess, write_lines_file
+from tests.support.service import (
+    CARPOOL_LINE,
+    LINE,
+    REPO,
+    ServiceProcess,
+    serving,
+)
 from tests.support.waiting import wait_until
 
 PREFIX = f"carpool/v1/{LINE}"
@@ -44,16 +50,10 @@ def sign_rows(probe: MqttProbe, sign: str = SIGN) -> list[list[str]] | None:
 
 @pytest.fixture
 def service(mosquitto: Mosquitto, tmp_path: Path, database_url: str) -> Iterator[ServiceProcess]:
-    process = ServiceProcess(
-        broker_url=mosquitto.url,
-        database_url=database_url,
-        lines_file=write_lines_file(tmp_path),
-        directory=tmp_path,
-        extra_env={"CARPOOL_API_TOKENS": TOKENS},
-    )
-    process.start()
-    yield process
-    process.stop()
+    with serving(
+        mosquitto.url, tmp_path, database_url, extra_env={"CARPOOL_API_TOKENS": TOKENS}
+    ) as process:
+        yield process
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from schemathesis import Case
 from schemathesis.core.result import Ok
 
 from tests.support.brokers import Mosquitto
-from tests.support.service import ServiceProcess, write_lines_file
+from tests.support.service import ServiceProcess, serving
 
 OPERATOR = "fuzz-operator-token"
 EXAMPLES_PER_OPERATION = 12
@@ -21,16 +21,10 @@ EXAMPLES_PER_OPERATION = 12
 
 @pytest.fixture
 def service(mosquitto: Mosquitto, tmp_path: Path) -> Iterator[ServiceProcess]:
-    process = ServiceProcess(
-        broker_url=mosquitto.url,
-        database_url=f"sqlite:///{tmp_path}/carpool.sqlite3",
-        lines_file=write_lines_file(tmp_path),
-        directory=tmp_path,
-        extra_env={"CARPOOL_API_TOKENS": f"{OPERATOR}:operator"},
-    )
-    process.start()
-    yield process
-    process.stop()
+    with serving(
+        mosquitto.url, tmp_path, extra_env={"CARPOOL_API_TOKENS": f"{OPERATOR}:operator"}
+    ) as process:
+        yield process
 
 
 def test_no_operation_answers_5xx_to_generated_input(service: ServiceProcess) -> None:

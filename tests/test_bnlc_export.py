@@ -16,10 +16,11 @@ from dispatcher.model import Network
 from line_service.bnlc_export import export_bnlc, opening_hours, to_csv
 from line_service.cli import app
 from line_service.lines_file import load_network, parse_network
+from tests.support.specs import SPECS as ALL_SPECS
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "config" / "lines.yaml"
-SPECS = Path("/work/shared/specs/bnlc")
+SPECS = ALL_SPECS / "bnlc"
 SCHEMA: dict[str, Any] = json.loads((SPECS / "schema.json").read_text(encoding="utf-8"))
 KNOWN_CONSTRAINTS = {"required", "pattern", "enum", "minimum", "maximum"}
 TRUE_VALUES, FALSE_VALUES = {"true", "True", "TRUE", "1"}, {"false", "False", "FALSE", "0"}

@@ -11,7 +11,7 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from tests.support.brokers import Mosquitto
 from tests.support.mqtt_probe import MqttProbe
-from tests.support.service import LINE, REPO, ServiceProcess, write_lines_file
+from tests.support.service import LINE, REPO, ServiceProcess, serving
 from tests.support.waiting import wait_until
 
 PREFIX = f"carpool/v1/{LINE}"
@@ -30,16 +30,12 @@ ARTIFACTS = REPO / "tests" / "artifacts"
 
 @pytest.fixture
 def service(mosquitto: Mosquitto, tmp_path: Path) -> Iterator[ServiceProcess]:
-    process = ServiceProcess(
-        broker_url=mosquitto.url,
-        database_url=f"sqlite:///{tmp_path}/carpool.sqlite3",
-        lines_file=write_lines_file(tmp_path),
-        directory=tmp_path,
+    with serving(
+        mosquitto.url,
+        tmp_path,
         extra_env={"CARPOOL_API_TOKENS": f"{OPERATOR}:operator,{VIEWER}:viewer"},
-    )
-    process.start()
-    yield process
-    process.stop()
+    ) as process:
+        yield process
 
 
 @pytest.fixture

@@ -25,10 +25,11 @@ from dispatcher.model import (
 )
 from dispatcher.service_calendar import is_open
 from line_service.lines_file import LinesFileError, load_network, parse_network
+from tests.support.specs import SPECS
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = ROOT / "config" / "lines.yaml"
-BNLC_EXTRACT = Path("/work/shared/specs/bnlc/bnlc_calais_dunkerque_extract.csv")
+BNLC_EXTRACT = SPECS / "bnlc/bnlc_calais_dunkerque_extract.csv"
 PARIS = ZoneInfo("Europe/Paris")
 
 
@@ -500,12 +501,16 @@ def test_unreadable_files(tmp_path: Path) -> None:
 # --- fuzzing: a Network or a LinesFileError, never anything else ----------------------------
 
 _scalars = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20)
+def _containers_of(children: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    """Lists and mappings of YAML-able data (a named function: hypothesis inspects lambdas)."""
+    return st.lists(children, max_size=4) | st.dictionaries(
+        st.text(max_size=12) | st.integers(), children, max_size=4
+    )
+
+
 _yaml_data = st.recursive(
     _scalars,
-    lambda children: (
-        st.lists(children, max_size=4)
-        | st.dictionaries(st.text(max_size=12) | st.integers(), children, max_size=4)
-    ),
+    _containers_of,
     max_leaves=20,
 )
 

@@ -19,13 +19,10 @@ from typer.testing import CliRunner
 from line_service.cli import app
 from line_service.rpc_client import Outcome, RpcClient
 from tests.support.brokers import free_port
+from tests.support.specs import SPECS
 
-SCHEMA = json.loads(
-    Path("/work/shared/specs/rpc/journey_create_v3.derived.schema.json").read_text("utf-8")
-)
-EXAMPLE = json.loads(
-    Path("/work/shared/specs/rpc/example_journey_line_trip.json").read_text("utf-8")
-)
+SCHEMA = json.loads((SPECS / "rpc/journey_create_v3.derived.schema.json").read_text("utf-8"))
+EXAMPLE = json.loads((SPECS / "rpc/example_journey_line_trip.json").read_text("utf-8"))
 TOKEN = "test-token"
 CANCEL_PATH = re.compile(r"^/v3\.3/journeys/([^/]+)/cancel$")
 

@@ -25,11 +25,12 @@ from line_service.rpc_export import (
 )
 from line_service.store import Store
 from line_service.trips import TripBook, draft_trip
+from tests.support.specs import SPECS
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "config" / "lines.yaml"
-SCHEMA = Path("/work/shared/specs/rpc/journey_create_v3.derived.schema.json")
-EXAMPLE = Path("/work/shared/specs/rpc/example_journey_line_trip.json")
+SCHEMA = SPECS / "rpc/journey_create_v3.derived.schema.json"
+EXAMPLE = SPECS / "rpc/example_journey_line_trip.json"
 T0 = datetime(2026, 3, 2, 6, 30, tzinfo=UTC)  # Monday 2 March 2026, 07:30 in Paris
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from tests.support.brokers import Mosquitto
 from tests.support.mqtt_probe import MqttProbe
-from tests.support.service import LINE, ServiceProcess, write_lines_file
+from tests.support.service import LINE, ServiceProcess, serving
 from tests.support.twilio_standin import (
     FROM_NUMBER,
     TwilioStandIn,
@@ -39,16 +39,10 @@ def standin() -> Iterator[TwilioStandIn]:
 def service(
     mosquitto: Mosquitto, tmp_path: Path, database_url: str, standin: TwilioStandIn
 ) -> Iterator[ServiceProcess]:
-    process = ServiceProcess(
-        broker_url=mosquitto.url,
-        database_url=database_url,
-        lines_file=write_lines_file(tmp_path),
-        directory=tmp_path,
-        extra_env=twilio_env(standin.base_url, "e2e-salt"),
-    )
-    process.start()
-    yield process
-    process.stop()
+    with serving(
+        mosquitto.url, tmp_path, database_url, extra_env=twilio_env(standin.base_url, "e2e-salt")
+    ) as process:
+        yield process
 
 
 def text(service: ServiceProcess, body: str, sender: str = RIDER) -> str:

@@ -15,7 +15,7 @@ import pytest
 
 from tests.support.brokers import Mosquitto
 from tests.support.mqtt_probe import MqttProbe
-from tests.support.service import LINE, ServiceProcess, write_lines_file
+from tests.support.service import LINE, ServiceProcess, serving
 from tests.support.twilio_standin import (
     TwilioStandIn,
     text_as_twilio,
@@ -66,16 +66,13 @@ def standin() -> Iterator[StuckTwilio]:
 def service(
     mosquitto: Mosquitto, tmp_path: Path, database_url: str, standin: StuckTwilio
 ) -> Iterator[ServiceProcess]:
-    process = ServiceProcess(
-        broker_url=mosquitto.url,
-        database_url=database_url,
-        lines_file=write_lines_file(tmp_path),
-        directory=tmp_path,
+    with serving(
+        mosquitto.url,
+        tmp_path,
+        database_url,
         extra_env=twilio_env(standin.base_url, "slow-provider-salt"),
-    )
-    process.start()
-    yield process
-    process.stop()
+    ) as process:
+        yield process
 
 
 def text(service: ServiceProcess, body: str, sender: str) -> str:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -114,3 +116,25 @@ class ServiceProcess:
             self.process.kill()
             self.process.wait(5)
         self.process = None
+
+
+@contextlib.contextmanager
+def serving(
+    broker_url: str,
+    directory: Path,
+    database_url: str | None = None,
+    extra_env: dict[str, str] | None = None,
+) -> Iterator[ServiceProcess]:
+    """The service running (open at all hours) until the block ends."""
+    process = ServiceProcess(
+        broker_url=broker_url,
+        database_url=database_url or f"sqlite:///{directory}/carpool.sqlite3",
+        lines_file=write_lines_file(directory),
+        directory=directory,
+        extra_env=extra_env or {},
+    )
+    process.start()
+    try:
+        yield process
+    finally:
+        process.stop()
