@@ -501,6 +501,8 @@ def test_unreadable_files(tmp_path: Path) -> None:
 # --- fuzzing: a Network or a LinesFileError, never anything else ----------------------------
 
 _scalars = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20)
+
+
 def _containers_of(children: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
     """Lists and mappings of YAML-able data (a named function: hypothesis inspects lambdas)."""
     return st.lists(children, max_size=4) | st.dictionaries(
