@@ -12,8 +12,8 @@ import pytest
 from sqlmodel import Session, SQLModel, select
 from typer.testing import CliRunner, Result
 
-from dispatcher.model import LineId, RequestId, StopId
-from dispatcher.request_machine import Cause, Channel, RequestState, RideRequest, Source, transition
+from dispatcher.model import LineId
+from dispatcher.request_machine import Cause, RideRequest, transition
 from line_service.cli import app
 from line_service.lines_file import load_network
 from line_service.privacy import erase_expired
@@ -21,6 +21,7 @@ from line_service.sms_store import SmsStore
 from line_service.store import PhoneHashRecord, Store
 from line_service.trips import TripBook, draft_trip, identity_of
 from sms_gateway.phones import phone_hash
+from tests.support.requests import waiting_request
 
 REPO = Path(__file__).resolve().parents[1]
 NOW = datetime(2026, 11, 23, 7, 0, tzinfo=UTC)
@@ -34,22 +35,7 @@ LINE = LineId("calais-dunkerque")
 
 
 def request(request_id: str, phone: str | None, at: datetime) -> RideRequest:
-    return RideRequest(
-        id=RequestId(request_id),
-        line_id=LINE,
-        stop_id=StopId("marck-est"),
-        destination_id=StopId("dunkerque-est"),
-        seats=1,
-        source=Source(Channel.SMS, f"SM{request_id}"),
-        terminal_id=None,
-        phone=phone,
-        code="4821",
-        state=RequestState.WAITING,
-        cause=Cause.REQUESTED,
-        created_at=at,
-        deadline_at=at + timedelta(minutes=15),
-        updated_at=at,
-    )
+    return waiting_request(request_id, at, phone=phone)
 
 
 @pytest.fixture

@@ -8,11 +8,11 @@ import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from dispatcher.model import LineId, RequestId, StopId
-from dispatcher.request_machine import Cause, Channel, RequestState, RideRequest, Source, transition
+from dispatcher.request_machine import Cause, RideRequest, transition
 from line_service.store import Store
 from sms_gateway.phones import phone_hash
 from tests.support.brokers import Mosquitto
+from tests.support.requests import waiting_request
 from tests.support.service import CARPOOL_LINE, REPO, ServiceProcess, write_lines_file
 from tests.support.waiting import wait_until
 
@@ -21,22 +21,7 @@ RIDER = "+33612345678"
 
 
 def taxi_request(request_id: str, at: datetime) -> tuple[RideRequest, RideRequest]:
-    asked = RideRequest(
-        id=RequestId(request_id),
-        line_id=LineId("calais-dunkerque"),
-        stop_id=StopId("marck-est"),
-        destination_id=StopId("dunkerque-est"),
-        seats=1,
-        source=Source(Channel.SMS, f"SM{request_id}"),
-        terminal_id=None,
-        phone=RIDER,
-        code="4821",
-        state=RequestState.WAITING,
-        cause=Cause.REQUESTED,
-        created_at=at,
-        deadline_at=at + timedelta(minutes=15),
-        updated_at=at,
-    )
+    asked = waiting_request(request_id, at, phone=RIDER)
     return asked, transition(asked, Cause.GUARANTEE_REACHED, at + timedelta(minutes=15))
 
 

@@ -8,29 +8,17 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from dispatcher.model import LineId, RequestId, StopId, TerminalId
+from dispatcher.model import RequestId
 from dispatcher.request_machine import Cause, Channel, RequestState, RideRequest, Source, transition
 from line_service.store import Store
+from tests.support.requests import waiting_request
 
 NOW = datetime(2026, 11, 23, 6, 45, 12, 345000, tzinfo=UTC)
 
 
 def waiting(request_id: str, at: datetime = NOW) -> RideRequest:
-    return RideRequest(
-        id=RequestId(request_id),
-        line_id=LineId("calais-dunkerque"),
-        stop_id=StopId("marck-est"),
-        destination_id=StopId("dunkerque-est"),
-        seats=2,
-        source=Source(Channel.TERMINAL, f"t-marck-est/{request_id}"),
-        terminal_id=TerminalId("t-marck-est"),
-        phone=None,
-        code="0421",
-        state=RequestState.WAITING,
-        cause=Cause.REQUESTED,
-        created_at=at,
-        deadline_at=at + timedelta(minutes=30),
-        updated_at=at,
+    return waiting_request(
+        request_id, at, terminal="t-marck-est", seats=2, wait=timedelta(minutes=30)
     )
 
 
