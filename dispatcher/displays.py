@@ -10,7 +10,6 @@ of a request it shows, nor after the operator message's expiry.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import replace
 from datetime import datetime
 
@@ -29,8 +28,6 @@ from dispatcher.events import OperatorMessageCleared, OperatorMessagePosted
 from dispatcher.model import DeviceKind, Line, SignSpec, Stop, TerminalId
 from dispatcher.request_machine import Channel, RideRequest, Source
 from dispatcher.state import DispatcherState, OperatorMessage, Step, reject
-
-MAX_OPERATOR_ROWS = 3
 
 
 def desired(
@@ -218,8 +215,3 @@ def _sign_of(
     assert stop is not None
     spec = next(spec for spec in stop.signs if spec.id == sign_id)
     return line, stop, spec
-
-
-def pages_of(rows: Iterable[Iterable[str]]) -> tuple[Page, ...]:
-    """Pages as tuples (from any nested iterables)."""
-    return tuple(tuple(row) for row in rows)

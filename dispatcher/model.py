@@ -148,11 +148,6 @@ class Line:
         found = self._stops.get(stop_id)
         return found[0].stops[found[1]] if found else None
 
-    def direction_of(self, stop_id: StopId) -> Direction | None:
-        """The direction a stop belongs to, or None."""
-        found = self._stops.get(stop_id)
-        return found[0] if found else None
-
     def destinations_from(self, stop_id: StopId) -> tuple[Stop, ...]:
         """The stops reachable from `stop_id`: later stops of its direction."""
         found = self._stops.get(stop_id)

@@ -166,11 +166,3 @@ class _Values(ValuesView[V]):
 def _slots(key: Hashable) -> tuple[int, int]:
     digest = hash(key)
     return digest & _MASK, (digest >> _BITS) & _MASK
-
-
-EMPTY: PersistentMap[object, object] = PersistentMap()
-
-
-def pmap(items: Mapping[K, V] | Iterable[tuple[K, V]] = ()) -> PersistentMap[K, V]:
-    """A persistent map of these items."""
-    return PersistentMap(items)

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
 
 from dispatcher.effects import Effect, RejectEvent, RejectionReason, SaveRequest
 from dispatcher.events import CodeValidated, Event, RideRequested
-from dispatcher.model import DeviceKind, LineId, StopId
+from dispatcher.model import LineId, StopId
 from dispatcher.request_machine import Channel, RideRequest, Source
 from line_service.api_models import (
     LiveLineOut,
@@ -18,9 +18,9 @@ from line_service.api_models import (
     Readiness,
     RideRequestIn,
     RideRequestOut,
-    SignOut,
     ValidationIn,
 )
+from line_service.api_views import sign_out, waiting_on
 from line_service.device_gateway import new_request_ids
 from line_service.runtime import Runtime
 
@@ -145,23 +145,9 @@ async def live_line(line_id: str, runtime: RuntimeDep) -> LiveLineOut:
     if line is None:
         raise HTTPException(404, f"unknown line {line_id!r}")
     state = runtime.engine.state
-    signs = []
-    for stop in line.all_stops():
-        for spec in stop.signs:
-            shown = state.signs.get(spec.id)
-            report = state.sign_reports.get(spec.id)
-            signs.append(
-                SignOut(
-                    id=spec.id,
-                    stop_id=stop.id,
-                    pages=[list(page) for page in shown.pages] if shown else [],
-                    seq=shown.seq if shown else None,
-                    expires_at=shown.expires_at if shown else None,
-                    reported_pages=[list(p) for p in report.pages] if report else None,
-                    online=state.online.get((DeviceKind.SIGN, spec.id)),
-                )
-            )
-    waiting = [r for r in state.waiting() if r.line_id == line.id]
+    now = runtime.clock()
+    signs = [sign_out(state, stop, spec, now) for stop in line.all_stops() for spec in stop.signs]
+    waiting = waiting_on(line, state)
     return LiveLineOut(
         line_id=line.id,
         waiting=[RideRequestOut.of(request, with_code=False) for request in waiting],

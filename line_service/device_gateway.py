@@ -5,7 +5,6 @@ from __future__ import annotations
 import secrets
 import uuid
 from collections import Counter
-from datetime import datetime
 
 import structlog
 
@@ -87,8 +86,3 @@ class DeviceGateway:
     def _on_connected(self) -> None:
         if self._engine is not None:
             self._engine.submit_nowait(DevicesResyncRequested())
-
-
-def utc_stamp(now: datetime) -> str:
-    """A time for presence payloads."""
-    return now.isoformat()

@@ -73,11 +73,6 @@ class SmsStore:
             except IntegrityError:
                 session.rollback()
 
-    def inbound_count(self) -> int:
-        """How many inbound messages were handled."""
-        with Session(self._engine) as session:
-            return session.query(SmsInboundRecord).count()
-
     def record_status(
         self, message_sid: str, status: str, error_code: str | None, at: datetime
     ) -> None:

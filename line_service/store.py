@@ -156,28 +156,6 @@ def _aware(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def to_record(request: RideRequest) -> RideRequestRecord:
-    """The row of a request."""
-    return RideRequestRecord(
-        id=request.id,
-        line_id=request.line_id,
-        stop_id=request.stop_id,
-        destination_id=request.destination_id,
-        seats=request.seats,
-        channel=request.source.channel.value,
-        source_ref=request.source.ref,
-        terminal_id=request.terminal_id,
-        phone=request.phone,
-        code=request.code,
-        state=request.state.value,
-        cause=request.cause.value,
-        driver_ref=request.driver_ref,
-        created_at=request.created_at,
-        deadline_at=request.deadline_at,
-        updated_at=request.updated_at,
-    )
-
-
 def from_record(row: RideRequestRecord) -> RideRequest:
     """The request a row holds."""
     return RideRequest(

@@ -71,10 +71,6 @@ class Timers:
             replace_existing=True,
         )
 
-    def armed(self) -> int:
-        """How many deadlines are armed."""
-        return sum(1 for job in self._scheduler.get_jobs() if job.id.startswith("deadline:"))
-
     async def _fire(self, request_id: RequestId) -> None:
         self._submit(DeadlineReached(request_id))
 

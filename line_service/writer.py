@@ -93,11 +93,6 @@ class Writer:
         """True while something queued is not yet committed and followed up."""
         return not self._idle.is_set()
 
-    @property
-    def backlog(self) -> int:
-        """Changes waiting to be committed."""
-        return len(self._pending.changes)
-
     async def drained(self) -> None:
         """Return once everything queued so far is committed."""
         await self._idle.wait()
