@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import uuid
 from collections import Counter
@@ -9,7 +10,7 @@ from collections import Counter
 import structlog
 
 from dispatcher.effects import ShowOnSign, ShowOnTerminal
-from dispatcher.events import DevicesResyncRequested
+from dispatcher.events import DevicesResyncRequested, DeviceStatusReported
 from dispatcher.model import Network, RequestId
 from line_service.engine import Engine
 from stop_devices import topics, translate
@@ -33,6 +34,12 @@ class DeviceGateway:
         self._last_seq: dict[tuple[str, str], int] = {}
         self.stale_skipped = 0
         self.received = 0
+        # The last status payload forwarded per topic, for devices of the network only.
+        self._last_status: dict[str, bytes] = {}
+        self.repeated_statuses = 0
+        # Set once the desired state of every device reached the broker after a connection.
+        self.reasserted = asyncio.Event()
+        self._resync: asyncio.Task[None] | None = None
         self.link = MqttLink(
             address,
             client_id=client_id,
@@ -69,6 +76,12 @@ class DeviceGateway:
 
     def _on_message(self, received: Received) -> None:
         self.received += 1
+        if self._last_status.get(received.topic) == received.payload:
+            # A heartbeat repeating what this device said last: presence changes only through
+            # status messages, so the core would change nothing. Skipped before any decoding,
+            # which keeps a region's heartbeats off the engine.
+            self.repeated_statuses += 1
+            return
         decoded = translate.decode(self._network, received, new_request_ids)
         if isinstance(decoded, translate.Dropped):
             self.dropped[decoded.reason.value] += 1
@@ -80,9 +93,21 @@ class DeviceGateway:
                 payload=received.payload[:120].decode("utf-8", "replace"),
             )
             return
+        if isinstance(decoded, DeviceStatusReported):
+            self._last_status[received.topic] = received.payload
         if self._engine is not None:
             self._engine.submit_nowait(decoded)
 
     def _on_connected(self) -> None:
         if self._engine is not None:
-            self._engine.submit_nowait(DevicesResyncRequested())
+            self._resync = asyncio.get_running_loop().create_task(self._reassert(self._engine))
+
+    async def _reassert(self, engine: Engine) -> None:
+        """Every sign and terminal told its desired state again; `reasserted` set once done."""
+        try:
+            await engine.submit(DevicesResyncRequested())
+            await self.link.flushed()
+        except Exception:
+            log.exception("mqtt.resync_failed")
+            return
+        self.reasserted.set()

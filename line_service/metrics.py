@@ -68,6 +68,11 @@ class _RuntimeCollector(Collector):
         yield CounterMetricFamily(
             "carpool_mqtt_received", "MQTT messages received from devices", value=gateway.received
         )
+        yield CounterMetricFamily(
+            "carpool_mqtt_repeated_statuses",
+            "Device heartbeats repeating the device's last status, skipped before decoding",
+            value=gateway.repeated_statuses,
+        )
         engine = self._runtime.engine
         yield CounterMetricFamily(
             "carpool_engine_events", "Events processed by the engine", value=engine.processed
