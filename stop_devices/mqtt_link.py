@@ -17,11 +17,13 @@ from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
 import aiomqtt
+import paho.mqtt.client as mqtt
 import structlog
 
 log = structlog.get_logger(__name__)
 
 QOS = 1
+MAX_INFLIGHT = 0  # no limit: paho sends at once, and never rescans its queue on each PUBACK
 TCP_NODELAY = (socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
@@ -82,8 +84,27 @@ class Session:
         await self._client.publish(message.topic, message.payload, qos=QOS, retain=message.retain)
 
     async def publish_all(self, messages: Iterable[Outgoing]) -> None:
-        """Publish several messages concurrently (a fan-out is not a chain of round trips)."""
-        await asyncio.gather(*(self.publish(message) for message in messages))
+        """Publish several messages at once; return when the broker acknowledged every one.
+
+        All but the last are handed to paho without a future of their own: a broker sends QoS 1
+        acknowledgements in the order it received the messages (MQTT 3.1.1 §4.6), so the last
+        one's acknowledgement is every one's. One awaited publish each would cost a future, a
+        timer and a task apiece, and aiomqtt counts its pending calls on every publish: a
+        resync of thousands of displays would be quadratic.
+        """
+        batch = list(messages)
+        if not batch:
+            return
+        paho = self._client._client
+        for message in batch[:-1]:
+            info = paho.publish(message.topic, message.payload, qos=QOS, retain=message.retain)
+            if info.rc != mqtt.MQTT_ERR_SUCCESS:
+                raise aiomqtt.MqttCodeError(info.rc, "Could not publish message")
+        # Through gather, not awaited directly: aiomqtt waits with asyncio.wait_for, which on
+        # Python 3.11 swallows a cancellation arriving together with the acknowledgement, and a
+        # pump that ignored its cancellation would hang its session's shutdown. A cancelled
+        # gather always raises CancelledError.
+        await asyncio.gather(self.publish(batch[-1]))
 
     async def subscribe(self, *filters: str) -> None:
         """Subscribe to topic filters with QoS 1."""
@@ -122,6 +143,8 @@ async def connect(
         will=aiomqtt.Will(will.topic, will.payload, qos=QOS, retain=will.retain) if will else None,
         socket_options=[TCP_NODELAY],
         timeout=10,
+        # A resync publishes every display at once: let them all be on the wire together.
+        max_inflight_messages=MAX_INFLIGHT,
     )
     try:
         async with client:
@@ -174,6 +197,8 @@ class MqttLink:
         self._backoff = backoff
         self._pending: dict[str, Outgoing] = {}
         self._wake = asyncio.Event()
+        self._flushed = asyncio.Event()
+        self._flushed.set()
         self._connected = asyncio.Event()
         self.connections = 0
 
@@ -190,7 +215,12 @@ class MqttLink:
         """Queue a message; a newer one for the same topic replaces it. Never blocks."""
         self._pending.pop(message.topic, None)
         self._pending[message.topic] = message
+        self._flushed.clear()
         self._wake.set()
+
+    async def flushed(self) -> None:
+        """Return once every message queued so far is acknowledged by the broker."""
+        await self._flushed.wait()
 
     async def run(self) -> None:
         """Stay connected until cancelled."""
@@ -252,3 +282,5 @@ class MqttLink:
                     self._pending.setdefault(message.topic, message)
                 log.warning("mqtt.publish_failed", error=str(exc)[:200], pending=len(self._pending))
                 return
+            if not self._pending:
+                self._flushed.set()
