@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import re
@@ -34,13 +35,32 @@ _SECRET_PAIR = re.compile(
 _BEARER = re.compile(r"\b(bearer|basic)\s+(?!\*\*\*)[A-Za-z0-9._~+/=-]{6,}", re.IGNORECASE)
 
 
+_DIGITS_DELETED = str.maketrans("", "", "0123456789")
+
+
+@functools.lru_cache(maxsize=4096)
+def _redact_text(text: str) -> str:
+    # Each pattern runs only where it could match: most logged values are short names and ids
+    # (and repeat, hence the cache); a log line must not cost more than the event it tells.
+    if "://" in text:
+        text = _URL_PASSWORD.sub(r"\1***@", text)
+    if " " in text:
+        text = _BEARER.sub(r"\1 ***", text)
+    if ":" in text or "=" in text:
+        text = _SECRET_PAIR.sub(r"\1***", text)
+    # A phone number needs 9 digits, not inside a word: an id mixing letters and digits
+    # (alphanumeric only, not all digits) cannot hold one.
+    hides_no_number = text.isalnum() and not text.isdigit()
+    if not hides_no_number and len(text) - len(text.translate(_DIGITS_DELETED)) >= 9:
+        text = _PHONE.sub(lambda m: "…" + m.group(0)[-2:], text)
+    return text
+
+
 def _redact(value: Any) -> Any:
     if isinstance(value, bytes):
         value = value.decode("utf-8", "replace")
     if isinstance(value, str):
-        value = _URL_PASSWORD.sub(r"\1***@", value)
-        value = _SECRET_PAIR.sub(r"\1***", _BEARER.sub(r"\1 ***", value))
-        return _PHONE.sub(lambda m: "…" + m.group(0)[-2:], value)
+        return _redact_text(value)
     if isinstance(value, dict):
         return {k: "***" if _is_secret(k, v) else _redact(v) for k, v in value.items()}
     if isinstance(value, list | tuple | set | frozenset):
@@ -51,7 +71,12 @@ def _redact(value: Any) -> Any:
 
 
 def _is_secret(key: object, value: object) -> bool:
-    return isinstance(key, str) and bool(_SECRET_KEY.search(key)) and value not in (None, "")
+    return isinstance(key, str) and _secret_name(key) and value not in (None, "")
+
+
+@functools.lru_cache(maxsize=1024)
+def _secret_name(key: str) -> bool:
+    return bool(_SECRET_KEY.search(key))
 
 
 def redact_phones(
@@ -76,13 +101,18 @@ class RedactSecretValues:
             if found
             else None
         )
+        self._mask_text = functools.lru_cache(maxsize=4096)(self._mask_uncached)
+
+    def _mask_uncached(self, text: str) -> str:
+        assert self._pattern is not None
+        return self._pattern.sub("***", text)
 
     def mask(self, value: Any) -> Any:
         """The value with every secret replaced by `***` (nested dicts and lists too)."""
         if self._pattern is None:
             return value
         if isinstance(value, str):
-            return self._pattern.sub("***", value)
+            return self._mask_text(value)
         if isinstance(value, dict):
             return {k: self.mask(v) for k, v in value.items()}
         if isinstance(value, list | tuple):
@@ -132,15 +162,18 @@ def configure_logging(fmt: str = "auto", level: str = "INFO", secrets: Iterable[
         structlog.processors.JSONRenderer() if use_json else structlog.dev.ConsoleRenderer()
     )
     values = RedactSecretValues(secrets)
-    shared: list[Any] = [
-        structlog.contextvars.merge_contextvars,
-        structlog.processors.add_log_level,
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
-        values,
-        redact_phones,
-    ]
     structlog.configure(
-        processors=[*shared, structlog.processors.format_exc_info, values, redact_phones, renderer],
+        # Masking once, after tracebacks are formatted, covers the fields and the traceback; the
+        # time stamp, added after, holds nothing to mask.
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.format_exc_info,
+            values,
+            redact_phones,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            renderer,
+        ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
         logger_factory=structlog.PrintLoggerFactory(sys.stderr),
         cache_logger_on_first_use=True,
