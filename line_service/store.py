@@ -16,10 +16,13 @@ from sqlalchemy import Column, DateTime, Index, Table, event, insert, text
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.sql.expression import Executable
 from sqlmodel import Field, Session, SQLModel, col, create_engine, select
 
 from dispatcher.model import LineId, RequestId, StopId, TerminalId
 from dispatcher.request_machine import Cause, Channel, RequestState, RideRequest, Source
+
+UpsertShape = tuple[type[SQLModel], tuple[str, ...], tuple[str, ...]]
 
 PHONE_KEEPING_STATES = frozenset({RequestState.WAITING, RequestState.FALLBACK})
 
@@ -186,7 +189,10 @@ class Store:
         self.url = url
         # Set by the SMS wiring: finished requests keep only this hash of the rider's number.
         self.phone_hasher: Callable[[str], str] | None = None
-        self.engine: Engine = create_engine(url, pool_pre_ping=True)
+        # A server can drop idle connections: check them out with a ping. A SQLite file cannot.
+        self.engine: Engine = create_engine(url, pool_pre_ping=not url.startswith("sqlite"))
+        self._upserts: dict[UpsertShape, Executable] = {}
+        self._append_events = insert(_table(RequestEventRecord))
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
 
@@ -257,7 +263,7 @@ class Store:
             self._upsert(connection, RideRequestRecord, list(latest.values()), ["id"])
             if hashes:
                 self._upsert(connection, PhoneHashRecord, list(hashes.values()), ["request_id"])
-            connection.execute(insert(_table(RequestEventRecord)), events)
+            connection.execute(self._append_events, events)
 
     def _upsert(
         self,
@@ -266,20 +272,28 @@ class Store:
         rows: list[dict[str, Any]],
         keys: list[str],
     ) -> None:
-        table = _table(model)
-        dialect = self.engine.dialect.name
-        if dialect in ("sqlite", "postgresql"):
-            make = sqlite_insert if dialect == "sqlite" else postgresql_insert
-            statement = make(table)
-            updates = {name: statement.excluded[name] for name in rows[0] if name not in keys}
-            connection.execute(
-                statement.on_conflict_do_update(index_elements=keys, set_=updates), rows
-            )
+        if self.engine.dialect.name in ("sqlite", "postgresql"):
+            connection.execute(self._upsert_statement(model, tuple(rows[0]), tuple(keys)), rows)
             return
         with Session(bind=connection) as session:  # any other database: portable, slower
             for row in rows:
                 session.merge(model(**row))
             session.flush()
+
+    def _upsert_statement(
+        self, model: type[SQLModel], columns: tuple[str, ...], keys: tuple[str, ...]
+    ) -> Executable:
+        """`INSERT … ON CONFLICT (keys) DO UPDATE`, built once per shape (building costs more
+        than executing a small batch, and the writer runs it many times a second)."""
+        shape: UpsertShape = (model, columns, keys)
+        statement = self._upserts.get(shape)
+        if statement is None:
+            make = sqlite_insert if self.engine.dialect.name == "sqlite" else postgresql_insert
+            insert_rows = make(_table(model))
+            updates = {name: insert_rows.excluded[name] for name in columns if name not in keys}
+            statement = insert_rows.on_conflict_do_update(index_elements=list(keys), set_=updates)
+            self._upserts[shape] = statement
+        return statement
 
     def save_device_status(
         self, line_id: str, kind: str, device_id: str, online: bool, at: datetime
