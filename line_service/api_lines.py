@@ -26,7 +26,8 @@ from line_service.api_models import (
 from line_service.api_requests import AUTH_ERRORS, CONFLICT, NOT_FOUND
 from line_service.api_routes import RuntimeDep, rejection, submit
 from line_service.api_views import alerts_out, line_out, line_summary, sign_out, stop_out
-from line_service.auth import Operator, Role, Viewer
+from line_service.auth import Operator, Viewer
+from line_service.operator_accounts import Role
 from line_service.runtime import Runtime
 
 log = structlog.get_logger(__name__)

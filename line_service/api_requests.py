@@ -24,7 +24,8 @@ from line_service.api_models import (
 )
 from line_service.api_routes import RuntimeDep, rejection, saved, submit
 from line_service.api_views import request_out
-from line_service.auth import Operator, Role, Viewer
+from line_service.auth import Operator, Viewer
+from line_service.operator_accounts import Role
 from line_service.runtime import Runtime
 from line_service.store import RideRequestRecord, Store, from_record
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
@@ -18,14 +19,28 @@ def create_app(
     settings: Settings,
     background: tuple[BackgroundJob, ...] = (),
     runtime: Runtime | None = None,
+    already_running: bool = False,
 ) -> FastAPI:
-    """The service as an ASGI app; nothing starts until its lifespan runs."""
+    """The service as an ASGI app; nothing starts until its lifespan runs.
+
+    With `already_running`, `runtime` is live already (`carpool-line serve` starts dispatching
+    before it imports the web side) and the lifespan runs only the live-updates hub.
+    """
     built = runtime or build_runtime(settings, utc_now)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[dict[str, Runtime]]:
-        async with running(built, (*background, operations.hub.run)) as live:
-            yield {"runtime": live}
+        if not already_running:
+            async with running(built, (*background, operations.hub.run)) as live:
+                yield {"runtime": live}
+            return
+        hub = asyncio.create_task(operations.hub.run(built), name="live-hub")
+        try:
+            yield {"runtime": built}
+        finally:
+            hub.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await hub
 
     app = FastAPI(
         title="Carpool line service",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import socket
 from pathlib import Path
 from typing import Annotated
@@ -21,6 +22,7 @@ from line_service.privacy_cli import privacy_app
 from line_service.settings import EMBEDDED, Settings
 
 DEMO_TOKEN = "demo-operateur"
+REASSERT_FIRST_SECONDS = 5.0
 
 app = typer.Typer(help="Operate dynamic carpool lines.", no_args_is_help=True)
 
@@ -77,19 +79,65 @@ def serve(
             typer.echo(problem, err=True)
         typer.echo("refusing to start: free the port or choose another", err=True)
         raise typer.Exit(2)
-    from line_service.app import create_app
-    from line_service.demo import demo_jobs
+    asyncio.run(_serve(settings, demo))
 
-    application = create_app(settings, background=demo_jobs(settings) if demo else ())
-    config = uvicorn.Config(
-        application,
-        host=settings.http_host,
-        port=settings.http_port,
-        log_config=None,
-        access_log=False,
-        lifespan="on",
-    )
-    asyncio.run(uvicorn.Server(config).serve())
+
+async def _serve(settings: Settings, demo: bool) -> None:
+    """Dispatch first, the web side after: a restart re-asserts every sign before it imports
+    and starts the HTTP API, the dashboard and the SMS webhook (the HTTP side waits for the
+    signs at most `REASSERT_FIRST_SECONDS`: a broker that is down must not keep /readyz away).
+
+    SIGTERM and SIGINT stop the HTTP server, then the dispatcher, which commits what is queued
+    before the process ends with the signal.
+    """
+    from line_service.demo import demo_jobs
+    from line_service.runtime import build_runtime, running
+
+    stop = asyncio.Event()
+    caught = _catch_stop_signals(stop)
+    runtime = build_runtime(settings)
+    async with running(runtime, demo_jobs(settings) if demo else ()) as live:
+        reasserted = asyncio.create_task(live.gateway.reasserted.wait())
+        stopping = asyncio.create_task(stop.wait())
+        await asyncio.wait(
+            (reasserted, stopping),
+            timeout=REASSERT_FIRST_SECONDS,
+            return_when=asyncio.FIRST_COMPLETED,
+        )
+        reasserted.cancel()
+        if not stop.is_set():
+            from line_service.app import create_app
+
+            application = create_app(settings, runtime=live, already_running=True)
+            config = uvicorn.Config(
+                application,
+                host=settings.http_host,
+                port=settings.http_port,
+                log_config=None,
+                access_log=False,
+                lifespan="on",
+            )
+            server = uvicorn.Server(config)
+            stopping.add_done_callback(lambda _: setattr(server, "should_exit", True))
+            await server.serve()  # hands the signals it caught back to ours when it returns
+        stopping.cancel()
+    for signum in caught:
+        signal.signal(signum, signal.SIG_DFL)
+        signal.raise_signal(signum)
+
+
+def _catch_stop_signals(stop: asyncio.Event) -> list[int]:
+    """Route SIGTERM and SIGINT to `stop`; the list fills with the signals received."""
+    loop = asyncio.get_running_loop()
+    caught: list[int] = []
+
+    def on_signal(signum: int, _frame: object) -> None:
+        caught.append(signum)
+        loop.call_soon_threadsafe(stop.set)
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, on_signal)
+    return caught
 
 
 def _ports_in_use(settings: Settings) -> list[str]:

@@ -10,9 +10,9 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
 from line_service import api_lines, api_requests
-from line_service.auth import TokenAuthority
 from line_service.live_updates import LiveHub, live_router
 from line_service.metrics import ServiceMetrics, metrics_router
+from line_service.operator_accounts import TokenAuthority
 from line_service.runtime import Runtime
 
 STATIC = Path(__file__).parent / "static"

@@ -23,7 +23,8 @@ from dispatcher.events import Event
 from dispatcher.model import LineId
 from dispatcher.state import DispatcherState
 from line_service.api_views import line_out
-from line_service.auth import Principal, Role, TokenAuthority, authenticate, bearer_token
+from line_service.auth import authenticate, bearer_token
+from line_service.operator_accounts import Principal, Role, TokenAuthority
 from line_service.runtime import Runtime
 
 log = structlog.get_logger(__name__)

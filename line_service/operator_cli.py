@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from line_service.auth import Role, add_operator, list_operators, remove_operator
+from line_service.operator_accounts import Role, add_operator, list_operators, remove_operator
 from line_service.settings import Settings
 from line_service.store import Store
 

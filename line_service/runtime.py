@@ -12,11 +12,11 @@ from typing import Any
 
 import structlog
 
+import line_service.operator_accounts  # noqa: F401 - its table must exist before create_schema
 from dispatcher.model import Network
 from dispatcher.state import DispatcherState
 from line_service.authority_wiring import AuthorityServices, wire_authority
 from line_service.device_gateway import DeviceGateway
-from line_service.embedded_broker import embedded_broker
 from line_service.engine import Clock, Engine
 from line_service.lines_file import load_network
 from line_service.privacy import run_retention
@@ -93,6 +93,8 @@ async def running(
     settings = runtime.settings
     async with contextlib.AsyncExitStack() as stack:
         if settings.mqtt_url == EMBEDDED:
+            from line_service.embedded_broker import embedded_broker  # demo mode only: amqtt
+
             await stack.enter_async_context(embedded_broker(settings.embedded_mqtt_port))
         await asyncio.to_thread(runtime.store.create_schema)
         stored = await asyncio.to_thread(

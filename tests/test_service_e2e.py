@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import functools
 import json
+import signal
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -243,3 +244,53 @@ async def test_a_lapsed_lease_darkens_the_sign_when_the_dispatcher_dies(
         runner.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await runner
+
+
+def metric(service: ServiceProcess, sample: str) -> float:
+    """One sample of /metrics, e.g. 'carpool_mqtt_dropped_total{reason="unknown_device"}'."""
+    for row in httpx.get(f"{service.base_url}/metrics").text.splitlines():
+        name, _, value = row.rpartition(" ")
+        if name == sample:
+            return float(value)
+    return 0.0
+
+
+def alerted(service: ServiceProcess, device: str) -> bool:
+    live = httpx.get(f"{service.base_url}/api/v1/lines/{LINE}/live").json()
+    return any(device in alert for alert in live["alerts"])
+
+
+def test_repeated_heartbeats_are_skipped_but_every_change_of_presence_is_seen(
+    service: ServiceProcess, probe: MqttProbe
+) -> None:
+    sign = SIGNS[0]
+    status = f"{PREFIX}/signs/{sign}/status"
+    for _ in range(3):
+        probe.publish(status, {"v": 1, "online": True})
+    probe.publish(status, {"v": 1, "online": False})
+    wait_until(lambda: alerted(service, sign), 2.0, "an offline alert for the sign")
+    # The two heartbeats repeating the first were skipped before decoding; nothing else was.
+    assert metric(service, "carpool_mqtt_repeated_statuses_total") == 2
+
+    probe.publish(status, {"v": 1, "online": True})  # the same bytes as before it went offline
+    wait_until(lambda: not alerted(service, sign), 2.0, "the alert cleared on its return")
+
+    for _ in range(2):  # a device lines.yaml does not know is dropped each time, never remembered
+        probe.publish(f"{PREFIX}/signs/pmv-nowhere/status", {"v": 1, "online": True})
+    unknown = 'carpool_mqtt_dropped_total{reason="unknown_device"}'
+    wait_until(lambda: metric(service, unknown) == 2, 2.0, "both unknown heartbeats dropped")
+    assert metric(service, "carpool_mqtt_repeated_statuses_total") == 2
+
+
+def test_sigterm_stops_http_then_dispatch_and_exits_with_the_signal(
+    service: ServiceProcess, probe: MqttProbe
+) -> None:
+    press(probe, "before-stop")
+    probe.wait_last(f"{PREFIX}/terminals/{TERMINAL}/screen", lambda s: s["state"] == "waiting")
+    process = service.process
+    assert process is not None
+    process.terminate()
+    assert process.wait(15) == -signal.SIGTERM
+    log = service.log()
+    assert log.index('"service.stopped"') > log.index('"service.started"')
+    assert "Traceback" not in log
