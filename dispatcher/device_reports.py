@@ -44,12 +44,18 @@ def sign_reported(state: DispatcherState, event: SignReported, now: datetime) ->
 
 
 def device_status(state: DispatcherState, event: DeviceStatusReported, now: datetime) -> Step:
-    """Track presence; alert on offline; re-send a returning sign its display."""
+    """Track presence; alert on offline; re-send a returning sign its display.
+
+    Returning means reported offline before: a sign's first report since the service started
+    needs nothing re-sent, as every connection to the broker re-asserts every configured sign
+    (a retained display the sign receives when it subscribes, its lease kept fresh while lit).
+    After a restart, thousands of retained statuses arrive together with that re-assertion.
+    """
     place = state.network.device(event.kind, event.device_id)
     if place is None or place.line_id != event.line_id:
         return reject(state, RejectionReason.UNKNOWN_DEVICE, event.device_id)
     key = (event.kind, event.device_id)
-    was_online = state.online.get(key, False)
+    was_offline = state.online.get(key) is False
     if state.online.get(key) is not event.online:
         # Heartbeats repeat the same presence: copy the map only when something changed.
         state = replace(state, online=state.online.set(key, event.online))
@@ -65,7 +71,7 @@ def device_status(state: DispatcherState, event: DeviceStatusReported, now: date
             now,
         )
     state, effects = clear_alert(state, AlertKind.DEVICE_OFFLINE, event.line_id, event.device_id)
-    if was_online or event.kind is not DeviceKind.SIGN or event.device_id not in state.signs:
+    if not was_offline or event.kind is not DeviceKind.SIGN or event.device_id not in state.signs:
         # A repeated "online" (a heartbeat) changes nothing: re-sending would flood the signs.
         # A sign never told anything has nothing to be re-told.
         return state, effects

@@ -102,12 +102,13 @@ def step(state: DispatcherState, event: Event, now: datetime) -> Step:
 def restore(
     state: DispatcherState,
     requests: list[RideRequest],
-    now: datetime,
     aliases: Iterable[tuple[Source, RequestId]] = (),
 ) -> Step:
-    """Rebuild from requests read back after a restart: re-arm deadlines, re-assert every device.
+    """Rebuild from requests read back after a restart and re-arm their deadlines.
 
-    `aliases` are the other sources stored for those requests (repeated presses).
+    `aliases` are the other sources stored for those requests (repeated presses). Devices are
+    not told anything here: they cannot hear before the broker connection, and every connection
+    is followed by `DevicesResyncRequested`, which re-asserts every sign and terminal once.
     """
     indexed = index_requests(state.network, requests, aliases)
     # Keep what the given state knows of devices: seqs stay increasing, alerts are not re-raised.
@@ -121,8 +122,7 @@ def restore(
     effects: list[Effect] = [
         ArmDeadline(request.id, request.deadline_at) for request in restored.waiting()
     ]
-    restored, resync = displays.resync(restored, now)
-    return restored, effects + resync
+    return restored, effects
 
 
 # --- requests -------------------------------------------------------------------------------

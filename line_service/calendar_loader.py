@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from datetime import date
 
-import holidays
-
 FIRST_YEAR = 2024
 LAST_YEAR = 2035
 
@@ -16,6 +14,8 @@ def french_public_holidays(today: date | None = None) -> frozenset[date]:
     The range widens to keep at least one year before and ten years after `today`, so a long
     running service never silently reopens on holidays.
     """
+    import holidays  # ~30 ms to import: only for lines that close on public holidays
+
     year = (today or date.today()).year
     years = range(min(FIRST_YEAR, year - 1), max(LAST_YEAR, year + 10) + 1)
     return frozenset(holidays.country_holidays("FR", years=years).keys())

@@ -136,8 +136,9 @@ class Engine:
     def restore(
         self, requests: list[RideRequest], aliases: list[tuple[Source, RequestId]] | None = None
     ) -> None:
-        """Adopt requests (and their source aliases) read back from the database (before `run`)."""
-        self._state, effects = restore(self._state, requests, self._clock(), aliases or ())
+        """Adopt requests (and their source aliases) read back from the database (before `run`);
+        devices hear of them on the link's connection (`DevicesResyncRequested`)."""
+        self._state, effects = restore(self._state, requests, aliases or ())
         self._perform(None, effects, None)
         log.info("engine.restored", waiting=len(self._state.waiting()), requests=len(requests))
 

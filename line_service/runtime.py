@@ -31,6 +31,7 @@ log = structlog.get_logger(__name__)
 
 RESTORE_WINDOW = timedelta(hours=2)
 SHUTDOWN_FLUSH_SECONDS = 5.0
+HOUSEKEEPING_WAIT = timedelta(minutes=1)
 
 BackgroundJob = Callable[["Runtime"], Coroutine[Any, Any, None]]
 
@@ -62,9 +63,13 @@ class Runtime:
         return {"broker": self.gateway.link.connected, "database": database}
 
 
-def build_runtime(settings: Settings, clock: Clock = utc_now) -> Runtime:
-    """Wire every part from settings (raises LinesFileError on a broken lines file)."""
-    network = load_network(settings.lines_file)
+def build_runtime(
+    settings: Settings, clock: Clock = utc_now, network: Network | None = None
+) -> Runtime:
+    """Wire every part from settings (raises LinesFileError on a broken lines file); `network`
+    is the lines file already read and checked, when the caller has it."""
+    if network is None:
+        network = load_network(settings.lines_file)
     if settings.ignore_service_hours:
         log.warning("service_hours.ignored", reason="CARPOOL_IGNORE_SERVICE_HOURS (demo mode)")
         network = Network(tuple(replace(line, service_hours=None) for line in network.lines))
@@ -83,6 +88,16 @@ def build_runtime(settings: Settings, clock: Clock = utc_now) -> Runtime:
     sms_sender = runtime.sms.sender if runtime.sms else None
     runtime.authority = wire_authority(network, store, engine, sms_sender)
     return runtime
+
+
+async def _once_reasserted(
+    gateway: DeviceGateway, job: Callable[[], Coroutine[Any, Any, None]]
+) -> None:
+    """Start housekeeping once every device was re-asserted (or after HOUSEKEEPING_WAIT with
+    no broker): its database work must not slow the signs' re-assertion after a restart."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(gateway.reasserted.wait(), HOUSEKEEPING_WAIT.total_seconds())
+    await job()
 
 
 @contextlib.asynccontextmanager
@@ -117,7 +132,11 @@ async def running(
                 group.create_task(runtime.engine.run(), name="engine"),
                 group.create_task(runtime.gateway.link.run(), name="mqtt-link"),
                 group.create_task(
-                    run_retention(runtime.store, settings, runtime.clock), name="privacy-retention"
+                    _once_reasserted(
+                        runtime.gateway,
+                        lambda: run_retention(runtime.store, settings, runtime.clock),
+                    ),
+                    name="privacy-retention",
                 ),
                 *([group.create_task(runtime.sms.run(), name="sms-sender")] if runtime.sms else []),
                 *(

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import TypeVar
 
 from dispatcher.effects import ArmDeadline, DisarmDeadline, Effect, Page, ShowOnSign
-from dispatcher.events import Event, RideRequested
+from dispatcher.events import DevicesResyncRequested, Event, RideRequested
 from dispatcher.model import LineId, Network, RequestId, SignId, StopId, TerminalId
 from dispatcher.request_machine import Channel, RideRequest, Source
 from dispatcher.state import DispatcherState
@@ -161,11 +161,12 @@ class Core:
         return effects
 
     def restart(self, requests: Sequence[RideRequest], at: datetime) -> list[Effect]:
-        """A new process reading `requests` back from the database."""
-        self.state, effects = restore(DispatcherState(self.state.network), list(requests), at)
+        """A new process reading `requests` back from the database, then connecting to the
+        broker, which asks for every device to be re-asserted."""
+        self.state, effects = restore(DispatcherState(self.state.network), list(requests))
         self.armed = {}
         self._track(effects)
-        return effects
+        return effects + self.run(DevicesResyncRequested(), at)
 
     def request(self, request_id: str) -> RideRequest:
         """A request the state holds."""

@@ -1,4 +1,8 @@
-"""restore() after a restart, and DevicesResyncRequested: every device told its desired state."""
+"""restore() after a restart, and DevicesResyncRequested: every device told its desired state.
+
+A restart is restore() (requests back, deadlines re-armed), then the broker connection's
+DevicesResyncRequested (every device re-asserted once): `Core.restart` does both.
+"""
 
 from __future__ import annotations
 
@@ -24,7 +28,7 @@ from dispatcher.model import DeviceKind, Network, RequestId, TerminalId
 from dispatcher.persistent_map import PersistentMap
 from dispatcher.request_machine import RequestState, RideRequest
 from dispatcher.state import DispatcherState
-from dispatcher.step import restore
+from dispatcher.step import restore, step
 from tests.core.core_kit import (
     BOULOGNE,
     CALAIS,
@@ -176,13 +180,29 @@ def test_restore_of_nothing_blanks_every_sign_and_idles_every_terminal(network: 
     assert [effect.screen.state for effect in screens] == [ScreenState.IDLE] * 5
 
 
+def test_restore_alone_tells_no_device_anything_and_rearms_every_deadline(
+    network: Network,
+) -> None:
+    before = a_morning(network)
+    state, effects = restore(DispatcherState(network), list(before.state.requests.values()))
+    assert only(effects, ShowOnSign) == []
+    assert only(effects, ShowOnTerminal) == []
+    assert {effect.request_id for effect in only(effects, ArmDeadline)} == {
+        RequestId(rid) for rid in ("r1", "r2", "r4", "r5")
+    }
+    assert state.waiting() == before.state.waiting()
+
+
 def test_restore_keeps_sign_seqs_increasing_within_the_same_millisecond(
     network: Network,
 ) -> None:
     core = a_morning(network)
     seqs = dict(core.state.signs)
-    state, effects = restore(core.state, list(core.state.requests.values()), T0)
-    for effect in only(effects, ShowOnSign):
+    state, _ = restore(core.state, list(core.state.requests.values()))
+    _, effects = step(state, DevicesResyncRequested(), T0)
+    shown = only(effects, ShowOnSign)
+    assert {effect.sign_id for effect in shown} >= set(seqs)
+    for effect in shown:
         if effect.sign_id in seqs:
             assert effect.display.seq > seqs[effect.sign_id].seq
     assert state.requests == core.state.requests
@@ -191,7 +211,7 @@ def test_restore_keeps_sign_seqs_increasing_within_the_same_millisecond(
 def test_restore_keeps_known_device_presence(network: Network) -> None:
     known: dict[tuple[DeviceKind, str], bool] = {(DeviceKind.SIGN, PMV_MARCK): False}
     state = DispatcherState(network, online=PersistentMap(known))
-    restored, _ = restore(state, [], T0)
+    restored, _ = restore(state, [])
     assert restored.online == {(DeviceKind.SIGN, PMV_MARCK): False}
 
 
