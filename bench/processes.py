@@ -137,6 +137,7 @@ def service(
         "CARPOOL_MQTT_URL": f"mqtt://127.0.0.1:{broker_port}",
         "CARPOOL_DATABASE_URL": f"sqlite:///{directory}/bench.sqlite3",
         "CARPOOL_LINES_FILE": str(lines_file),
+        "CARPOOL_CACHE_DIR": str(directory / "cache"),
         "CARPOOL_HTTP_PORT": str(http_port),
         "CARPOOL_LOG_FORMAT": "json",
         "CARPOOL_MQTT_CLIENT_ID": f"bench-dispatcher-{broker_port}",

@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-import uvicorn
 from pydantic import SecretStr
 
+from dispatcher.model import Network
 from line_service.authority_cli import export_app, report_command, send_rpc_command
 from line_service.broker_cli import mosquitto_config
 from line_service.lines_file import LinesFileError, load_network
@@ -67,7 +67,7 @@ def serve(
         typer.echo(f"demo token (admin, demo mode only): {DEMO_TOKEN}", err=True)
     configure_logging(settings.log_format, settings.log_level, secret_values(settings))
     try:
-        load_network(settings.lines_file)
+        network = load_network(settings.lines_file, settings.cache_dir)
     except LinesFileError as exc:
         for problem in exc.problems:
             typer.echo(f"{settings.lines_file}: {problem}", err=True)
@@ -79,10 +79,10 @@ def serve(
             typer.echo(problem, err=True)
         typer.echo("refusing to start: free the port or choose another", err=True)
         raise typer.Exit(2)
-    asyncio.run(_serve(settings, demo))
+    asyncio.run(_serve(settings, network, demo))
 
 
-async def _serve(settings: Settings, demo: bool) -> None:
+async def _serve(settings: Settings, network: Network, demo: bool) -> None:
     """Dispatch first, the web side after: a restart re-asserts every sign before it imports
     and starts the HTTP API, the dashboard and the SMS webhook (the HTTP side waits for the
     signs at most `REASSERT_FIRST_SECONDS`: a broker that is down must not keep /readyz away).
@@ -95,7 +95,7 @@ async def _serve(settings: Settings, demo: bool) -> None:
 
     stop = asyncio.Event()
     caught = _catch_stop_signals(stop)
-    runtime = build_runtime(settings)
+    runtime = build_runtime(settings, network=network)
     async with running(runtime, demo_jobs(settings) if demo else ()) as live:
         reasserted = asyncio.create_task(live.gateway.reasserted.wait())
         stopping = asyncio.create_task(stop.wait())
@@ -106,6 +106,8 @@ async def _serve(settings: Settings, demo: bool) -> None:
         )
         reasserted.cancel()
         if not stop.is_set():
+            import uvicorn
+
             from line_service.app import create_app
 
             application = create_app(settings, runtime=live, already_running=True)

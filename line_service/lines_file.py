@@ -33,6 +33,7 @@ from dispatcher.model import (
     TimeWindow,
     Weekday,
 )
+from line_service import lines_cache
 from line_service.calendar_loader import french_public_holidays
 from line_service.lines_schema import (
     PATTERN_HINTS,
@@ -61,8 +62,11 @@ class LinesFileError(Exception):
         super().__init__(f"{source}: {count} problem{'s' if count != 1 else ''}{listing}")
 
 
-def load_network(path: Path) -> Network:
-    """Read and check the lines file at `path`; raise LinesFileError if it is unusable."""
+def load_network(path: Path, cache_dir: Path | None = None) -> Network:
+    """Read and check the lines file at `path`; raise LinesFileError if it is unusable.
+
+    With `cache_dir`, the parsed YAML is kept there for the next start (`lines_cache`).
+    """
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
@@ -72,12 +76,13 @@ def load_network(path: Path) -> Network:
     except OSError as exc:
         reason = exc.strerror or str(exc)
         raise LinesFileError(str(path), [f"(file): cannot read the file: {reason}"]) from exc
-    return parse_network(text, source=str(path))
+    return parse_network(text, source=str(path), cache_dir=cache_dir)
 
 
-def parse_network(text: str, source: str = "<text>") -> Network:
+def parse_network(text: str, source: str = "<text>", cache_dir: Path | None = None) -> Network:
     """Check the YAML text of a lines file and build the Network; every problem is reported."""
-    data = _parse_yaml(text, source)
+    cached = lines_cache.read(cache_dir, text) if cache_dir is not None else None
+    data = cached if cached is not None else _parse_yaml(text, source)
     problems: list[str] = []
     entry: LinesFileEntry | None = None
     try:
@@ -88,7 +93,10 @@ def parse_network(text: str, source: str = "<text>") -> Network:
     problems.extend(cross_check(data))
     if problems or entry is None:
         raise LinesFileError(source, problems)
-    return Network(lines=tuple(_line(line) for line in entry.lines))
+    network = Network(lines=tuple(_line(line) for line in entry.lines))
+    if cache_dir is not None and cached is None:
+        lines_cache.write(cache_dir, text, data)
+    return network
 
 
 class _UniqueKeyLoader(yaml.CSafeLoader):

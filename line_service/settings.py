@@ -18,6 +18,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CARPOOL_", extra="ignore", frozen=True)
 
     lines_file: Path = Path("config/lines.yaml")
+    cache_dir: Path = Path("var/cache")  # the lines file's parsed form (a faster restart)
     database_url: str = "sqlite:///var/carpool.sqlite3"
     mqtt_url: str = EMBEDDED
     embedded_mqtt_port: int = Field(default=1884, ge=1, le=65535)

@@ -71,6 +71,7 @@ class ServiceProcess:
             "CARPOOL_MQTT_URL": self.broker_url,
             "CARPOOL_DATABASE_URL": self.database_url,
             "CARPOOL_LINES_FILE": str(self.lines_file),
+            "CARPOOL_CACHE_DIR": str(self.directory / "cache"),
             "CARPOOL_HTTP_PORT": str(self.http_port),
             "CARPOOL_LOG_FORMAT": "json",
             "CARPOOL_MQTT_CLIENT_ID": f"dispatcher-{self.http_port}",

@@ -1,0 +1,100 @@
+"""The lines file's parse cache: used for the same text, never for another, never in the way."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from dispatcher.model import StopId
+from line_service import lines_cache
+from line_service.lines_file import LinesFileError, load_network
+
+SHIPPED = Path(__file__).resolve().parent.parent / "config" / "lines.yaml"
+CALAIS = StopId("calais-est")
+
+
+@pytest.fixture
+def lines_file(tmp_path: Path) -> Path:
+    copy = tmp_path / "lines.yaml"
+    shutil.copy(SHIPPED, copy)
+    return copy
+
+
+def name_of(path: Path, cache: Path, stop: StopId = CALAIS) -> str:
+    network = load_network(path, cache)
+    place = next(line.stop(stop) for line in network.lines if line.stop(stop))
+    assert place is not None
+    return place.name
+
+
+def only_entry(cache: Path) -> Path:
+    [entry] = cache.glob("lines-*.json")
+    return entry
+
+
+def test_the_same_text_is_read_from_the_cache_and_gives_the_same_network(
+    lines_file: Path, tmp_path: Path
+) -> None:
+    cache = tmp_path / "cache"
+    parsed = load_network(lines_file, cache)
+    assert load_network(lines_file, cache) == parsed
+    assert load_network(lines_file) == parsed  # no cache at all: the same network
+
+    # Proof the second load came from the cache: an entry altered by hand shows through.
+    entry = only_entry(cache)
+    data = json.loads(entry.read_text(encoding="utf-8"))
+    data["lines"][0]["directions"][0]["stops"][0]["name"] = "Calais (from the cache)"
+    entry.write_text(json.dumps(data), encoding="utf-8")
+    assert name_of(lines_file, cache) == "Calais (from the cache)"
+
+
+def test_an_edited_file_is_parsed_again_and_replaces_the_old_entry(
+    lines_file: Path, tmp_path: Path
+) -> None:
+    cache = tmp_path / "cache"
+    before = name_of(lines_file, cache)
+    old_entry = only_entry(cache)
+    text = lines_file.read_text(encoding="utf-8")
+    lines_file.write_text(text.replace(f'name: "{before}"', 'name: "Calais Est"', 1), "utf-8")
+    assert name_of(lines_file, cache) == "Calais Est"
+    assert only_entry(cache) != old_entry
+    assert not old_entry.exists()
+
+
+def test_cached_data_is_still_checked_like_a_fresh_file(lines_file: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    load_network(lines_file, cache)
+    entry = only_entry(cache)
+    data = json.loads(entry.read_text(encoding="utf-8"))
+    data["lines"][0]["directions"][0]["stops"][0]["lat"] = "north"
+    entry.write_text(json.dumps(data), encoding="utf-8")
+    with pytest.raises(LinesFileError, match=r"lat"):
+        load_network(lines_file, cache)
+
+
+def test_a_corrupt_entry_is_ignored_and_rewritten(lines_file: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    expected = load_network(lines_file, cache)
+    entry = only_entry(cache)
+    entry.write_text('{"lines": [', encoding="utf-8")
+    assert load_network(lines_file, cache) == expected
+    assert json.loads(entry.read_text(encoding="utf-8"))["lines"]
+
+
+def test_a_cache_that_cannot_be_written_does_not_stop_the_load(
+    lines_file: Path, tmp_path: Path
+) -> None:
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a directory")
+    assert load_network(lines_file, blocked / "cache") == load_network(lines_file)
+
+
+def test_data_json_would_not_give_back_is_not_cached(tmp_path: Path) -> None:
+    from datetime import date
+
+    lines_cache.write(tmp_path, "text", {"holiday": date(2026, 12, 25)})
+    lines_cache.write(tmp_path, "text", {1: "an integer key"})
+    assert list(tmp_path.iterdir()) == []
