@@ -46,6 +46,18 @@ def _listening(port: int) -> bool:
         return False
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system, every thread) a process used so far, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu_seconds() -> float:
+    """CPU time this process (the harness, every thread) used so far."""
+    times = os.times()
+    return times.user + times.system
+
+
 def rss_kib(pid: int) -> int:
     """Resident memory of a process (VmRSS from /proc), in KiB."""
     for row in Path(f"/proc/{pid}/status").read_text().splitlines():

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench.scenarios import Options, RunResult, median
+from bench.scenarios import Options, RunResult, Step, median, reference_steps
 
 BEGIN = "<!-- bench:results:begin -->"
 END = "<!-- bench:results:end -->"
@@ -41,14 +41,31 @@ def _med(runs: list[RunResult], pick: Callable[[RunResult], float]) -> float:
 
 def rows(runs: list[RunResult], options: Options) -> list[Row]:
     """The headline figures, medians over the runs."""
+    return [*_latency_rows(runs, options), *_other_rows(runs, options), *_cpu_rows(runs)]
+
+
+def _cpu_rows(runs: list[RunResult]) -> list[Row]:
+    """What one press cycle costs in CPU, compared at the highest rate both targets held."""
+    pairs = [pair for run in runs if (pair := reference_steps(run)) is not None]
+    if not pairs:
+        return []
+    service = median([own.cpu.consumer for own, _ in pairs])
+    relay = median([base.cpu.consumer for _, base in pairs])
+    service_rest = median([own.cpu.broker + own.cpu.harness for own, _ in pairs])
+    relay_rest = median([base.cpu.broker + base.cpu.harness for _, base in pairs])
+    rate = ", ".join(sorted({f"{own.rate:g}" for own, _ in pairs}))
+    return [
+        Row(f"CPU per press cycle, consumer (at {rate}/s)", service, relay, "ms", "", None),
+        Row("  broker + harness, same steps", service_rest, relay_rest, "ms", "", None),
+    ]
+
+
+def _latency_rows(runs: list[RunResult], options: Options) -> list[Row]:
     s, b = "service", "bare relay"
     p50 = _med(runs, lambda r: r.latency[s].p50)
     p50_base = _med(runs, lambda r: r.latency[b].p50)
     p99 = _med(runs, lambda r: r.latency[s].p99)
-    ingest = _med(runs, lambda r: r.ingest[s])
-    ingest_base = _med(runs, lambda r: r.ingest[b])
     sustained = _med(runs, lambda r: r.sustained[s])
-    recovery = _med(runs, lambda r: r.recovery_s)
     load = f"{options.rate:g}/s, {runs[0].latency[s].count and options.devices} devices"
     return [
         Row(f"press→sign p50 ({load})", p50, p50_base, "ms", "≤ 3× relay", p50 <= 3 * p50_base),
@@ -84,6 +101,15 @@ def rows(runs: list[RunResult], options: Options) -> list[Row]:
             "≥ 1000",
             sustained >= 1000,
         ),
+    ]
+
+
+def _other_rows(runs: list[RunResult], options: Options) -> list[Row]:
+    s, b = "service", "bare relay"
+    ingest = _med(runs, lambda r: r.ingest[s])
+    ingest_base = _med(runs, lambda r: r.ingest[b])
+    recovery = _med(runs, lambda r: r.recovery_s)
+    return [
         Row(
             "heartbeat ingest",
             ingest,
@@ -173,18 +199,26 @@ def _details(runs: list[RunResult]) -> str:
                 f"{run.ingest.get(name, 0):,.0f} |"
             )
     out.append("")
-    out.append("Rate steps (last run): rate → p99 ms (lost, skipped)")
+    out.append(
+        "Rate steps (last run): rate → p99 ms (lost, skipped; CPU ms per press cycle: "
+        "consumer / broker / harness)"
+    )
     out.append("")
     for name, steps in runs[-1].steps.items():
-        text = ", ".join(
-            f"{rate:g}/s → {lat.p99:.1f} ({lat.lost}, {skipped})" for rate, lat, skipped in steps
-        )
-        out.append(f"- {name}: {text}")
+        out.append(f"- {name}: {', '.join(_step_text(step) for step in steps)}")
     out.append(
         f"- recovery (last run): {runs[-1].recovered_signs} signs re-asserted, "
         f"{runs[-1].recovered_lit} of them lit"
     )
     return "\n".join(out)
+
+
+def _step_text(step: Step) -> str:
+    cpu = step.cpu
+    return (
+        f"{step.rate:g}/s → {step.latency.p99:.1f} ({step.latency.lost}, {step.skipped}; "
+        f"{cpu.consumer:.2f} / {cpu.broker:.2f} / {cpu.harness:.2f})"
+    )
 
 
 def results_section(runs: list[RunResult], options: Options, command: str) -> str:

@@ -23,7 +23,7 @@ class Options:
     rate: float = 50.0
     seconds: float = 15.0
     heartbeat_period: float = 30.0
-    steps: tuple[float, ...] = (100, 250, 500, 1000, 1500, 2000)
+    steps: tuple[float, ...] = (100, 250, 500, 750, 1000, 1500, 2000)
     step_seconds: float = 2.0
     ingest: int = 20_000
     waiting: int = 1000
@@ -52,13 +52,38 @@ class Latency:
         return cls(rank(0.50), rank(0.99), ordered[-1] * 1000, len(phase.latencies), phase.lost)
 
 
+@dataclass(frozen=True, slots=True)
+class CpuPerPress:
+    """CPU milliseconds one press cycle (press, displays, cancel) cost each process in a step."""
+
+    consumer: float  # the service, or the bare relay
+    broker: float
+    harness: float  # the measuring client and the heartbeat generator
+
+    @property
+    def total(self) -> float:
+        """Everything the machine spent on one press cycle."""
+        return self.consumer + self.broker + self.harness
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One rate step of the sustained test."""
+
+    rate: float
+    latency: Latency
+    skipped: int
+    cpu: CpuPerPress
+    held: bool
+
+
 @dataclass
 class RunResult:
     """Every figure of one run."""
 
     latency: dict[str, Latency] = field(default_factory=dict)
     sustained: dict[str, float] = field(default_factory=dict)
-    steps: dict[str, list[tuple[float, Latency, int]]] = field(default_factory=dict)
+    steps: dict[str, list[Step]] = field(default_factory=dict)
     ingest: dict[str, float] = field(default_factory=dict)
     rss_mib: dict[str, float] = field(default_factory=dict)
     recovery_s: float = float("nan")
@@ -126,7 +151,7 @@ def one_run(options: Options, say: Say) -> RunResult:
             result.rss_mib[SERVICE.name] = processes.rss_kib(stack.service.pid) / 1024
             result.rss_mib[RELAY.name] = processes.rss_kib(stack.relay.pid) / 1024
             for target in (SERVICE, RELAY):
-                _sustained(probe, target, options, result, say)
+                _sustained(probe, target, stack, options, result, say)
             for target, child in ((RELAY, stack.relay), (SERVICE, stack.service)):
                 result.ingest[target.name] = _ingest(probe, target, child, stack, options)
                 say(f"  ingest {target.name}: {result.ingest[target.name]:.0f} msg/s")
@@ -140,18 +165,35 @@ def one_run(options: Options, say: Say) -> RunResult:
     return result
 
 
-def _sustained(probe: Probe, target: Target, options: Options, result: RunResult, say: Say) -> None:
+def _sustained(
+    probe: Probe,
+    target: Target,
+    stack: _Stack,
+    options: Options,
+    result: RunResult,
+    say: Say,
+) -> None:
     best = 0.0
-    steps: list[tuple[float, Latency, int]] = []
+    steps: list[Step] = []
+    consumer = stack.service if target is SERVICE else stack.relay
     for rate in options.steps:
+        clocks = (consumer.pid, stack.broker.pid, stack.heartbeats.pid)
+        before = [processes.cpu_seconds(pid) for pid in clocks] + [processes.own_cpu_seconds()]
         phase = probe.run_rate(target, rate, options.step_seconds)
+        after = [processes.cpu_seconds(pid) for pid in clocks] + [processes.own_cpu_seconds()]
+        spent = [
+            (end - start) * 1000 / max(1, phase.sent)
+            for start, end in zip(before, after, strict=True)
+        ]
+        cpu = CpuPerPress(consumer=spent[0], broker=spent[1], harness=spent[2] + spent[3])
         latency = Latency.of(phase)
-        steps.append((rate, latency, phase.skipped))
         kept_pace = phase.send_seconds <= options.step_seconds * 1.15
         held = latency.p99 < P99_LIMIT * 1000 and not (phase.lost or phase.skipped) and kept_pace
+        steps.append(Step(rate, latency, phase.skipped, cpu, held))
         say(
-            f"  {target.name} at {rate:g}/s: p99 {latency.p99:.1f} ms, lost {phase.lost}"
-            f"{'' if held else ' — not held'}"
+            f"  {target.name} at {rate:g}/s: p99 {latency.p99:.1f} ms, lost {phase.lost}, "
+            f"CPU per press {cpu.consumer:.2f} ms (broker {cpu.broker:.2f}, harness "
+            f"{cpu.harness:.2f}){'' if held else ' — not held'}"
         )
         if not held:
             break
@@ -209,6 +251,14 @@ def _recovery(probe: Probe, stack: _Stack, options: Options, result: RunResult) 
         lambda: processes.service_ready(stack.service, stack.http_port), 60, "service ready"
     )
     probe.cancel_all(SERVICE)
+
+
+def reference_steps(run: RunResult) -> tuple[Step, Step] | None:
+    """The service's and the relay's step at the highest rate both held (CPU compared there)."""
+    service = {step.rate: step for step in run.steps.get(SERVICE.name, []) if step.held}
+    relay = {step.rate: step for step in run.steps.get(RELAY.name, []) if step.held}
+    common = sorted(set(service) & set(relay))
+    return (service[common[-1]], relay[common[-1]]) if common else None
 
 
 def median(values: list[float]) -> float:

@@ -29,6 +29,8 @@ def test_tiny_benchmark_run_prints_every_row_and_keeps_hand_written_notes(tmp_pa
         "heartbeat ingest",
         "recovery (10 waiting",
         "memory RSS (60 devices)",
+        "CPU per press cycle, consumer",
+        "broker + harness, same steps",
         "Machine: ",
         "python -m bench --quick",
     ):
