@@ -46,6 +46,7 @@ class DeviceGateway:
             subscriptions=topics.DEVICE_UPLINKS,
             on_message=self._on_message,
             on_connected=self._on_connected,
+            before_subscribing=self._wait_reasserted,
             birth=translate.presence(True),
             will=translate.presence(False),
             persistent=True,
@@ -100,7 +101,13 @@ class DeviceGateway:
 
     def _on_connected(self) -> None:
         if self._engine is not None:
+            self.reasserted.clear()
             self._resync = asyncio.get_running_loop().create_task(self._reassert(self._engine))
+
+    async def _wait_reasserted(self) -> None:
+        """The link subscribes once every device has its desired state (see MqttLink)."""
+        if self._engine is not None:
+            await self.reasserted.wait()
 
     async def _reassert(self, engine: Engine) -> None:
         """Every sign and terminal told its desired state again; `reasserted` set once done."""

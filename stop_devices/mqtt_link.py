@@ -1,7 +1,10 @@
 """Adapter: the one module that imports aiomqtt — sessions, and a link that stays connected.
 
 The link reconnects with capped, jittered backoff (aiomqtt does not), then publishes its birth
-message, re-subscribes and calls `on_connected` so the owner can re-publish desired state.
+message, calls `on_connected` so the owner can re-publish desired state, and re-subscribes —
+once the owner says that state is out (`before_subscribing`, bounded by SUBSCRIBE_HOLD_SECONDS):
+a subscription makes the broker send every retained message it matches at once (after a
+restart, one status per device), which would otherwise compete with the re-publication.
 Outbound messages are retained device states: the link keeps only the newest per topic, so a
 dead broker never grows a queue and never blocks whoever publishes.
 """
@@ -12,7 +15,7 @@ import asyncio
 import contextlib
 import random
 import socket
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
@@ -25,6 +28,7 @@ log = structlog.get_logger(__name__)
 QOS = 1
 MAX_INFLIGHT = 0  # no limit: paho sends at once, and never rescans its queue on each PUBACK
 TCP_NODELAY = (socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+SUBSCRIBE_HOLD_SECONDS = 5.0
 
 
 class BrokerUrlError(ValueError):
@@ -181,6 +185,7 @@ class MqttLink:
         subscriptions: tuple[str, ...],
         on_message: Callable[[Received], None],
         on_connected: Callable[[], None],
+        before_subscribing: Callable[[], Awaitable[None]] | None = None,
         birth: Outgoing | None = None,
         will: Outgoing | None = None,
         persistent: bool = False,
@@ -191,6 +196,7 @@ class MqttLink:
         self._subscriptions = subscriptions
         self._on_message = on_message
         self._on_connected = on_connected
+        self._before_subscribing = before_subscribing
         self._birth = birth
         self._will = will
         self._persistent = persistent
@@ -242,8 +248,6 @@ class MqttLink:
     async def _serve(self, session: Session) -> None:
         if self._birth is not None:
             await session.publish(self._birth)
-        if self._subscriptions:
-            await session.subscribe(*self._subscriptions)
         self.connections += 1
         self._connected.set()
         log.info(
@@ -255,6 +259,11 @@ class MqttLink:
         self._on_connected()
         pump = asyncio.create_task(self._pump(session), name=f"mqtt-pump-{self._client_id}")
         try:
+            if self._subscriptions:
+                if self._before_subscribing is not None:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._before_subscribing(), SUBSCRIBE_HOLD_SECONDS)
+                await session.subscribe(*self._subscriptions)
             async for received in session.messages():
                 self._deliver(received)
         finally:

@@ -177,3 +177,72 @@ async def test_a_failing_handler_does_not_stop_the_receive_loop(mosquitto: Mosqu
         await eventually(lambda: good == [b"after"], 5, "message after the failure")
         assert link.connections == 1
         probe.close()
+
+
+async def test_the_link_subscribes_once_the_owner_has_republished_its_state(
+    mosquitto: Mosquitto,
+) -> None:
+    # After a restart the broker holds one retained status per device: subscribing makes it send
+    # them all at once. The link re-publishes the desired state first, then subscribes.
+    topic = f"test/{uuid.uuid4().hex}"
+    probe = MqttProbe(mosquitto.port, (f"{topic}/#",))
+    probe.publish(f"{topic}/in/device-1", b"retained status", retain=True)
+    await eventually(lambda: f"{topic}/in/device-1" in probe.messages, 5, "retained status")
+    order: list[str] = []
+    released = asyncio.Event()
+
+    async def hold() -> None:
+        order.append("holding")
+        await released.wait()
+
+    link = MqttLink(
+        BrokerAddress("127.0.0.1", mosquitto.port),
+        client_id=f"link-{uuid.uuid4().hex[:8]}",
+        subscriptions=(f"{topic}/in/#",),
+        on_message=lambda message: order.append(f"received {message.payload.decode()}"),
+        on_connected=lambda: link.publish(Outgoing(f"{topic}/desired", b"state")),
+        before_subscribing=hold,
+        backoff=FAST,
+    )
+    async with running_link(link):
+        await eventually(lambda: f"{topic}/desired" in probe.messages, 5, "the desired state")
+        order.append("state out")
+        # Not subscribed yet: a live message now is not for the link (clean session).
+        probe.publish(f"{topic}/in/device-2", b"sent while holding")
+        released.set()
+        await eventually(lambda: "received retained status" in order, 5, "the retained status")
+        probe.publish(f"{topic}/in/device-2", b"sent once subscribed")
+        await eventually(lambda: "received sent once subscribed" in order, 5, "a live message")
+    assert order == [
+        "holding",
+        "state out",
+        "received retained status",
+        "received sent once subscribed",
+    ]
+    probe.close()
+
+
+async def test_an_owner_that_never_says_ready_delays_the_subscription_only_so_long(
+    mosquitto: Mosquitto, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("stop_devices.mqtt_link.SUBSCRIBE_HOLD_SECONDS", 0.2)
+
+    async def never_ready() -> None:
+        await asyncio.Event().wait()
+
+    topic = f"test/{uuid.uuid4().hex}"
+    received: list[Received] = []
+    link = MqttLink(
+        BrokerAddress("127.0.0.1", mosquitto.port),
+        client_id=f"link-{uuid.uuid4().hex[:8]}",
+        subscriptions=(f"{topic}/in",),
+        on_message=received.append,
+        on_connected=lambda: None,
+        before_subscribing=never_ready,
+        backoff=FAST,
+    )
+    async with running_link(link):
+        probe = MqttProbe(mosquitto.port, (f"{topic}/#",))
+        probe.publish(f"{topic}/in", b"still heard", retain=True)
+        await eventually(lambda: [m.payload for m in received] == [b"still heard"], 5, "subscribed")
+        probe.close()
