@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench.scenarios import Options, RunResult, Step, median, reference_steps
+from bench.probe import RELAY, SERVICE
+from bench.scenarios import Options, RunResult, Step, median, reference_rate, step_at
 
 BEGIN = "<!-- bench:results:begin -->"
 END = "<!-- bench:results:end -->"
@@ -46,16 +47,16 @@ def rows(runs: list[RunResult], options: Options) -> list[Row]:
 
 def _cpu_rows(runs: list[RunResult]) -> list[Row]:
     """What one press cycle costs in CPU, compared at the highest rate both targets held."""
-    pairs = [pair for run in runs if (pair := reference_steps(run)) is not None]
-    if not pairs:
+    rate = reference_rate(runs)
+    if rate is None:
         return []
+    pairs = [(step_at(run, SERVICE, rate), step_at(run, RELAY, rate)) for run in runs]
     service = median([own.cpu.consumer for own, _ in pairs])
     relay = median([base.cpu.consumer for _, base in pairs])
     service_rest = median([own.cpu.broker + own.cpu.harness for own, _ in pairs])
     relay_rest = median([base.cpu.broker + base.cpu.harness for _, base in pairs])
-    rate = ", ".join(sorted({f"{own.rate:g}" for own, _ in pairs}))
     return [
-        Row(f"CPU per press cycle, consumer (at {rate}/s)", service, relay, "ms", "", None),
+        Row(f"CPU per press cycle, consumer (at {rate:g}/s)", service, relay, "ms", "", None),
         Row("  broker + harness, same steps", service_rest, relay_rest, "ms", "", None),
     ]
 

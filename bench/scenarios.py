@@ -253,12 +253,19 @@ def _recovery(probe: Probe, stack: _Stack, options: Options, result: RunResult) 
     probe.cancel_all(SERVICE)
 
 
-def reference_steps(run: RunResult) -> tuple[Step, Step] | None:
-    """The service's and the relay's step at the highest rate both held (CPU compared there)."""
-    service = {step.rate: step for step in run.steps.get(SERVICE.name, []) if step.held}
-    relay = {step.rate: step for step in run.steps.get(RELAY.name, []) if step.held}
-    common = sorted(set(service) & set(relay))
-    return (service[common[-1]], relay[common[-1]]) if common else None
+def reference_rate(runs: list[RunResult]) -> float | None:
+    """The highest rate both the service and the relay held in every run (CPU compared there)."""
+    held: set[float] | None = None
+    for run in runs:
+        for target in (SERVICE, RELAY):
+            rates = {step.rate for step in run.steps.get(target.name, []) if step.held}
+            held = rates if held is None else held & rates
+    return max(held) if held else None
+
+
+def step_at(run: RunResult, target: Target, rate: float) -> Step:
+    """A run's step of `target` at `rate`."""
+    return next(step for step in run.steps[target.name] if step.rate == rate)
 
 
 def median(values: list[float]) -> float:
