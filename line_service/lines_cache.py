@@ -56,6 +56,9 @@ def write(cache_dir: Path, text: str, data: object) -> None:
     if json.loads(encoded) != data:
         return
     target = entry_path(cache_dir, text)
+    for leftover in cache_dir.glob("lines-*.partial"):  # a write cut short by a crash
+        with contextlib.suppress(OSError):
+            leftover.unlink()
     try:
         cache_dir.mkdir(parents=True, exist_ok=True)
         partial = target.with_suffix(f".{os.getpid()}.partial")

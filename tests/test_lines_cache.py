@@ -98,3 +98,13 @@ def test_data_json_would_not_give_back_is_not_cached(tmp_path: Path) -> None:
     lines_cache.write(tmp_path, "text", {"holiday": date(2026, 12, 25)})
     lines_cache.write(tmp_path, "text", {1: "an integer key"})
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_write_cut_short_leaves_nothing_behind_at_the_next_write(
+    lines_file: Path, tmp_path: Path
+) -> None:
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / "lines-0123.4242.partial").write_text('{"lines": [')
+    load_network(lines_file, cache)
+    assert [path.suffix for path in cache.iterdir()] == [".json"]
