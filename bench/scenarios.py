@@ -60,11 +60,6 @@ class CpuPerPress:
     broker: float
     harness: float  # the measuring client and the heartbeat generator
 
-    @property
-    def total(self) -> float:
-        """Everything the machine spent on one press cycle."""
-        return self.consumer + self.broker + self.harness
-
 
 @dataclass(frozen=True, slots=True)
 class Step:
