@@ -8,11 +8,11 @@ from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 
-from line_service.api_routes import api, health
-from line_service.dashboard import install_operations
 from line_service.runtime import BackgroundJob, Runtime, build_runtime, running, utc_now
 from line_service.settings import Settings
-from line_service.sms_routes import sms
+from line_service.sms.routes import sms
+from line_service.web.dashboard import install_operations
+from line_service.web.public_routes import api, health
 
 
 def create_app(

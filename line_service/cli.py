@@ -13,13 +13,13 @@ import typer
 from pydantic import SecretStr
 
 from dispatcher.model import Network
-from line_service.authority_cli import export_app, report_command, send_rpc_command
-from line_service.broker_cli import mosquitto_config
-from line_service.lines_file import LinesFileError, load_network
+from line_service.authority.cli import export_app, report_command, send_rpc_command
+from line_service.broker.cli import mosquitto_config
 from line_service.logging_setup import configure_logging, secret_values
-from line_service.operator_cli import operator_app
-from line_service.privacy_cli import privacy_app
+from line_service.network.lines_file import LinesFileError, load_network
+from line_service.privacy.cli import privacy_app
 from line_service.settings import EMBEDDED, Settings
+from line_service.web.operator_cli import operator_app
 
 DEMO_TOKEN = "demo-operateur"
 REASSERT_FIRST_SECONDS = 5.0

@@ -1,7 +1,7 @@
 """Composition root: demo mode — simulated devices and traffic on the configured lines.
 
 Two kinds of simulated riders:
-- at the terminals (stop_devices.simulator.DemoTraffic): press, wait, get picked up by a driver
+- at the terminals (stop_devices.sim.simulator.DemoTraffic): press, wait, get picked up by a driver
   who read the sign — drivers validate the code through the HTTP API, as a phone would;
 - in the app (`app_riders` below): ask through the API with a phone number, and a driver with
   a known number validates — these trips carry the identities the national registry needs.
@@ -22,7 +22,7 @@ from dispatcher.model import LineId
 from line_service.runtime import BackgroundJob, Runtime
 from line_service.settings import Settings
 from stop_devices.mqtt_link import BrokerAddress
-from stop_devices.simulator import DemoTraffic, TrafficSettings
+from stop_devices.sim.simulator import DemoTraffic, TrafficSettings
 
 log = structlog.get_logger(__name__)
 

@@ -12,19 +12,19 @@ from typing import Any
 
 import structlog
 
-import line_service.operator_accounts  # noqa: F401 - its table must exist before create_schema
+import line_service.web.operator_accounts  # noqa: F401 - its table must exist before create_schema
 from dispatcher.model import Network
 from dispatcher.state import DispatcherState
-from line_service.authority_wiring import AuthorityServices, wire_authority
-from line_service.device_gateway import DeviceGateway
-from line_service.engine import Clock, Engine
-from line_service.lines_file import load_network
-from line_service.privacy import run_retention
+from line_service.authority.wiring import AuthorityServices, wire_authority
+from line_service.dispatch.device_gateway import DeviceGateway
+from line_service.dispatch.engine import Clock, Engine
+from line_service.dispatch.timers import Timers
+from line_service.dispatch.writer import Writer
+from line_service.network.lines_file import load_network
+from line_service.privacy.personal_data import run_retention
 from line_service.settings import EMBEDDED, Settings
-from line_service.sms_wiring import SmsChannel, build_sms_channel
-from line_service.store import Store
-from line_service.timers import Timers
-from line_service.writer import Writer
+from line_service.sms.channel import SmsChannel, build_sms_channel
+from line_service.storage.store import Store
 from stop_devices.mqtt_link import BrokerAddress
 
 log = structlog.get_logger(__name__)
@@ -108,7 +108,7 @@ async def running(
     settings = runtime.settings
     async with contextlib.AsyncExitStack() as stack:
         if settings.mqtt_url == EMBEDDED:
-            from line_service.embedded_broker import embedded_broker  # demo mode only: amqtt
+            from line_service.broker.embedded import embedded_broker  # demo mode only: amqtt
 
             await stack.enter_async_context(embedded_broker(settings.embedded_mqtt_port))
         await asyncio.to_thread(runtime.store.create_schema)

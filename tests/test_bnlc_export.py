@@ -13,9 +13,9 @@ from typing import Any
 from typer.testing import CliRunner
 
 from dispatcher.model import Network
-from line_service.bnlc_export import export_bnlc, opening_hours, to_csv
+from line_service.authority.bnlc_export import export_bnlc, opening_hours, to_csv
 from line_service.cli import app
-from line_service.lines_file import load_network, parse_network
+from line_service.network.lines_file import load_network, parse_network
 from tests.support.specs import SPECS as ALL_SPECS
 
 ROOT = Path(__file__).resolve().parents[1]

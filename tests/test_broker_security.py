@@ -18,8 +18,8 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from dispatcher.model import Network, RequestId
-from line_service.broker_config import TlsListener, password_hash, write_broker_config
-from line_service.lines_file import load_network
+from line_service.broker.mosquitto_config import TlsListener, password_hash, write_broker_config
+from line_service.network.lines_file import load_network
 from stop_devices import translate
 from stop_devices.mqtt_link import Received
 from tests.support.brokers import MOSQUITTO, accepts_connections, free_port

@@ -19,12 +19,12 @@ from dispatcher.events import CodeValidated, DeadlineReached, RideRequested
 from dispatcher.model import LineId, Network, RequestId, StopId, TerminalId
 from dispatcher.request_machine import Cause, Channel, RequestState, RideRequest, Source
 from dispatcher.state import DispatcherState
-from line_service.engine import Engine
-from line_service.fallback import LineFallbacks, LoggingTextSender, sms_text
-from line_service.lines_file import parse_network
-from line_service.store import Store
-from line_service.trips import TripBook, TripRecorder
-from line_service.writer import Writer
+from line_service.authority.fallback import LineFallbacks, LoggingTextSender, sms_text
+from line_service.authority.trips import TripBook, TripRecorder
+from line_service.dispatch.engine import Engine
+from line_service.dispatch.writer import Writer
+from line_service.network.lines_file import parse_network
+from line_service.storage.store import Store
 from tests.support.waiting import wait_until
 
 SHIPPED = Path(__file__).resolve().parents[1] / "config" / "lines.yaml"

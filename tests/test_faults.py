@@ -21,7 +21,7 @@ import pytest
 import sqlalchemy
 
 from dispatcher.model import Network, StopId
-from line_service.lines_file import load_network
+from line_service.network.lines_file import load_network
 from tests.support.faults import (
     SCALE,
     DeviceClient,

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from dispatcher.model import Network
-from line_service.lines_file import load_network
+from line_service.network.lines_file import load_network
 from stop_devices.mqtt_link import BrokerAddress, Received
-from stop_devices.safety_monitor import SafetyLedger
+from stop_devices.sim.safety_monitor import SafetyLedger
 from tests.support.brokers import Mosquitto
 from tests.support.faults import eventually, watching
 from tests.support.mqtt_probe import MqttProbe

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from dispatcher.model import StopId
-from line_service import lines_cache
-from line_service.lines_file import LinesFileError, load_network
+from line_service.network import cache as lines_cache
+from line_service.network.lines_file import LinesFileError, load_network
 
 SHIPPED = Path(__file__).resolve().parent.parent / "config" / "lines.yaml"
 CALAIS = StopId("calais-est")

@@ -24,7 +24,7 @@ from dispatcher.model import (
     Weekday,
 )
 from dispatcher.service_calendar import is_open
-from line_service.lines_file import LinesFileError, load_network, parse_network
+from line_service.network.lines_file import LinesFileError, load_network, parse_network
 from tests.support.specs import SPECS
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -14,12 +14,12 @@ from typer.testing import CliRunner, Result
 
 from dispatcher.model import LineId
 from dispatcher.request_machine import Cause, RideRequest, transition
+from line_service.authority.trips import TripBook, draft_trip, identity_of
 from line_service.cli import app
-from line_service.lines_file import load_network
-from line_service.privacy import erase_expired
-from line_service.sms_store import SmsStore
-from line_service.store import PhoneHashRecord, Store
-from line_service.trips import TripBook, draft_trip, identity_of
+from line_service.network.lines_file import load_network
+from line_service.privacy.personal_data import erase_expired
+from line_service.storage.sms_store import SmsStore
+from line_service.storage.store import PhoneHashRecord, Store
 from sms_gateway.phones import phone_hash
 from tests.support.requests import waiting_request
 

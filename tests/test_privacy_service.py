@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from dispatcher.request_machine import Cause, RideRequest, transition
-from line_service.store import Store
+from line_service.storage.store import Store
 from sms_gateway.phones import phone_hash
 from tests.support.brokers import Mosquitto
 from tests.support.requests import waiting_request

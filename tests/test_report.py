@@ -14,11 +14,11 @@ from typer.testing import CliRunner
 
 from dispatcher.model import LineId, Network, RequestId, StopId
 from dispatcher.request_machine import Cause, Channel, RequestState, RideRequest, Source
+from line_service.authority.report import compute_figures, nearest_rank, render_html
+from line_service.authority.trips import TripBook, draft_trip
 from line_service.cli import app
-from line_service.lines_file import load_network
-from line_service.report import compute_figures, nearest_rank, render_html
-from line_service.store import Store
-from line_service.trips import TripBook, draft_trip
+from line_service.network.lines_file import load_network
+from line_service.storage.store import Store
 
 SHIPPED = Path(__file__).resolve().parents[1] / "config" / "lines.yaml"
 MONDAY = datetime(2026, 3, 2, 6, 30, tzinfo=UTC)  # 07:30 in Paris

@@ -16,8 +16,8 @@ import jsonschema  # type: ignore[import-untyped]  # no stubs are published
 import pytest
 from typer.testing import CliRunner
 
+from line_service.authority.rpc_client import Outcome, RpcClient
 from line_service.cli import app
-from line_service.rpc_client import Outcome, RpcClient
 from tests.support.brokers import free_port
 from tests.support.specs import SPECS
 

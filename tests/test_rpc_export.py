@@ -15,16 +15,16 @@ from typer.testing import CliRunner
 
 from dispatcher.model import LineId, Network, RequestId, StopId
 from dispatcher.request_machine import Cause, Channel, RequestState, RideRequest, Source
-from line_service.cli import app
-from line_service.lines_file import load_network
-from line_service.rpc_export import (
+from line_service.authority.rpc_export import (
     SKIP_FLAGGED,
     SKIP_NO_DRIVER_PHONE,
     SKIP_NO_PASSENGER_PHONE,
     export_rpc,
 )
-from line_service.store import Store
-from line_service.trips import TripBook, draft_trip
+from line_service.authority.trips import TripBook, draft_trip
+from line_service.cli import app
+from line_service.network.lines_file import load_network
+from line_service.storage.store import Store
 from tests.support.specs import SPECS
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from stop_devices.mqtt_link import BrokerAddress
-from stop_devices.simulator import VirtualSign
+from stop_devices.sim.simulator import VirtualSign
 from tests.support.brokers import Mosquitto
 from tests.support.mqtt_probe import MqttProbe
 from tests.support.service import LINE, ServiceProcess, write_lines_file

@@ -37,7 +37,7 @@ from dispatcher.model import (
 from stop_devices import mqtt_link, topics, translate
 from stop_devices.mqtt_link import Backoff, BrokerAddress, Received
 from stop_devices.schema import SignStateMessage, StatusMessage, TerminalCancel, TerminalRequest
-from stop_devices.simulator import DemoTraffic, TrafficSettings, VirtualSign, VirtualTerminal
+from stop_devices.sim.simulator import DemoTraffic, TrafficSettings, VirtualSign, VirtualTerminal
 from tests.support.brokers import Mosquitto, free_port
 
 DEADLINE = 10.0  # seconds any awaited condition may take before the test fails
@@ -236,7 +236,7 @@ async def test_sign_is_online_retained_and_its_will_says_offline_when_killed(
     program = (
         "import asyncio, sys\n"
         "from stop_devices.mqtt_link import BrokerAddress\n"
-        "from stop_devices.sim_devices import VirtualSign\n"
+        "from stop_devices.sim.devices import VirtualSign\n"
         "address = BrokerAddress('127.0.0.1', int(sys.argv[1]))\n"
         "asyncio.run(VirtualSign(address, sys.argv[2], sys.argv[3]).run())\n"
     )

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dispatcher.model import LineId, Network, StopId
-from line_service.lines_file import load_network
+from line_service.network.lines_file import load_network
 from sms_gateway.commands import (
     AskRide,
     Cancel,

@@ -10,7 +10,7 @@ import pytest
 
 from dispatcher.model import LineId, Network, RequestId, StopId
 from dispatcher.request_machine import Cause, Channel, RequestState, RideRequest, Source
-from line_service.lines_file import load_network
+from line_service.network.lines_file import load_network
 from sms_gateway import replies
 from sms_gateway.gsm7 import is_gsm7, to_gsm7
 from sms_gateway.replies import segments

@@ -19,8 +19,8 @@ from dispatcher.request_machine import RequestState
 from line_service.app import create_app
 from line_service.runtime import Runtime, build_runtime
 from line_service.settings import Settings
-from line_service.sms_store import SmsInboundRecord
-from line_service.store import PhoneHashRecord, RideRequestRecord
+from line_service.storage.sms_store import SmsInboundRecord
+from line_service.storage.store import PhoneHashRecord, RideRequestRecord
 from sms_gateway import replies
 from sms_gateway.console_sender import ConsoleSender
 from tests.support.brokers import Mosquitto, free_port

@@ -10,7 +10,7 @@ import pytest
 
 from dispatcher.model import RequestId
 from dispatcher.request_machine import Cause, Channel, RequestState, RideRequest, Source, transition
-from line_service.store import Store
+from line_service.storage.store import Store
 from tests.support.requests import waiting_request
 
 NOW = datetime(2026, 11, 23, 6, 45, 12, 345000, tzinfo=UTC)

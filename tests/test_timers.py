@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from dispatcher.events import DeadlineReached, Event
 from dispatcher.model import RequestId
-from line_service.timers import Timers
+from line_service.dispatch.timers import Timers
 
 
 class Fired:

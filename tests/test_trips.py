@@ -12,9 +12,7 @@ import pytest
 
 from dispatcher.model import Line, LineId, RequestId, StopId
 from dispatcher.request_machine import Cause, Channel, RequestState, RideRequest, Source
-from line_service.lines_file import load_network
-from line_service.store import Store
-from line_service.trips import (
+from line_service.authority.trips import (
     FLAG_SAME_PAIR,
     FLAG_SHORT,
     FLAG_TOO_MANY,
@@ -22,6 +20,8 @@ from line_service.trips import (
     draft_trip,
     identity_of,
 )
+from line_service.network.lines_file import load_network
+from line_service.storage.store import Store
 
 SHIPPED = Path(__file__).resolve().parents[1] / "config" / "lines.yaml"
 # Monday 23 November 2026, 07:00 in Paris.

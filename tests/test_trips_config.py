@@ -9,8 +9,8 @@ import pytest
 
 from dispatcher.model import Compensation, FallbackContact, Line
 from dispatcher.service_calendar import is_open
-from line_service.calendar_loader import french_public_holidays
-from line_service.lines_file import LinesFileError, parse_network
+from line_service.network.holidays import french_public_holidays
+from line_service.network.lines_file import LinesFileError, parse_network
 
 SHIPPED = Path(__file__).resolve().parents[1] / "config" / "lines.yaml"
 

@@ -13,8 +13,8 @@ import pytest
 
 from dispatcher.model import LineId, RequestId, StopId, TerminalId
 from dispatcher.request_machine import Cause, Channel, RequestState, RideRequest, Source
-from line_service.store import Store
-from line_service.writer import Writer
+from line_service.dispatch.writer import Writer
+from line_service.storage.store import Store
 
 NOW = datetime(2026, 3, 4, 7, 0, tzinfo=UTC)
 

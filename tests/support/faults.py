@@ -22,10 +22,10 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
 from dispatcher.model import Network
-from line_service.broker_config import Written, write_broker_config
+from line_service.broker.mosquitto_config import Written, write_broker_config
 from stop_devices.mqtt_link import BrokerAddress
-from stop_devices.safety_monitor import SafetyMonitor, SafetyReport
-from stop_devices.simulator import VirtualSign, VirtualTerminal
+from stop_devices.sim.safety_monitor import SafetyMonitor, SafetyReport
+from stop_devices.sim.simulator import VirtualSign, VirtualTerminal
 from tests.support.brokers import MOSQUITTO, accepts_connections, free_port
 from tests.support.service import LINE
 from tests.support.waiting import wait_until
