@@ -136,7 +136,7 @@ def render_report(summary: dict[str, Any], runs: list[CorridorRun]) -> str:
 <html lang="fr"><head><meta charset="utf-8"><title>{escape(title)}</title>
 <style>{STYLE}</style></head><body>
 <h1>{escape(title)}</h1>
-<p class=small>{escape(summary.get("region") or "")} — lignes de covoiturage dynamique :
+<p class=small>{escape(summary.get("region") or "Étude")} — lignes de covoiturage dynamique :
 simulation de {summary["days"]} jours de service par corridor avec le cœur du dispatcher.</p>
 <h2>En bref</h2>
 <div class=key><div><b>{len(corridors)}</b>corridors étudiés</div>

@@ -84,7 +84,7 @@ def fallback_against_traffic(corridors: list[dict[str, Any]], guarantee_minutes:
                 sizes.append(4 + math.sqrt(row["requests"]))
     axes.scatter(xs, ys, s=sizes, color=ORANGE, alpha=0.5, label="corridor × heure (simulé)")
     top = max([*xs, 100.0])
-    grid = [10 + i * (top - 10) / 200 for i in range(201)]
+    grid = [10 * (top / 10) ** (i / 200) for i in range(201)]  # even on the log axis
     curve = [100 * math.exp(-q * default_stop_share(q) * guarantee_minutes / 60) for q in grid]
     axes.plot(
         grid,

@@ -63,6 +63,11 @@ class DirectionFlows(_Frozen):
     riders_per_hour: PerHour = Field(default_factory=dict)
     stop_share: Share | None = None
 
+    @field_validator("stops")
+    @classmethod
+    def _stops_in_order(cls, stops: tuple[StopSpec, ...] | None) -> tuple[StopSpec, ...] | None:
+        return _check_stops(stops)
+
 
 class Costs(_Frozen):
     """Money of one line, in euros; absent figures take the SCoT Sambre-Avesnois defaults."""
@@ -119,12 +124,10 @@ class CorridorSpec(_Frozen):
             raise ValueError(f"{value!r} is not a time zone such as Europe/Paris") from exc
         return value
 
-    @model_validator(mode="after")
-    def _stops_in_order(self) -> CorridorSpec:
-        _check_stops(self.stops, "stops")
-        if self.reverse is not None and self.reverse.stops is not None:
-            _check_stops(self.reverse.stops, "reverse.stops")
-        return self
+    @field_validator("stops")
+    @classmethod
+    def _stops_in_order(cls, stops: tuple[StopSpec, ...]) -> tuple[StopSpec, ...]:
+        return _check_stops(stops) or stops
 
     @property
     def length_km(self) -> float:
@@ -151,14 +154,16 @@ class CorridorSpec(_Frozen):
         return SHORT_OPERATION_EUR if self.length_km <= SHORT_LINE_KM else LONG_OPERATION_EUR
 
 
-def _check_stops(stops: tuple[StopSpec, ...], where: str) -> None:
+def _check_stops(stops: tuple[StopSpec, ...] | None) -> tuple[StopSpec, ...] | None:
+    """Stops in travel order: ids unique, km strictly increasing (errors name the stop)."""
     seen: set[str] = set()
-    for index, stop in enumerate(stops):
+    for index, stop in enumerate(stops or ()):
         if stop.id in seen:
-            raise ValueError(f"{where}[{index}].id: {stop.id!r} is used twice")
+            raise ValueError(f"[{index}].id: {stop.id!r} is used twice")
         seen.add(stop.id)
-        if index and stop.km <= stops[index - 1].km:
-            raise ValueError(f"{where}[{index}].km: must be greater than the previous stop's km")
+        if index and stop.km <= (stops or ())[index - 1].km:
+            raise ValueError(f"[{index}].km: must be greater than the previous stop's km")
+    return stops
 
 
 class Scenario(_Frozen):
@@ -197,7 +202,7 @@ def error_path(loc: tuple[int | str, ...]) -> str:
     return path
 
 
-_INNER_PATH = re.compile(r"^([a-z_][a-z0-9_]*(?:\[\d+\])*(?:\.[a-z_][a-z0-9_]*(?:\[\d+\])*)*): ")
+_INNER_PATH = re.compile(r"^((?:\[\d+\]|[a-z_][a-z0-9_]*)(?:\[\d+\]|\.[a-z_][a-z0-9_]*)*): ")
 
 
 def problems_of(error: ValidationError) -> list[str]:
@@ -216,7 +221,8 @@ def problems_of(error: ValidationError) -> list[str]:
         path = error_path(loc)
         inner = _INNER_PATH.match(message)
         if inner is not None:
-            path = f"{path}.{inner.group(1)}" if path else inner.group(1)
+            joint = "" if inner.group(1).startswith("[") or not path else "."
+            path = f"{path}{joint}{inner.group(1)}"
             message = message[inner.end() :]
         found.append(f"{path or '(top)'}: {message}")
     return found
