@@ -1,0 +1,1 @@
+"""The covoiturabilité study: simulate candidate corridors with the real dispatcher core."""
