@@ -13,7 +13,15 @@ from dataclasses import replace
 from datetime import datetime
 
 from dispatcher import displays
-from dispatcher.effects import Alert, AlertKind, ClearAlert, RaiseAlert, RejectionReason
+from dispatcher.effects import (
+    Alert,
+    AlertKind,
+    ClearAlert,
+    Effect,
+    RaiseAlert,
+    RejectionReason,
+    SaveDevicePresence,
+)
 from dispatcher.events import DeviceStatusReported, SignReported
 from dispatcher.model import DeviceKind, LineId
 from dispatcher.state import DispatcherState, SignReport, Step, reject
@@ -56,12 +64,16 @@ def device_status(state: DispatcherState, event: DeviceStatusReported, now: date
         return reject(state, RejectionReason.UNKNOWN_DEVICE, event.device_id)
     key = (event.kind, event.device_id)
     was_offline = state.online.get(key) is False
+    stored: list[Effect] = []
     if state.online.get(key) is not event.online:
-        # Heartbeats repeat the same presence: copy the map only when something changed.
+        # Heartbeats repeat the same presence: copy the map (and store it) only on a change.
         state = replace(state, online=state.online.set(key, event.online))
+        stored.append(
+            SaveDevicePresence(event.line_id, event.kind, event.device_id, event.online, now)
+        )
     if not event.online:
         message = f"{event.kind.value} {event.device_id} is offline"
-        return raise_alert(
+        state, alerted = raise_alert(
             state,
             AlertKind.DEVICE_OFFLINE,
             event.line_id,
@@ -70,16 +82,18 @@ def device_status(state: DispatcherState, event: DeviceStatusReported, now: date
             message,
             now,
         )
+        return state, stored + alerted
     state, effects = clear_alert(state, AlertKind.DEVICE_OFFLINE, event.line_id, event.device_id)
+    effects = stored + effects
     if not was_offline or event.kind is not DeviceKind.SIGN or event.device_id not in state.signs:
         # A repeated "online" (a heartbeat) changes nothing: re-sending would flood the signs.
         # A sign never told anything has nothing to be re-told.
         return state, effects
     line = state.network.line(place.line_id)
-    stop = line.stop(place.stop_id) if line else None
+    found = line.sign(event.device_id) if line else None
     assert line is not None
-    assert stop is not None
-    spec = next(spec for spec in stop.signs if spec.id == event.device_id)
+    assert found is not None
+    stop, spec = found
     state, shown = displays.resend_sign(state, line, stop, spec, now)
     return state, effects + shown
 

@@ -25,7 +25,7 @@ from dispatcher.effects import (
     TerminalScreen,
 )
 from dispatcher.events import OperatorMessageCleared, OperatorMessagePosted
-from dispatcher.model import DeviceKind, Line, SignSpec, Stop, TerminalId
+from dispatcher.model import Line, LineId, SignSpec, Stop, TerminalId
 from dispatcher.request_machine import Channel, RideRequest, Source
 from dispatcher.state import DispatcherState, OperatorMessage, Step, reject
 
@@ -146,7 +146,7 @@ def show_request(
     screen = terminal_screens.screen_for(request, line, seq, now)
     if answering is not None and answering.channel is Channel.TERMINAL:
         # The terminal correlates a screen with the press it answers, not with the first press.
-        screen = replace(screen, device_request_id=answering.ref.partition("/")[2] or None)
+        screen = replace(screen, device_request_id=answering.device_request_id)
     state = replace(state, screens=state.screens.set(request.terminal_id, screen))
     return state, [ShowOnTerminal(line.id, request.terminal_id, screen)]
 
@@ -207,11 +207,8 @@ def clear_operator_message(
 def _sign_of(
     state: DispatcherState, line_id: str, sign_id: str
 ) -> tuple[Line, Stop, SignSpec] | None:
-    place = state.network.device(DeviceKind.SIGN, sign_id)
-    line = state.network.line(place.line_id) if place else None
-    if place is None or line is None or place.line_id != line_id:
+    line = state.network.line(LineId(line_id))
+    found = line.sign(sign_id) if line else None
+    if line is None or found is None:
         return None
-    stop = line.stop(place.stop_id)
-    assert stop is not None
-    spec = next(spec for spec in stop.signs if spec.id == sign_id)
-    return line, stop, spec
+    return line, *found

@@ -7,7 +7,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from dispatcher.model import DeviceKind, LineId, RequestId, SignId, TerminalId
-from dispatcher.request_machine import RideRequest, Source
+from dispatcher.request_machine import DeviceRequestId, RequestState, RideRequest, Source
 
 Page = tuple[str, ...]
 
@@ -40,7 +40,7 @@ class TerminalScreen:
 
     seq: int
     state: ScreenState
-    device_request_id: str | None
+    device_request_id: DeviceRequestId | None
     code: str | None
     lines: tuple[str, ...]
     expires_at: datetime
@@ -69,7 +69,7 @@ class SaveRequest:
     """Persist the request as it now is, with the transition that led there."""
 
     request: RideRequest
-    previous_state: str | None
+    previous_state: RequestState | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +78,17 @@ class SaveSourceAlias:
 
     source: Source
     request_id: RequestId
+
+
+@dataclass(frozen=True, slots=True)
+class SaveDevicePresence:
+    """A device's presence changed (online, or offline by its will): store it, best effort."""
+
+    line_id: LineId
+    kind: DeviceKind
+    device_id: str
+    online: bool
+    at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +191,7 @@ Effect = (
     | ShowOnTerminal
     | SaveRequest
     | SaveSourceAlias
+    | SaveDevicePresence
     | ArmDeadline
     | DisarmDeadline
     | DispatchFallback

@@ -66,7 +66,7 @@ class SignSpec:
     geometry: SignGeometry = SignGeometry()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Stop:
     """One side of the road, one direction; riders board here."""
 
@@ -159,6 +159,14 @@ class Line:
     def all_stops(self) -> tuple[Stop, ...]:
         """Every stop of every direction, in order."""
         return tuple(stop for direction in self.directions for stop in direction.stops)
+
+    def sign(self, sign_id: str) -> tuple[Stop, SignSpec] | None:
+        """The sign with this id and the stop it serves, or None (the one sign lookup)."""
+        for stop in self.all_stops():
+            for spec in stop.signs:
+                if spec.id == sign_id:
+                    return stop, spec
+        return None
 
 
 class DeviceKind(StrEnum):

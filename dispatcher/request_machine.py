@@ -22,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
+from typing import NewType
 
 from dispatcher.model import LineId, RequestId, StopId, TerminalId
 
@@ -89,15 +90,36 @@ class IllegalTransition(Exception):  # noqa: N818 (public name, kept for callers
     """A transition not in `TRANSITIONS` was attempted; the request is unchanged."""
 
 
+DeviceRequestId = NewType("DeviceRequestId", str)
+"""A terminal's own id of one press (MQTT `request_id`), echoed on its screen."""
+
+
 @dataclass(frozen=True, slots=True)
 class Source:
-    """Where a request came from, for idempotency: a terminal's request_id, an SMS MessageSid…"""
+    """Where a request came from, for idempotency: a terminal's press, an SMS MessageSid…
+
+    A terminal's presses are numbered by the terminal itself, so its ref is
+    `<terminal id>/<device request id>`: built and read here only (`of_terminal`,
+    `device_request_id`).
+    """
 
     channel: Channel
     ref: str
 
+    @classmethod
+    def of_terminal(cls, terminal_id: TerminalId, request_id: DeviceRequestId) -> Source:
+        """The source of a press on a terminal, under the terminal's own id of it."""
+        return cls(Channel.TERMINAL, f"{terminal_id}/{request_id}")
 
-@dataclass(frozen=True, slots=True)
+    @property
+    def device_request_id(self) -> DeviceRequestId | None:
+        """The terminal's own id of the press (None for every other channel)."""
+        if self.channel is not Channel.TERMINAL:
+            return None
+        return DeviceRequestId(self.ref.partition("/")[2]) or None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RideRequest:
     """One rider's request at one stop, for one destination."""
 

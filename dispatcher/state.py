@@ -94,6 +94,15 @@ class DispatcherState:
         rid = self.codes.get((line_id, code))
         return self.requests[rid] if rid is not None else None
 
+    def requests_holding(self, code: str) -> tuple[RideRequest, ...]:
+        """Every request of the network holding this code (one, unless restored data predates
+        network-wide codes)."""
+        return tuple(
+            request
+            for line in self.network.lines
+            if (request := self.request_by_code(line.id, code)) is not None
+        )
+
     def request_by_source(self, source: Source) -> RideRequest | None:
         """The request born of this source (terminal press, SMS), or None."""
         rid = self.by_source.get(source)

@@ -15,7 +15,8 @@ Invariants kept by every step:
 - A repeated source (terminal request_id, SMS MessageSid) never makes a second request; neither
   does the same terminal or phone asking again for a destination it already waits for. A phone
   has at most one waiting request.
-- Codes are unique among the line's requests that can still be validated.
+- Codes are unique among the network's requests that can still be validated: a driver's SMS
+  names a code and no line (one number serves every line), so it must find one rider only.
 - A rider who gave a phone number is told (`NotifyRider`) of every later change of their request.
 - The fallback is dispatched at the wait guarantee only while the line is in service.
 """
@@ -145,7 +146,7 @@ def _ride_requested(state: DispatcherState, event: RideRequested, now: datetime)
         return state, [SaveSourceAlias(event.source, same.id), *shown]
 
     cause = _refusal(state, line, event, now)
-    code = None if cause else _free_code(state, line.id, event.code_candidate)
+    code = None if cause else _free_code(state, event.code_candidate)
     if cause is None and code is None:
         cause = Cause.NO_FREE_CODE
     waiting = cause is None
@@ -213,13 +214,14 @@ def _same_rider_same_trip(state: DispatcherState, event: RideRequested) -> RideR
     return None
 
 
-def _free_code(state: DispatcherState, line_id: LineId, candidate: str) -> str | None:
+def _free_code(state: DispatcherState, candidate: str) -> str | None:
     # isdigit() accepts "²" or "١", which int() refuses or reads as another number.
     usable = candidate.isascii() and candidate.isdecimal()
     start = int(candidate) % CODE_SPACE if usable else 0
+    lines = [line.id for line in state.network.lines]
     for offset in range(CODE_SPACE):
         code = f"{(start + offset) % CODE_SPACE:04d}"
-        if (line_id, code) not in state.codes:
+        if all((line_id, code) not in state.codes for line_id in lines):
             return code
     return None
 
@@ -315,7 +317,7 @@ def _finish(
         codes=codes,
         waiting_by_stop=waiting_by_stop,
     )
-    effects: list[Effect] = [SaveRequest(done, previous_state=request.state.value)]
+    effects: list[Effect] = [SaveRequest(done, previous_state=request.state)]
     if request.is_waiting:
         effects.append(DisarmDeadline(done.id))
         state, lit = displays.relight_stop(state, line, stop, now)

@@ -55,7 +55,7 @@ def screen_for(request: RideRequest, line: Line, seq: int, now: datetime) -> Ter
     return TerminalScreen(
         seq=seq,
         state=state,
-        device_request_id=request.source.ref.partition("/")[2] or None,
+        device_request_id=request.source.device_request_id,
         code=code,
         lines=lines,
         expires_at=expires_at,

@@ -8,11 +8,31 @@ from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 
+from line_service.dispatch.intake import StorageTimeout
 from line_service.runtime import BackgroundJob, Runtime, build_runtime, running, utc_now
 from line_service.settings import Settings
 from line_service.sms.routes import sms
-from line_service.web.dashboard import install_operations
+from line_service.web.dashboard import Operations, install_operations
+from line_service.web.deps import lifespan_state, storage_unavailable
 from line_service.web.public_routes import api, health
+
+
+def _web_state(runtime: Runtime, operations: Operations) -> dict[str, object]:
+    """The lifespan state the routes read (`request.state.<name>`): narrow pieces, no runtime."""
+    engine = runtime.engine
+    return {
+        **lifespan_state(
+            network=runtime.network,
+            current_state=lambda: engine.state,
+            clock=runtime.clock,
+            intake=runtime.intake,
+            store=runtime.store,
+            readiness=runtime.ready,
+            authority=operations.authority,
+        ),
+        **operations.lifespan_state(),
+        "sms": runtime.sms,
+    }
 
 
 def create_app(
@@ -28,15 +48,18 @@ def create_app(
     """
     built = runtime or build_runtime(settings, utc_now)
 
+    async def run_hub(_runtime: Runtime) -> None:
+        await operations.hub.run()
+
     @contextlib.asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[dict[str, Runtime]]:
+    async def lifespan(_app: FastAPI) -> AsyncIterator[dict[str, object]]:
         if not already_running:
-            async with running(built, (*background, operations.hub.run)) as live:
-                yield {"runtime": live}
+            async with running(built, (*background, run_hub)) as live:
+                yield _web_state(live, operations)
             return
-        hub = asyncio.create_task(operations.hub.run(built), name="live-hub")
+        hub = asyncio.create_task(operations.hub.run(), name="live-hub")
         try:
-            yield {"runtime": built}
+            yield _web_state(built, operations)
         finally:
             hub.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -48,9 +71,18 @@ def create_app(
         summary="Dynamic carpool lines: stop terminals, variable-message signs, SMS, dispatcher.",
         lifespan=lifespan,
     )
+    app.add_exception_handler(StorageTimeout, storage_unavailable)
     app.include_router(health)
     app.include_router(api)
     app.include_router(sms)
-    operations = install_operations(app, built)  # operator API, live updates, metrics, "/"
-
+    operations = install_operations(  # operator API, live updates, metrics, "/"
+        app,
+        api_tokens=built.settings.api_tokens,
+        network=built.network,
+        store=built.store,
+        engine=built.engine,
+        gateway=built.gateway,
+        writer=built.writer,
+        clock=built.clock,
+    )
     return app

@@ -17,6 +17,8 @@ from line_service.authority.cli import export_app, report_command, send_rpc_comm
 from line_service.broker.cli import mosquitto_config
 from line_service.logging_setup import configure_logging, secret_values
 from line_service.network.lines_file import LinesFileError, load_network
+from line_service.planning.cli import register as register_plan
+from line_service.planning.corridors_check import check_corridors
 from line_service.privacy.cli import privacy_app
 from line_service.settings import EMBEDDED, Settings
 from line_service.web.operator_cli import operator_app
@@ -28,8 +30,19 @@ app = typer.Typer(help="Operate dynamic carpool lines.", no_args_is_help=True)
 
 
 @app.command("check-config")
-def check_config(path: Annotated[Path, typer.Argument(help="lines.yaml to check")]) -> None:
-    """Check a lines file; print every problem with its path, exit 1 if any."""
+def check_config(
+    path: Annotated[Path, typer.Argument(help="lines.yaml, or a corridors/scenario file")],
+) -> None:
+    """Check a lines file (or a corridors file for `plan`); print every problem with its path,
+    exit 1 if any."""
+    if _is_corridors_file(path):
+        problems = check_corridors(path)
+        for problem in problems:
+            typer.echo(f"{path}: {problem}", err=True)
+        if problems:
+            raise typer.Exit(1)
+        typer.echo(f"{path}: OK — corridors file")
+        return
     try:
         network = load_network(path)
     except LinesFileError as exc:
@@ -41,12 +54,24 @@ def check_config(path: Annotated[Path, typer.Argument(help="lines.yaml to check"
     typer.echo(f"{path}: OK — {len(network.lines)} line(s), {stops} stops, {devices} devices")
 
 
+def _is_corridors_file(path: Path) -> bool:
+    """A file whose top level has `corridors:` and no `lines:` (read loosely: the checks that
+    follow report what is wrong with it)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return False
+    keys = {line.split(":", 1)[0] for line in text.splitlines() if line[:1].isalpha()}
+    return "corridors" in keys and "lines" not in keys
+
+
 app.command("mosquitto-config")(mosquitto_config)
 app.add_typer(operator_app, name="operator")
 app.add_typer(privacy_app, name="privacy")
 app.add_typer(export_app, name="export")
 app.command("report")(report_command)
 app.command("send-rpc")(send_rpc_command)
+register_plan(app)
 
 
 @app.command()

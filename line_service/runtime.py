@@ -13,18 +13,22 @@ from typing import Any
 import structlog
 
 import line_service.web.operator_accounts  # noqa: F401 - its table must exist before create_schema
+from dispatcher.events import StorageFailed
 from dispatcher.model import Network
 from dispatcher.state import DispatcherState
-from line_service.authority.wiring import AuthorityServices, wire_authority
+from line_service.authority.wiring import AuthorityServices, build_authority
 from line_service.dispatch.device_gateway import DeviceGateway
-from line_service.dispatch.engine import Clock, Engine
+from line_service.dispatch.engine import Clock, Engine, Inbox
+from line_service.dispatch.intake import Intake
 from line_service.dispatch.timers import Timers
 from line_service.dispatch.writer import Writer
 from line_service.network.lines_file import load_network
 from line_service.privacy.personal_data import run_retention
 from line_service.settings import EMBEDDED, Settings
-from line_service.sms.channel import SmsChannel, build_sms_channel
+from line_service.sms.channel import SmsChannel, SmsNotifier, build_sms_sender
+from line_service.storage.sms_store import SmsStore
 from line_service.storage.store import Store
+from sms_gateway.phones import phone_hash
 from stop_devices.mqtt_link import BrokerAddress
 
 log = structlog.get_logger(__name__)
@@ -49,13 +53,14 @@ class Runtime:
     network: Network
     store: Store
     engine: Engine
+    intake: Intake
     writer: Writer
     timers: Timers
     gateway: DeviceGateway
     clock: Clock
     started_at: datetime = field(default_factory=utc_now)
     sms: SmsChannel | None = None
-    authority: AuthorityServices | None = None  # fallbacks and trip recorder (issue 5)
+    authority: AuthorityServices | None = None  # fallbacks and trip recorder
 
     async def ready(self) -> dict[str, bool]:
         """Whether the broker and the database are reachable now."""
@@ -73,20 +78,47 @@ def build_runtime(
     if settings.ignore_service_hours:
         log.warning("service_hours.ignored", reason="CARPOOL_IGNORE_SERVICE_HOURS (demo mode)")
         network = Network(tuple(replace(line, service_hours=None) for line in network.lines))
-    store = Store(settings.database_url)
-    writer = Writer(store, refuse_after=settings.storage_refuse_seconds)
-    gateway = DeviceGateway(
-        network, BrokerAddress.from_url(settings.broker_url), settings.mqtt_client_id
+    salt = settings.phone_hash_salt.get_secret_value()
+    store = Store(settings.database_url, phone_hasher=lambda phone: phone_hash(phone, salt))
+    inbox = Inbox()
+    writer = Writer(
+        store,
+        refuse_after=settings.storage_refuse_seconds,
+        on_stuck=lambda ids: inbox.submit_nowait(StorageFailed(tuple(ids))),
     )
-    engine_box: list[Engine] = []
-    timers = Timers(lambda event: engine_box[0].submit_nowait(event), settings.lease_refresh)
-    engine = Engine(DispatcherState(network=network), clock, gateway, timers, writer)
-    engine_box.append(engine)
-    gateway.attach(engine)
-    runtime = Runtime(settings, network, store, engine, writer, timers, gateway, clock)
-    runtime.sms = build_sms_channel(settings, network, store, engine, clock)
-    sms_sender = runtime.sms.sender if runtime.sms else None
-    runtime.authority = wire_authority(network, store, engine, sms_sender)
+    gateway = DeviceGateway(
+        network, BrokerAddress.from_url(settings.broker_url), settings.mqtt_client_id, inbox
+    )
+    timers = Timers(inbox.submit_nowait, settings.lease_refresh)
+    sms_store = SmsStore(store.engine)
+    sms_sender = build_sms_sender(settings, sms_store, clock)
+    authority = build_authority(network, store, sms_sender)
+    engine = Engine(
+        DispatcherState(network=network),
+        clock,
+        inbox,
+        gateway,
+        timers,
+        writer,
+        notifier=SmsNotifier(network, sms_sender),
+        fallback=authority.fallbacks,
+        listeners=[authority.trips],
+    )
+    intake = Intake(engine)
+    sms = SmsChannel(settings, network, engine, intake, sms_store, sms_sender, clock)
+    runtime = Runtime(
+        settings,
+        network,
+        store,
+        engine,
+        intake,
+        writer,
+        timers,
+        gateway,
+        clock,
+        sms=sms,
+        authority=authority,
+    )
     return runtime
 
 

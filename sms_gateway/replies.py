@@ -36,6 +36,10 @@ CANCELLED = "Demande annulée, panneaux éteints. Bonne journée."
 DEPARTED = "Merci, bon voyage! Votre demande est close."
 NOTHING_WAITING = "Aucune demande en cours pour ce numéro. " + EXAMPLE
 CODE_VALIDATED = "Merci! Trajet validé, bon covoiturage."
+CODE_AMBIGUOUS = (
+    "Ce code est attendu sur plusieurs lignes: validez le trajet dans l'application "
+    "ou appelez l'exploitant."
+)
 OWN_CODE = "C'est votre code: donnez-le au conducteur qui vous prend."
 RATE_LIMITED = "Trop de messages de ce numéro. Merci de réessayer dans quelques minutes."
 BAD_NUMBER = "Numéro d'expéditeur non reconnu: le service SMS ne peut pas vous répondre."

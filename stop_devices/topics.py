@@ -20,7 +20,7 @@ _FOLDER = {DeviceKind.TERMINAL: "terminals", DeviceKind.SIGN: "signs"}
 _KIND_OF_FOLDER = {folder: kind for kind, folder in _FOLDER.items()}
 
 
-class Channel(StrEnum):
+class Suffix(StrEnum):
     """The last segment of a device topic."""
 
     REQUEST = "request"
@@ -31,9 +31,9 @@ class Channel(StrEnum):
     STATE = "state"
 
 
-_CHANNELS_OF = {
-    DeviceKind.TERMINAL: {Channel.REQUEST, Channel.CANCEL, Channel.SCREEN, Channel.STATUS},
-    DeviceKind.SIGN: {Channel.DISPLAY, Channel.STATE, Channel.STATUS},
+_SUFFIXES_OF = {
+    DeviceKind.TERMINAL: {Suffix.REQUEST, Suffix.CANCEL, Suffix.SCREEN, Suffix.STATUS},
+    DeviceKind.SIGN: {Suffix.DISPLAY, Suffix.STATE, Suffix.STATUS},
 }
 
 # What the dispatcher listens to: everything devices publish.
@@ -53,17 +53,17 @@ class DeviceTopic:
     line_id: str
     kind: DeviceKind
     device_id: str
-    channel: Channel
+    suffix: Suffix
 
     def __post_init__(self) -> None:
         if not (_SEGMENT.match(self.line_id) and _SEGMENT.match(self.device_id)):
             raise ValueError(f"bad topic segment in {self.line_id!r}/{self.device_id!r}")
-        if self.channel not in _CHANNELS_OF[self.kind]:
-            raise ValueError(f"{self.kind.value} has no {self.channel.value} topic")
+        if self.suffix not in _SUFFIXES_OF[self.kind]:
+            raise ValueError(f"{self.kind.value} has no {self.suffix.value} topic")
 
     def __str__(self) -> str:
         folder = _FOLDER[self.kind]
-        return f"{PREFIX}/{self.line_id}/{folder}/{self.device_id}/{self.channel.value}"
+        return f"{PREFIX}/{self.line_id}/{folder}/{self.device_id}/{self.suffix.value}"
 
 
 def parse(topic: str) -> DeviceTopic | None:
@@ -73,19 +73,19 @@ def parse(topic: str) -> DeviceTopic | None:
         return None
     _, _, line_id, folder, device_id, last = parts
     kind = _KIND_OF_FOLDER.get(folder)
-    if kind is None or last not in Channel.__members__.values():
+    if kind is None or last not in Suffix.__members__.values():
         return None
     try:
-        return DeviceTopic(line_id, kind, device_id, Channel(last))
+        return DeviceTopic(line_id, kind, device_id, Suffix(last))
     except ValueError:
         return None
 
 
-def terminal(line_id: str, terminal_id: str, channel: Channel) -> str:
-    """The topic of one terminal's channel."""
-    return str(DeviceTopic(line_id, DeviceKind.TERMINAL, terminal_id, channel))
+def terminal(line_id: str, terminal_id: str, suffix: Suffix) -> str:
+    """The topic of one of a terminal's topics."""
+    return str(DeviceTopic(line_id, DeviceKind.TERMINAL, terminal_id, suffix))
 
 
-def sign(line_id: str, sign_id: str, channel: Channel) -> str:
-    """The topic of one sign's channel."""
-    return str(DeviceTopic(line_id, DeviceKind.SIGN, sign_id, channel))
+def sign(line_id: str, sign_id: str, suffix: Suffix) -> str:
+    """The topic of one of a sign's topics."""
+    return str(DeviceTopic(line_id, DeviceKind.SIGN, sign_id, suffix))

@@ -2,7 +2,8 @@
 
 Inbound, every message is checked in this order, and the first failure is a `Dropped` with a
 reason (logged with a truncated payload and counted by the caller, never raised): topic shape,
-payload size, JSON, schema, device present in lines.yaml, device on the line the topic names.
+an uplink topic (not a screen or display), payload size, JSON, device present in lines.yaml,
+device on the line the topic names, then the payload's schema for that topic.
 """
 
 from __future__ import annotations
@@ -24,8 +25,7 @@ from dispatcher.events import (
     SignReported,
 )
 from dispatcher.model import DeviceKind, LineId, Network, RequestId, SignId, StopId, TerminalId
-from dispatcher.request_machine import Channel as RequestChannel
-from dispatcher.request_machine import Source
+from dispatcher.request_machine import DeviceRequestId, Source
 from stop_devices import topics
 from stop_devices.mqtt_link import Outgoing, Received
 from stop_devices.schema import (
@@ -63,17 +63,12 @@ NewIds = Callable[[], tuple[RequestId, str]]
 """Gives a fresh request id and a code candidate (the shell's randomness, not the core's)."""
 
 
-def terminal_source(terminal_id: str, device_request_id: str) -> Source:
-    """The idempotency key of a terminal's press."""
-    return Source(RequestChannel.TERMINAL, f"{terminal_id}/{device_request_id}")
-
-
 def decode(network: Network, received: Received, new_ids: NewIds) -> Event | Dropped:
     """The core event a device message means, or why it was dropped."""
     topic = topics.parse(received.topic)
     if topic is None:
         return Dropped(DropReason.NOT_OUR_TOPIC, received.topic[:120])
-    if topic.channel in (topics.Channel.SCREEN, topics.Channel.DISPLAY):
+    if topic.suffix in (topics.Suffix.SCREEN, topics.Suffix.DISPLAY):
         return Dropped(DropReason.NOT_AN_UPLINK, received.topic)
     if len(received.payload) > MAX_PAYLOAD_BYTES:
         return Dropped(DropReason.TOO_LARGE, f"{len(received.payload)} bytes")
@@ -88,8 +83,8 @@ def decode(network: Network, received: Received, new_ids: NewIds) -> Event | Dro
         return Dropped(DropReason.WRONG_LINE, f"{topic.device_id} is on {place.line_id}")
     line_id = LineId(topic.line_id)
     try:
-        match topic.channel:
-            case topics.Channel.REQUEST:
+        match topic.suffix:
+            case topics.Suffix.REQUEST:
                 press = TerminalRequest.model_validate(data)
                 request_id, code = new_ids()
                 return RideRequested(
@@ -98,19 +93,23 @@ def decode(network: Network, received: Received, new_ids: NewIds) -> Event | Dro
                     stop_id=place.stop_id,
                     destination_id=StopId(press.destination),
                     seats=press.seats,
-                    source=terminal_source(topic.device_id, press.request_id),
+                    source=Source.of_terminal(
+                        TerminalId(topic.device_id), DeviceRequestId(press.request_id)
+                    ),
                     code_candidate=code,
                     terminal_id=TerminalId(topic.device_id),
                 )
-            case topics.Channel.CANCEL:
+            case topics.Suffix.CANCEL:
                 cancel = TerminalCancel.model_validate(data)
                 return RideCancelled(
                     line_id=line_id,
                     actor=Actor.RIDER,
                     departed=cancel.reason == "departed",
-                    source=terminal_source(topic.device_id, cancel.request_id),
+                    source=Source.of_terminal(
+                        TerminalId(topic.device_id), DeviceRequestId(cancel.request_id)
+                    ),
                 )
-            case topics.Channel.STATE:
+            case topics.Suffix.STATE:
                 state = SignStateMessage.model_validate(data)
                 return SignReported(
                     line_id=line_id,
@@ -139,7 +138,7 @@ def encode_sign(effect: ShowOnSign) -> Outgoing:
         pages=[list(page) for page in effect.display.pages],
         expires_at=effect.display.expires_at,
     )
-    topic = topics.sign(effect.line_id, effect.sign_id, topics.Channel.DISPLAY)
+    topic = topics.sign(effect.line_id, effect.sign_id, topics.Suffix.DISPLAY)
     return Outgoing(topic, message.model_dump_json().encode())
 
 
@@ -155,7 +154,7 @@ def encode_terminal(effect: ShowOnTerminal) -> Outgoing:
         lines=list(screen.lines),
         expires_at=screen.expires_at,
     )
-    topic = topics.terminal(effect.line_id, effect.terminal_id, topics.Channel.SCREEN)
+    topic = topics.terminal(effect.line_id, effect.terminal_id, topics.Suffix.SCREEN)
     return Outgoing(topic, message.model_dump_json().encode())
 
 

@@ -38,6 +38,22 @@ def test_check_config_names_the_path_of_each_problem(tmp_path: Path) -> None:
     assert "lines[0].directions[0].stops[1].code" in result.stderr
 
 
+def test_check_config_checks_the_corridors_file_too(tmp_path: Path) -> None:
+    result = run("check-config", "config/corridors.yaml")
+    assert result.returncode == 0, result.stderr
+    assert "corridors file" in result.stdout
+
+    shipped = (REPO / "config" / "corridors.yaml").read_text()
+    broken = shipped.replace("km: 0", "km: -3", 1)
+    assert broken != shipped
+    path = tmp_path / "corridors.yaml"
+    path.write_text(broken)
+    result = run("check-config", str(path))
+    assert result.returncode == 1
+    assert "corridors[0].stops[0].km" in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_serve_refuses_to_start_on_a_broken_lines_file(tmp_path: Path) -> None:
     path = tmp_path / "lines.yaml"
     path.write_text("lines:\n  - id: Not A Slug\n")

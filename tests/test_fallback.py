@@ -17,14 +17,22 @@ import yaml
 from dispatcher.effects import ArmMessageExpiry, ShowOnSign, ShowOnTerminal
 from dispatcher.events import CodeValidated, DeadlineReached, RideRequested
 from dispatcher.model import LineId, Network, RequestId, StopId, TerminalId
-from dispatcher.request_machine import Cause, Channel, RequestState, RideRequest, Source
+from dispatcher.request_machine import (
+    Cause,
+    Channel,
+    DeviceRequestId,
+    RequestState,
+    RideRequest,
+    Source,
+)
 from dispatcher.state import DispatcherState
 from line_service.authority.fallback import LineFallbacks, LoggingTextSender, sms_text
 from line_service.authority.trips import TripBook, TripRecorder
-from line_service.dispatch.engine import Engine
+from line_service.dispatch.engine import Engine, Inbox
 from line_service.dispatch.writer import Writer
 from line_service.network.lines_file import parse_network
 from line_service.storage.store import Store
+from tests.support.requests import ride_request
 from tests.support.waiting import wait_until
 
 SHIPPED = Path(__file__).resolve().parents[1] / "config" / "lines.yaml"
@@ -77,21 +85,16 @@ def network_with(fallback: dict[str, Any]) -> Network:
 
 
 def fallback_request(phone: str | None = "+33612345678") -> RideRequest:
-    return RideRequest(
-        id=RequestId("req-1"),
-        line_id=LINE,
-        stop_id=StopId("marck-est"),
-        destination_id=StopId("dunkerque-est"),
-        seats=2,
-        source=Source(Channel.SMS, "SM1"),
-        terminal_id=None,
-        phone=phone,
-        code="4821",
+    return ride_request(
+        "req-1",
+        T0 + timedelta(minutes=15),
+        line=LINE,
         state=RequestState.FALLBACK,
         cause=Cause.GUARANTEE_REACHED,
+        phone=phone,
+        source=Source(Channel.SMS, "SM1"),
+        seats=2,
         created_at=T0,
-        deadline_at=T0 + timedelta(minutes=15),
-        updated_at=T0 + timedelta(minutes=15),
     )
 
 
@@ -191,11 +194,18 @@ async def test_guarantee_calls_the_taxi_and_a_late_driver_is_recorded_as_well(
     with TaxiDesk([]) as desk:
         network = network_with({"kind": "webhook", "url": desk.url})
         writer = Writer(store)
-        engine = Engine(DispatcherState(network), lambda: clock[0], Outbox(), Timers(), writer)
         fallbacks = LineFallbacks(network, LoggingTextSender(), first_delay=0.01)
         recorder = TripRecorder(network, TripBook(store))
-        engine.fallback = fallbacks
-        engine.listeners.append(recorder)
+        engine = Engine(
+            DispatcherState(network),
+            lambda: clock[0],
+            Inbox(),
+            Outbox(),
+            Timers(),
+            writer,
+            fallback=fallbacks,
+            listeners=[recorder],
+        )
         tasks = [asyncio.create_task(job.run()) for job in (writer, engine, fallbacks, recorder)]
         await engine.submit(
             RideRequested(
@@ -204,7 +214,7 @@ async def test_guarantee_calls_the_taxi_and_a_late_driver_is_recorded_as_well(
                 StopId("marck-est"),
                 StopId("dunkerque-est"),
                 1,
-                Source(Channel.TERMINAL, "t-marck-est/p1"),
+                Source.of_terminal(TerminalId("t-marck-est"), DeviceRequestId("p1")),
                 "4821",
                 terminal_id=TerminalId("t-marck-est"),
             )

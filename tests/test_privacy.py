@@ -13,7 +13,7 @@ from sqlmodel import Session, SQLModel, select
 from typer.testing import CliRunner, Result
 
 from dispatcher.model import LineId
-from dispatcher.request_machine import Cause, RideRequest, transition
+from dispatcher.request_machine import Cause, RequestState, RideRequest, transition
 from line_service.authority.trips import TripBook, draft_trip, identity_of
 from line_service.cli import app
 from line_service.network.lines_file import load_network
@@ -41,29 +41,28 @@ def request(request_id: str, phone: str | None, at: datetime) -> RideRequest:
 @pytest.fixture
 def store(database_url: str) -> Iterator[Store]:
     """A database with the rider's traces: old and recent requests, texts, a trip."""
-    opened = Store(database_url)
+    opened = Store(database_url, phone_hasher=lambda phone: phone_hash(phone, SALT))
     opened.create_schema()
-    opened.phone_hasher = lambda phone: phone_hash(phone, SALT)
     line = load_network(REPO / "config" / "lines.yaml").line(LINE)
     assert line is not None
     # 40 days ago: a ride validated by a driver whose app sent his number as driver_ref.
     asked = request("r-old", RIDER, OLD)
     picked = transition(asked, Cause.CODE_VALIDATED, OLD + timedelta(minutes=4), f"tel:{DRIVER}")
-    opened.save([(asked, None), (picked, "waiting")])
-    draft = draft_trip(line, picked, "waiting")
+    opened.save([(asked, None), (picked, RequestState.WAITING)])
+    draft = draft_trip(line, picked, RequestState.WAITING)
     assert draft is not None
     TripBook(opened).record(draft)
     # 40 days ago: the guarantee sent a taxi; FALLBACK keeps the number in clear.
     old_fallback = request("r-fallback", RIDER, OLD + timedelta(hours=1))
     taxi = transition(old_fallback, Cause.GUARANTEE_REACHED, OLD + timedelta(hours=1, minutes=15))
-    opened.save([(old_fallback, None), (taxi, "waiting")])
+    opened.save([(old_fallback, None), (taxi, RequestState.WAITING)])
     # Yesterday: another taxi, still within the retention period.
     recent = request("r-recent", RIDER, RECENT)
-    opened.save([(recent, None), (transition(recent, Cause.GUARANTEE_REACHED, RECENT), "waiting")])
+    opened.save([(recent, None), (transition(recent, Cause.GUARANTEE_REACHED, RECENT), RequestState.WAITING)])
     # Someone else's ride, validated by the rider acting as a driver over SMS.
     theirs = request("r-other", OTHER, OLD)
     driven = transition(theirs, Cause.CODE_VALIDATED, OLD, f"sms:{phone_hash(RIDER, SALT)}")
-    opened.save([(theirs, None), (driven, "waiting")])
+    opened.save([(theirs, None), (driven, RequestState.WAITING)])
     texts = SmsStore(opened.engine)
     texts.remember("SMold", phone_hash(RIDER, SALT), "AskRide", "Donnez le code 4821", OLD)
     texts.remember("SMnew", phone_hash(RIDER, SALT), "Cancel", "Demande annulée", RECENT)

@@ -8,7 +8,7 @@ import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from dispatcher.request_machine import Cause, RideRequest, transition
+from dispatcher.request_machine import Cause, RequestState, RideRequest, transition
 from line_service.storage.store import Store
 from sms_gateway.phones import phone_hash
 from tests.support.brokers import Mosquitto
@@ -36,12 +36,11 @@ def test_the_service_erases_numbers_past_retention_at_start_and_logs_counts_only
     mosquitto: Mosquitto, tmp_path: Path, database_url: str
 ) -> None:
     now = datetime.now(UTC)
-    store = Store(database_url)
+    store = Store(database_url, phone_hasher=lambda phone: phone_hash(phone, SALT))
     store.create_schema()
-    store.phone_hasher = lambda phone: phone_hash(phone, SALT)
     for request_id, age in (("r-40-days", timedelta(days=40)), ("r-3-days", timedelta(days=3))):
         asked, taxi = taxi_request(request_id, now - age)
-        store.save([(asked, None), (taxi, "waiting")])
+        store.save([(asked, None), (taxi, RequestState.WAITING)])
     service = ServiceProcess(
         broker_url=mosquitto.url,
         database_url=database_url,

@@ -12,13 +12,14 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from dispatcher.model import LineId, Network, RequestId, StopId
+from dispatcher.model import LineId, Network
 from dispatcher.request_machine import Cause, Channel, RequestState, RideRequest, Source
 from line_service.authority.report import compute_figures, nearest_rank, render_html
 from line_service.authority.trips import TripBook, draft_trip
 from line_service.cli import app
 from line_service.network.lines_file import load_network
 from line_service.storage.store import Store
+from tests.support.requests import ride_request
 
 SHIPPED = Path(__file__).resolve().parents[1] / "config" / "lines.yaml"
 MONDAY = datetime(2026, 3, 2, 6, 30, tzinfo=UTC)  # 07:30 in Paris
@@ -46,21 +47,18 @@ def request(
     seats: int = 1,
 ) -> RideRequest:
     state, cause = OUTCOME[outcome]
-    return RideRequest(
-        id=RequestId(f"r{n}"),
-        line_id=LineId("calais-dunkerque"),
-        stop_id=StopId(origin),
-        destination_id=StopId(destination),
-        seats=seats,
-        source=Source(Channel.SMS if phone else Channel.TERMINAL, f"s{n}"),
-        terminal_id=None,
-        phone=phone,
-        code="1234",
+    return ride_request(
+        f"r{n}",
+        at + timedelta(minutes=wait_minutes),
+        stop=origin,
+        destination=destination,
         state=state,
         cause=cause,
+        phone=phone,
+        source=Source(Channel.SMS if phone else Channel.TERMINAL, f"s{n}"),
+        code="1234",
+        seats=seats,
         created_at=at,
-        deadline_at=at + timedelta(minutes=15),
-        updated_at=at + timedelta(minutes=wait_minutes),
         driver_ref=driver,
     )
 
@@ -86,8 +84,9 @@ def network() -> Network:
 
 @pytest.fixture
 def seeded(database_url: str, network: Network) -> Iterator[Store]:
-    store = Store(database_url)
-    store.phone_hasher = lambda phone: hashlib.sha256(phone.encode()).hexdigest()[:32]
+    store = Store(
+        database_url, phone_hasher=lambda phone: hashlib.sha256(phone.encode()).hexdigest()[:32]
+    )
     store.create_schema()
     line = network.line(LineId("calais-dunkerque"))
     assert line is not None

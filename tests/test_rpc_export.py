@@ -13,7 +13,7 @@ import jsonschema  # type: ignore[import-untyped]  # no stubs are published
 import pytest
 from typer.testing import CliRunner
 
-from dispatcher.model import LineId, Network, RequestId, StopId
+from dispatcher.model import LineId, Network
 from dispatcher.request_machine import Cause, Channel, RequestState, RideRequest, Source
 from line_service.authority.rpc_export import (
     SKIP_FLAGGED,
@@ -25,6 +25,7 @@ from line_service.authority.trips import TripBook, draft_trip
 from line_service.cli import app
 from line_service.network.lines_file import load_network
 from line_service.storage.store import Store
+from tests.support.requests import ride_request
 from tests.support.specs import SPECS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,21 +54,16 @@ def errors_of(journey: dict[str, Any]) -> list[str]:
 def picked_up(
     n: int, at: datetime, phone: str | None, driver: str, origin: str = "marck-est"
 ) -> RideRequest:
-    return RideRequest(
-        id=RequestId(f"r{n}"),
-        line_id=LineId("calais-dunkerque"),
-        stop_id=StopId(origin),
-        destination_id=StopId("dunkerque-est"),
-        seats=1,
-        source=Source(Channel.SMS if phone else Channel.TERMINAL, f"s{n}"),
-        terminal_id=None,
-        phone=phone,
-        code="1111",
+    return ride_request(
+        f"r{n}",
+        at,
+        stop=origin,
         state=RequestState.PICKED_UP,
         cause=Cause.CODE_VALIDATED,
+        phone=phone,
+        source=Source(Channel.SMS if phone else Channel.TERMINAL, f"s{n}"),
+        code="1111",
         created_at=at - timedelta(minutes=3),
-        deadline_at=at + timedelta(minutes=12),
-        updated_at=at,
         driver_ref=driver,
     )
 

@@ -34,6 +34,7 @@ from dispatcher.model import (
     StopId,
     TerminalId,
 )
+from dispatcher.request_machine import DeviceRequestId
 from stop_devices import mqtt_link, topics, translate
 from stop_devices.mqtt_link import Backoff, BrokerAddress, Received
 from stop_devices.schema import SignStateMessage, StatusMessage, TerminalCancel, TerminalRequest
@@ -141,7 +142,12 @@ def screen(
     line_id: LineId, seq: int, state: ScreenState, request_id: str | None, code: str | None
 ) -> mqtt_link.Outgoing:
     shown = TerminalScreen(
-        seq, state, request_id, code, ("Vers Dunkerque",), datetime.now(UTC) + timedelta(minutes=5)
+        seq,
+        state,
+        DeviceRequestId(request_id) if request_id else None,
+        code,
+        ("Vers Dunkerque",),
+        datetime.now(UTC) + timedelta(minutes=5),
     )
     return translate.encode_terminal(ShowOnTerminal(line_id, TERMINAL, shown))
 
@@ -155,9 +161,25 @@ async def retained(address: BrokerAddress, topic: str) -> Received:
 
 def tiny_network(line_id: LineId) -> Network:
     boarding = Stop(
-        StopId("stop-a"), "Calais", "CAL", 50.95, 1.86, 0.0, TERMINAL, (SignSpec(SIGN, 250),)
+        id=StopId("stop-a"),
+        name="Calais",
+        code="CAL",
+        lat=50.95,
+        lon=1.86,
+        km=0.0,
+        terminal=TERMINAL,
+        signs=(SignSpec(SIGN, 250),),
     )
-    arrival = Stop(StopId("stop-b"), "Dunkerque", "DUN", 51.03, 2.37, 40.0, None, ())
+    arrival = Stop(
+        id=StopId("stop-b"),
+        name="Dunkerque",
+        code="DUN",
+        lat=51.03,
+        lon=2.37,
+        km=40.0,
+        terminal=None,
+        signs=(),
+    )
     direction = Direction(DirectionId("to-b"), "Dunkerque", (boarding, arrival))
     return Network((Line(line_id, "Test line", "Europe/Paris", (direction,)),))
 
@@ -169,7 +191,7 @@ async def test_sign_applies_a_display_and_reports_its_state(
     address: BrokerAddress, line_id: LineId
 ) -> None:
     sign = VirtualSign(address, line_id, SIGN, backoff=FAST_BACKOFF)
-    state_topic = topics.sign(line_id, SIGN, topics.Channel.STATE)
+    state_topic = topics.sign(line_id, SIGN, topics.Suffix.STATE)
     async with recording(address, state_topic) as states, running(sign):
         await publish(address, display(line_id, 7, ON_SIGN, timedelta(minutes=2)))
 
@@ -211,7 +233,7 @@ async def test_sign_blanks_itself_when_its_lease_lapses(
     address: BrokerAddress, line_id: LineId
 ) -> None:
     sign = VirtualSign(address, line_id, SIGN, backoff=FAST_BACKOFF)
-    state_topic = topics.sign(line_id, SIGN, topics.Channel.STATE)
+    state_topic = topics.sign(line_id, SIGN, topics.Suffix.STATE)
     async with recording(address, state_topic) as states, running(sign):
         message = display(line_id, 3, ON_SIGN, timedelta(milliseconds=500))
         await publish(address, message)
@@ -232,7 +254,7 @@ async def test_sign_is_online_retained_and_its_will_says_offline_when_killed(
     address: BrokerAddress, line_id: LineId
 ) -> None:
     # A process killed with SIGKILL closes its socket without DISCONNECT: an abrupt death.
-    status_topic = topics.sign(line_id, SIGN, topics.Channel.STATUS)
+    status_topic = topics.sign(line_id, SIGN, topics.Suffix.STATUS)
     program = (
         "import asyncio, sys\n"
         "from stop_devices.mqtt_link import BrokerAddress\n"
@@ -275,7 +297,7 @@ async def test_sign_reconnects_and_resubscribes_after_the_broker_restarts(
         await asyncio.to_thread(mosquitto.start)
 
         await sign.wait_for(lambda s: s.connected and s.connections == 2, DEADLINE)
-        status = await retained(own, topics.sign(line_id, SIGN, topics.Channel.STATUS))
+        status = await retained(own, topics.sign(line_id, SIGN, topics.Suffix.STATUS))
         await publish(own, display(line_id, 1, ON_SIGN, timedelta(minutes=1)))
         await sign.wait_for(lambda s: s.pages == ON_SIGN, DEADLINE)
 
@@ -292,7 +314,7 @@ async def test_terminal_resends_its_request_until_a_screen_carries_its_id(
     terminal = VirtualTerminal(
         address, line_id, TERMINAL, stop, resend_interval=timedelta(milliseconds=100)
     )
-    request_topic = topics.terminal(line_id, TERMINAL, topics.Channel.REQUEST)
+    request_topic = topics.terminal(line_id, TERMINAL, topics.Suffix.REQUEST)
 
     def sent(recorder: Recorder, request_id: str) -> list[TerminalRequest]:
         requests = [TerminalRequest.model_validate_json(m.payload) for m in recorder.messages]
@@ -326,7 +348,7 @@ async def test_terminal_ignores_an_older_screen_and_resends_a_cancel_until_settl
     terminal = VirtualTerminal(
         address, line_id, TERMINAL, stop, resend_interval=timedelta(milliseconds=100)
     )
-    cancel_topic = topics.terminal(line_id, TERMINAL, topics.Channel.CANCEL)
+    cancel_topic = topics.terminal(line_id, TERMINAL, topics.Suffix.CANCEL)
     async with recording(address, cancel_topic) as cancels, running(terminal):
         request_id = terminal.press("stop-b")
         await publish(
@@ -355,7 +377,7 @@ async def test_demo_traffic_tells_a_ride_from_press_to_pickup(
     address: BrokerAddress, line_id: LineId
 ) -> None:
     """A stand-in dispatcher answers presses; the simulated driver validates the shown code."""
-    request_topic = topics.terminal(line_id, TERMINAL, topics.Channel.REQUEST)
+    request_topic = topics.terminal(line_id, TERMINAL, topics.Suffix.REQUEST)
     validated: list[tuple[str, str]] = []
     seq = 0
 

@@ -8,12 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from dispatcher.model import LineId, Network, RequestId, StopId
+from dispatcher.model import Network, StopId
 from dispatcher.request_machine import Cause, Channel, RequestState, RideRequest, Source
 from line_service.network.lines_file import load_network
 from sms_gateway import replies
 from sms_gateway.gsm7 import is_gsm7, to_gsm7
 from sms_gateway.replies import segments
+from tests.support.requests import ride_request
 
 REPO = Path(__file__).resolve().parents[1]
 NETWORK: Network = load_network(REPO / "config" / "lines.yaml")
@@ -60,21 +61,18 @@ def longest_stop_pairs() -> list[tuple[StopId, StopId]]:
 
 
 def request(stop: StopId, destination: StopId, state: RequestState, cause: Cause) -> RideRequest:
-    return RideRequest(
-        id=RequestId("f" * 32),
-        line_id=LineId(LINE.id),
-        stop_id=stop,
-        destination_id=destination,
-        seats=1,
-        source=Source(Channel.SMS, "SM" + "0" * 32),
-        terminal_id=None,
-        phone="+33612345678",
-        code="9999",
+    return ride_request(
+        "f" * 32,
+        AT,
+        line=LINE.id,
+        stop=stop,
+        destination=destination,
         state=state,
         cause=cause,
-        created_at=AT,
-        deadline_at=AT + timedelta(minutes=30),
-        updated_at=AT,
+        phone="+33612345678",
+        source=Source(Channel.SMS, "SM" + "0" * 32),
+        code="9999",
+        wait=timedelta(minutes=30),
     )
 
 

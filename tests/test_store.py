@@ -8,8 +8,15 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from dispatcher.model import RequestId
-from dispatcher.request_machine import Cause, Channel, RequestState, RideRequest, Source, transition
+from dispatcher.model import RequestId, TerminalId
+from dispatcher.request_machine import (
+    Cause,
+    DeviceRequestId,
+    RequestState,
+    RideRequest,
+    Source,
+    transition,
+)
 from line_service.storage.store import Store
 from tests.support.requests import waiting_request
 
@@ -41,7 +48,7 @@ def test_transitions_are_upserted_and_recorded_in_order(store: Store) -> None:
     request = waiting("r2")
     picked = transition(request, Cause.CODE_VALIDATED, NOW + timedelta(minutes=3), "driver-7")
     store.save([(request, None)])
-    store.save([(picked, request.state.value)])
+    store.save([(picked, request.state)])
     assert store.request("r2") == picked
     history = [(row.from_state, row.to_state, row.cause) for row in store.history("r2")]
     assert history == [
@@ -93,7 +100,7 @@ def test_ping_tells_whether_the_database_answers(store: Store) -> None:
 
 def test_source_aliases_come_back_for_their_requests(store: Store) -> None:
     request = waiting("r-alias")
-    second_press = Source(Channel.TERMINAL, "t-marck-est/second-press")
+    second_press = Source.of_terminal(TerminalId("t-marck-est"), DeviceRequestId("second-press"))
     store.save([(request, None)], [(second_press, request.id)])
     store.save([], [(second_press, request.id)])  # saving an alias twice is harmless
     assert store.aliases_of(["r-alias"]) == [(second_press, RequestId("r-alias"))]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from dispatcher.model import Line, LineId, RequestId, StopId
+from dispatcher.model import Line, LineId
 from dispatcher.request_machine import Cause, Channel, RequestState, RideRequest, Source
 from line_service.authority.trips import (
     FLAG_SAME_PAIR,
@@ -22,6 +22,7 @@ from line_service.authority.trips import (
 )
 from line_service.network.lines_file import load_network
 from line_service.storage.store import Store
+from tests.support.requests import ride_request
 
 SHIPPED = Path(__file__).resolve().parents[1] / "config" / "lines.yaml"
 # Monday 23 November 2026, 07:00 in Paris.
@@ -55,21 +56,18 @@ def validated(
     seats: int = 1,
     channel: Channel = Channel.SMS,
 ) -> RideRequest:
-    return RideRequest(
-        id=RequestId(request_id),
-        line_id=LineId("calais-dunkerque"),
-        stop_id=StopId(origin),
-        destination_id=StopId(destination),
-        seats=seats,
-        source=Source(channel, f"src-{request_id}"),
-        terminal_id=None,
-        phone=phone,
-        code="1234",
+    return ride_request(
+        request_id,
+        picked_up_at,
+        stop=origin,
+        destination=destination,
         state=RequestState.PICKED_UP,
         cause=Cause.CODE_VALIDATED,
+        phone=phone,
+        source=Source(channel, f"src-{request_id}"),
+        code="1234",
+        seats=seats,
         created_at=picked_up_at - timedelta(minutes=4),
-        deadline_at=picked_up_at + timedelta(minutes=11),
-        updated_at=picked_up_at,
         driver_ref=driver,
     )
 
@@ -109,11 +107,11 @@ def test_only_code_validations_are_trips(line: Line) -> None:
     departed = validated("r1", T0)
     departed = replace(departed, cause=Cause.RIDER_DEPARTED)
     assert draft_trip(line, departed, None) is None
-    assert draft_trip(line, validated("r2", T0), "fallback") is not None
+    assert draft_trip(line, validated("r2", T0), RequestState.FALLBACK) is not None
 
 
 def test_a_clean_trip_is_stored_once_unflagged_and_paid(book: TripBook, line: Line) -> None:
-    draft = draft_trip(line, validated("r1", T0), "fallback")
+    draft = draft_trip(line, validated("r1", T0), RequestState.FALLBACK)
     assert draft is not None
     first = book.record(draft)
     again = book.record(draft)

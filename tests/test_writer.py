@@ -11,10 +11,12 @@ from typing import cast
 
 import pytest
 
-from dispatcher.model import LineId, RequestId, StopId, TerminalId
-from dispatcher.request_machine import Cause, Channel, RequestState, RideRequest, Source
+from dispatcher.request_machine import (
+    RideRequest,
+)
 from line_service.dispatch.writer import Writer
 from line_service.storage.store import Store
+from tests.support.requests import ride_request
 
 NOW = datetime(2026, 3, 4, 7, 0, tzinfo=UTC)
 
@@ -36,21 +38,13 @@ class RecordingStore:
 
 
 def a_request(name: str) -> RideRequest:
-    return RideRequest(
-        RequestId(name),
-        LineId("calais-dunkerque"),
-        StopId("calais"),
-        StopId("dunkerque"),
-        1,
-        Source(Channel.TERMINAL, f"t-calais/{name}"),
-        TerminalId("t-calais"),
-        None,
-        "4821",
-        RequestState.WAITING,
-        Cause.REQUESTED,
+    return ride_request(
+        name,
         NOW,
-        NOW + timedelta(minutes=30),
-        NOW,
+        stop="calais",
+        destination="dunkerque",
+        terminal="t-calais",
+        wait=timedelta(minutes=30),
     )
 
 

@@ -25,7 +25,7 @@ from sqlmodel import Session, col, select
 from dispatcher.model import LineId, Network, StopId
 from dispatcher.request_machine import RequestState
 from line_service.authority.report_plots import Plots, render_plots
-from line_service.storage.store import PhoneHashRecord, RideRequestRecord, Store, TripRecord
+from line_service.storage.store import PhoneHashRecord, RideRequestRecord, Store, TripRecord, as_utc
 
 # ADEME, Base Carbone / Impact CO2: an average car emits about 0.2 kg CO2e per km (0.193 to
 # 0.218 by vintage and fuel). Each passenger-km carpooled counts as one solo car-km avoided:
@@ -84,10 +84,6 @@ def nearest_rank(values: list[float], share: float) -> float:
     return ordered[max(0, math.ceil(share * len(ordered)) - 1)]
 
 
-def _aware(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
 def _outcome(state: str) -> str:
     return {
         RequestState.PICKED_UP.value: "car",
@@ -126,7 +122,7 @@ def compute_figures(store: Store, network: Network, month: str) -> MonthFigures:
         if outcome == "refused":
             figures.refused += 1
             continue
-        created = _aware(row.created_at).astimezone(zone)
+        created = as_utc(row.created_at).astimezone(zone)
         figures.requests += 1
         figures.requests_per_day[(created.date() - first).days] += 1
         figures.outcomes[outcome] += 1
@@ -140,7 +136,7 @@ def compute_figures(store: Store, network: Network, month: str) -> MonthFigures:
         else:
             figures.anonymous_requests += 1
         if outcome == "car":
-            wait = _aware(row.updated_at) - _aware(row.created_at)
+            wait = as_utc(row.updated_at) - as_utc(row.created_at)
             figures.waits_minutes.append(wait.total_seconds() / 60)
             if row.driver_ref:
                 drivers.add(row.driver_ref)
@@ -159,7 +155,7 @@ def _add_trip(
     figures: MonthFigures, trip: TripRecord, zone: ZoneInfo, first: date, network: Network
 ) -> None:
     figures.trips += 1
-    day = _aware(trip.picked_up_at).astimezone(zone).date()
+    day = as_utc(trip.picked_up_at).astimezone(zone).date()
     figures.trips_per_day[(day - first).days] += 1
     figures.fallback_then_car += int(trip.fallback_dispatched)
     if trip.flags:

@@ -99,7 +99,7 @@ class TripDraft:
 def draft_trip(
     line: Line,
     request: RideRequest,
-    previous_state: str | None,
+    previous_state: RequestState | None,
     driver_phone: Callable[[str], str | None] = phone_in_ref,
     speed_kmh: float = AVERAGE_SPEED_KMH,
 ) -> TripDraft | None:
@@ -128,7 +128,7 @@ def draft_trip(
         # The registry gets an opaque id, never the number the driver_ref may carry.
         driver=None if phone is None else identity_of(phone),
         passenger=None if request.phone is None else identity_of(request.phone),
-        fallback_dispatched=previous_state == RequestState.FALLBACK.value,
+        fallback_dispatched=previous_state is RequestState.FALLBACK,
         driver_compensation_cents=money.driver_per_trip_cents
         + money.driver_per_passenger_cents * request.seats,
         passenger_contribution_cents=money.passenger_contribution_cents * request.seats,

@@ -1,4 +1,4 @@
-"""Composition root: wires the wait guarantee's fallbacks and the trip recorder into the engine."""
+"""Shell: the wait guarantee's fallbacks and the trip recorder, built for the engine."""
 
 from __future__ import annotations
 
@@ -6,9 +6,8 @@ import asyncio
 from dataclasses import dataclass
 
 from dispatcher.model import Network
-from line_service.authority.fallback import LineFallbacks, LoggingTextSender, TextSender
+from line_service.authority.fallback import LineFallbacks, TextSender
 from line_service.authority.trips import TripBook, TripRecorder
-from line_service.dispatch.engine import Engine
 from line_service.storage.store import Store
 from sms_gateway.sender import OutgoingSms, SmsSender
 
@@ -26,7 +25,7 @@ class SmsTextSender:
 
 @dataclass
 class AuthorityServices:
-    """The running parts of issue 5: fallbacks (webhook queues) and the trip recorder."""
+    """The running parts of the authority: fallbacks (webhook queues) and the trip recorder."""
 
     fallbacks: LineFallbacks
     trips: TripRecorder
@@ -38,14 +37,8 @@ class AuthorityServices:
             group.create_task(self.trips.run(), name="trip-recorder")
 
 
-def wire_authority(
-    network: Network, store: Store, engine: Engine, sms: SmsSender | None
-) -> AuthorityServices:
-    """Set `engine.fallback`, listen for validated rides, and return what must run."""
-    sender: TextSender = LoggingTextSender() if sms is None else SmsTextSender(sms)
-    services = AuthorityServices(
-        LineFallbacks(network, sender), TripRecorder(network, TripBook(store))
-    )
-    engine.fallback = services.fallbacks
-    engine.listeners.append(services.trips)
-    return services
+def build_authority(network: Network, store: Store, sms: SmsSender) -> AuthorityServices:
+    """The line's fallbacks (texts go through the SMS provider) and the trip recorder; the
+    engine is given both (its fallback dispatcher, and a listener for validated rides)."""
+    sender: TextSender = SmsTextSender(sms)
+    return AuthorityServices(LineFallbacks(network, sender), TripRecorder(network, TripBook(store)))

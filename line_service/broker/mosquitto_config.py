@@ -40,10 +40,10 @@ PBKDF2_ITERATIONS = 101
 whatever the count, and a low count keeps thousands of reconnections after a restart cheap."""
 
 _UPLINKS = {
-    DeviceKind.TERMINAL: (topics.Channel.REQUEST, topics.Channel.CANCEL, topics.Channel.STATUS),
-    DeviceKind.SIGN: (topics.Channel.STATE, topics.Channel.STATUS),
+    DeviceKind.TERMINAL: (topics.Suffix.REQUEST, topics.Suffix.CANCEL, topics.Suffix.STATUS),
+    DeviceKind.SIGN: (topics.Suffix.STATE, topics.Suffix.STATUS),
 }
-_DOWNLINK = {DeviceKind.TERMINAL: topics.Channel.SCREEN, DeviceKind.SIGN: topics.Channel.DISPLAY}
+_DOWNLINK = {DeviceKind.TERMINAL: topics.Suffix.SCREEN, DeviceKind.SIGN: topics.Suffix.DISPLAY}
 
 
 class BrokerConfigError(ValueError):

@@ -3,33 +3,29 @@
 from __future__ import annotations
 
 import asyncio
-import secrets
-import uuid
 from collections import Counter
 
 import structlog
 
 from dispatcher.effects import ShowOnSign, ShowOnTerminal
 from dispatcher.events import DevicesResyncRequested, DeviceStatusReported
-from dispatcher.model import Network, RequestId
-from line_service.dispatch.engine import Engine
+from dispatcher.model import Network
+from line_service.dispatch.engine import Inbox
+from line_service.dispatch.intake import new_request_ids
 from stop_devices import topics, translate
 from stop_devices.mqtt_link import BrokerAddress, MqttLink, Received
 
 log = structlog.get_logger(__name__)
 
 
-def new_request_ids() -> tuple[RequestId, str]:
-    """A fresh request id (hex, as the national registry wants) and a 4-digit code candidate."""
-    return RequestId(uuid.uuid4().hex), f"{secrets.randbelow(10_000):04d}"
-
-
 class DeviceGateway:
     """The dispatcher's side of MQTT v1."""
 
-    def __init__(self, network: Network, address: BrokerAddress, client_id: str) -> None:
+    def __init__(
+        self, network: Network, address: BrokerAddress, client_id: str, inbox: Inbox
+    ) -> None:
         self._network = network
-        self._engine: Engine | None = None
+        self._inbox = inbox
         self.dropped: Counter[str] = Counter()
         self._last_seq: dict[tuple[str, str], int] = {}
         self.stale_skipped = 0
@@ -51,10 +47,6 @@ class DeviceGateway:
             will=translate.presence(False),
             persistent=True,
         )
-
-    def attach(self, engine: Engine) -> None:
-        """Send decoded events to this engine."""
-        self._engine = engine
 
     def show_on_sign(self, effect: ShowOnSign) -> None:
         """Publish a sign's display (retained), unless a newer one went out already."""
@@ -96,23 +88,20 @@ class DeviceGateway:
             return
         if isinstance(decoded, DeviceStatusReported):
             self._last_status[received.topic] = received.payload
-        if self._engine is not None:
-            self._engine.submit_nowait(decoded)
+        self._inbox.submit_nowait(decoded)
 
     def _on_connected(self) -> None:
-        if self._engine is not None:
-            self.reasserted.clear()
-            self._resync = asyncio.get_running_loop().create_task(self._reassert(self._engine))
+        self.reasserted.clear()
+        self._resync = asyncio.get_running_loop().create_task(self._reassert())
 
     async def _wait_reasserted(self) -> None:
         """The link subscribes once every device has its desired state (see MqttLink)."""
-        if self._engine is not None:
-            await self.reasserted.wait()
+        await self.reasserted.wait()
 
-    async def _reassert(self, engine: Engine) -> None:
+    async def _reassert(self) -> None:
         """Every sign and terminal told its desired state again; `reasserted` set once done."""
         try:
-            await engine.submit(DevicesResyncRequested())
+            await self._inbox.submit(DevicesResyncRequested())
             await self.link.flushed()
         except Exception:
             log.exception("mqtt.resync_failed")

@@ -11,7 +11,8 @@ import asyncio
 import functools
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol, assert_never
 
@@ -27,14 +28,15 @@ from dispatcher.effects import (
     NotifyRider,
     RaiseAlert,
     RejectEvent,
+    SaveDevicePresence,
     SaveRequest,
     SaveSourceAlias,
     ShowOnSign,
     ShowOnTerminal,
 )
-from dispatcher.events import DeviceStatusReported, Event, StorageFailed
+from dispatcher.events import Event, StorageFailed
 from dispatcher.model import RequestId
-from dispatcher.request_machine import RideRequest, Source
+from dispatcher.request_machine import RequestState, RideRequest, Source
 from dispatcher.state import DispatcherState
 from dispatcher.step import restore, step
 from line_service.dispatch.writer import Writer
@@ -88,6 +90,45 @@ class LoggingFallback:
         log.warning("fallback.dispatch", request_id=request.id, stop=request.stop_id)
 
 
+Outcome = asyncio.Future[list[Effect]]
+StepTimer = Callable[[str, float], None]
+
+
+class Inbox:
+    """The engine's queue of events, made before the engine so that what feeds it (timers, the
+    device gateway, the writer's refusals) can be built first."""
+
+    def __init__(self) -> None:
+        self._queue: asyncio.Queue[tuple[Event, Outcome | None]] = asyncio.Queue()
+
+    def submit_nowait(self, event: Event) -> None:
+        """Queue an event; do not wait for its outcome."""
+        self._queue.put_nowait((event, None))
+
+    async def submit(self, event: Event) -> list[Effect]:
+        """Queue an event and return its effects once they are stored."""
+        outcome: Outcome = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait((event, outcome))
+        return await outcome
+
+    async def next(self) -> tuple[Event, Outcome | None]:
+        """The oldest event not yet applied."""
+        return await self._queue.get()
+
+
+@dataclass
+class _Plan:
+    """What one step's effects ask of the shell, sorted by when it must happen."""
+
+    saves: list[tuple[RideRequest, RequestState | None]] = field(default_factory=list)
+    aliases: list[tuple[Source, RequestId]] = field(default_factory=list)
+    after_commit: list[Callable[[], None]] = field(default_factory=list)
+
+    @property
+    def writes(self) -> bool:
+        return bool(self.saves or self.aliases)
+
+
 class Engine:
     """One task, one state: every event goes through `step` here, in arrival order."""
 
@@ -95,25 +136,25 @@ class Engine:
         self,
         state: DispatcherState,
         clock: Clock,
+        inbox: Inbox,
         outbox: DeviceOutbox,
         timers: DeadlineTimers,
         writer: Writer,
+        *,
         notifier: RiderNotifier | None = None,
         fallback: FallbackDispatcher | None = None,
+        listeners: Iterable[Listener] = (),
     ) -> None:
         self._state = state
-        self.notifier: RiderNotifier = notifier or LoggingNotifier()
-        self.fallback: FallbackDispatcher = fallback or LoggingFallback()
         self._clock = clock
+        self._inbox = inbox
         self._outbox = outbox
         self._timers = timers
         self._writer = writer
-        writer.on_stuck = lambda ids: self.submit_nowait(StorageFailed(tuple(ids)))
-        self._inbox: asyncio.Queue[tuple[Event, asyncio.Future[list[Effect]] | None]] = (
-            asyncio.Queue()
-        )
-        self.listeners: list[Listener] = []
-        self.step_timers: list[Callable[[str, float], None]] = []
+        self._notifier: RiderNotifier = notifier or LoggingNotifier()
+        self._fallback: FallbackDispatcher = fallback or LoggingFallback()
+        self._listeners: list[Listener] = list(listeners)
+        self._step_timers: list[StepTimer] = []
         self.rejected: Counter[str] = Counter()
         self.processed = 0
         self.step_seconds_total = 0.0
@@ -123,15 +164,21 @@ class Engine:
         """The current state (an immutable value: safe to read from anywhere)."""
         return self._state
 
+    def subscribe(self, listener: Listener) -> None:
+        """Call `listener` after every step with the event, its effects and the new state."""
+        self._listeners.append(listener)
+
+    def time_steps(self, timer: StepTimer) -> None:
+        """Call `timer` with each step's event name and duration in seconds."""
+        self._step_timers.append(timer)
+
     def submit_nowait(self, event: Event) -> None:
         """Queue an event; do not wait for its outcome."""
-        self._inbox.put_nowait((event, None))
+        self._inbox.submit_nowait(event)
 
     async def submit(self, event: Event) -> list[Effect]:
         """Queue an event and return its effects once they are stored."""
-        outcome: asyncio.Future[list[Effect]] = asyncio.get_running_loop().create_future()
-        self._inbox.put_nowait((event, outcome))
-        return await outcome
+        return await self._inbox.submit(event)
 
     def restore(
         self, requests: list[RideRequest], aliases: list[tuple[Source, RequestId]] | None = None
@@ -139,15 +186,14 @@ class Engine:
         """Adopt requests (and their source aliases) read back from the database (before `run`);
         devices hear of them on the link's connection (`DevicesResyncRequested`)."""
         self._state, effects = restore(self._state, requests, aliases or ())
-        self._perform(None, effects, None)
+        self._commit(None, effects, self._route(effects), None)
         log.info("engine.restored", waiting=len(self._state.waiting()), requests=len(requests))
 
     async def run(self) -> None:
         """Apply events until cancelled."""
         while True:
-            event, outcome = await self._inbox.get()
+            event, outcome = await self._inbox.next()
             started = time.perf_counter()
-            before = self._state
             try:
                 self._state, effects = step(self._state, event, self._clock())
             except Exception as exc:
@@ -156,48 +202,42 @@ class Engine:
                     outcome.set_exception(exc)
                 continue
             self.processed += 1
-            self._perform(event, effects, outcome, before.online is not self._state.online)
+            self._commit(event, effects, self._route(effects), outcome)
             elapsed = time.perf_counter() - started
             self.step_seconds_total += elapsed
-            for timer in self.step_timers:
+            for timer in self._step_timers:
                 timer(type(event).__name__, elapsed)
 
-    def _perform(
-        self,
-        event: Event | None,
-        effects: list[Effect],
-        outcome: asyncio.Future[list[Effect]] | None,
-        presence_changed: bool = False,
-    ) -> None:
-        saves = []
-        aliases: list[tuple[Source, RequestId]] = []
-        after_commit: list[Callable[[], None]] = []
+    def _route(self, effects: list[Effect]) -> _Plan:
+        """Perform what needs no commit (displays, timers, logs); plan what follows a commit."""
+        plan = _Plan()
         for effect in effects:
             match effect:
                 case ShowOnSign():
                     self._outbox.show_on_sign(effect)
                 case ShowOnTerminal():
-                    after_commit.append(functools.partial(self._outbox.show_on_terminal, effect))
-                case SaveSourceAlias():
-                    aliases.append((effect.source, effect.request_id))
-                case SaveRequest():
-                    saves.append((effect.request, effect.previous_state))
-                    log.info(
-                        "request.saved",
-                        request_id=effect.request.id,
-                        stop=effect.request.stop_id,
-                        destination=effect.request.destination_id,
-                        state=effect.request.state.value,
-                        cause=effect.request.cause.value,
+                    plan.after_commit.append(
+                        functools.partial(self._outbox.show_on_terminal, effect)
                     )
+                case SaveSourceAlias():
+                    plan.aliases.append((effect.source, effect.request_id))
+                case SaveRequest():
+                    plan.saves.append((effect.request, effect.previous_state))
+                    _log_saved(effect.request)
+                case SaveDevicePresence():
+                    self._writer.save_device_status(effect)
                 case ArmDeadline():
                     self._timers.arm(effect.request_id, effect.at)
                 case DisarmDeadline():
                     self._timers.disarm(effect.request_id)
                 case DispatchFallback():
-                    after_commit.append(functools.partial(self.fallback.dispatch, effect.request))
+                    plan.after_commit.append(
+                        functools.partial(self._fallback.dispatch, effect.request)
+                    )
                 case NotifyRider():
-                    after_commit.append(functools.partial(self.notifier.notify, effect.request))
+                    plan.after_commit.append(
+                        functools.partial(self._notifier.notify, effect.request)
+                    )
                 case ArmMessageExpiry():
                     self._timers.arm_message_expiry(effect)
                 case RaiseAlert():
@@ -214,16 +254,20 @@ class Engine:
                     log.info("event.rejected", reason=effect.reason.value, detail=effect.detail)
                 case _:
                     assert_never(effect)
-        if isinstance(event, DeviceStatusReported) and presence_changed:
-            self._writer.save_device_status(event, self._clock())
-        for listener in self.listeners:
+        return plan
+
+    def _commit(
+        self, event: Event | None, effects: list[Effect], plan: _Plan, outcome: Outcome | None
+    ) -> None:
+        """Tell listeners, then store the step's writes and run its follow-ups in order."""
+        for listener in self._listeners:
             try:
                 listener(event, effects, self._state)
             except Exception:
                 log.exception("engine.listener_failed")
 
         def finish() -> None:
-            for follow_up in after_commit:
+            for follow_up in plan.after_commit:
                 follow_up()
             if outcome is not None and not outcome.done():
                 outcome.set_result(effects)
@@ -232,14 +276,25 @@ class Engine:
             # The riders must hear the refusal now, not once the database is back; the refusal
             # itself is stored after the creation it refuses.
             finish()
-            if saves or aliases:
-                self._writer.save(saves, then=_nothing, aliases=aliases)
-        elif saves or aliases or self._writer.busy:
+            if plan.writes:
+                self._writer.save(plan.saves, then=_nothing, aliases=plan.aliases)
+        elif plan.writes or self._writer.busy:
             # While earlier writes are pending, even a step with nothing to store answers after
             # them: screens (retained) must reach the broker in the order the engine made them.
-            self._writer.save(saves, then=finish, aliases=aliases)
+            self._writer.save(plan.saves, then=finish, aliases=plan.aliases)
         else:
             finish()
+
+
+def _log_saved(request: RideRequest) -> None:
+    log.info(
+        "request.saved",
+        request_id=request.id,
+        stop=request.stop_id,
+        destination=request.destination_id,
+        state=request.state.value,
+        cause=request.cause.value,
+    )
 
 
 def _nothing() -> None:

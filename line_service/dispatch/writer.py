@@ -13,9 +13,9 @@ from datetime import datetime
 
 import structlog
 
-from dispatcher.events import DeviceStatusReported
+from dispatcher.effects import SaveDevicePresence
 from dispatcher.model import RequestId
-from dispatcher.request_machine import RideRequest, Source
+from dispatcher.request_machine import RequestState, RideRequest, Source
 from line_service.storage.store import Store
 
 log = structlog.get_logger(__name__)
@@ -26,7 +26,7 @@ log = structlog.get_logger(__name__)
 # nothing. Only terminal screens and API answers wait for a commit; signs never do.
 GROUP_COMMIT_SECONDS = 0.010
 
-Change = tuple[RideRequest, str | None]
+Change = tuple[RideRequest, RequestState | None]
 Alias = tuple[Source, RequestId]
 
 
@@ -46,12 +46,13 @@ class Writer:
         max_retry_delay: float = 5.0,
         refuse_after: float = 5.0,
         group_commit_seconds: float = GROUP_COMMIT_SECONDS,
+        on_stuck: Callable[[list[RequestId]], None] | None = None,
     ) -> None:
         self._store = store
         self.group_commit_seconds = group_commit_seconds
         self._refuse_after = refuse_after
         self._refused: set[RequestId] = set()
-        self.on_stuck: Callable[[list[RequestId]], None] | None = None
+        self._on_stuck = on_stuck
         self._pending = _Batch()
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
@@ -72,14 +73,15 @@ class Writer:
         self._idle.clear()
         self._wake.set()
 
-    def save_device_status(self, event: DeviceStatusReported, at: datetime) -> None:
+    def save_device_status(self, presence: SaveDevicePresence) -> None:
         """Remember a device's presence (best effort, off the engine).
 
-        Only changes of presence reach here (the engine skips repeated heartbeats); coalesced:
-        the newest status per device, written in one transaction by one worker job at a time.
+        Only changes of presence reach here (the core asks for none on a repeated heartbeat);
+        coalesced: the newest status per device, written in one transaction by one worker job
+        at a time.
         """
-        key = (event.line_id, event.kind.value, event.device_id)
-        self._statuses[key] = (event.online, at)
+        key = (presence.line_id, presence.kind.value, presence.device_id)
+        self._statuses[key] = (presence.online, presence.at)
         if self._status_flush is None or self._status_flush.done():
             self._status_flush = asyncio.get_running_loop().create_task(self._flush_statuses())
 
@@ -166,7 +168,7 @@ class Writer:
             for request, previous in (*batch.changes, *self._pending.changes)
             if previous is None and request.is_waiting and request.id not in self._refused
         ]
-        if created and self.on_stuck is not None:
+        if created and self._on_stuck is not None:
             self._refused.update(created)
             log.error("writer.refusing_unstored", requests=len(created))
-            self.on_stuck(created)
+            self._on_stuck(created)

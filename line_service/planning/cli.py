@@ -9,7 +9,6 @@ from typing import Annotated
 
 import typer
 
-from line_service.planning.report import render_report
 from line_service.planning.runner import default_workers, run_corridors
 from line_service.planning.scenario import ScenarioError, load_scenario
 from line_service.planning.summary import study_summary
@@ -34,6 +33,9 @@ def plan(
     ] = None,
 ) -> None:
     """Simulate the scenario's corridors with the dispatcher core; write the study."""
+    # Imported here: matplotlib is most of a second that `serve` (same CLI) must not wait for.
+    from line_service.planning.report import render_report
+
     try:
         scenario = load_scenario(scenario_path)
         chosen = [c for c in scenario.corridors if not corridor or c.id in corridor]

@@ -23,7 +23,7 @@ import secrets
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
@@ -41,6 +41,7 @@ from line_service.storage.store import (
     RideRequestRecord,
     Store,
     TripRecord,
+    as_utc,
 )
 from sms_gateway.phones import phone_hash
 
@@ -100,15 +101,11 @@ def _require_service_tables(tables: set[str]) -> None:
         raise NotACarpoolDatabaseError("no ride_request table: is CARPOOL_DATABASE_URL right?")
 
 
-def _aware(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
 def _plain(record: SQLModel) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name in type(record).model_fields:
         value = getattr(record, name)
-        out[name] = _aware(value).isoformat() if isinstance(value, datetime) else value
+        out[name] = as_utc(value).isoformat() if isinstance(value, datetime) else value
     return out
 
 

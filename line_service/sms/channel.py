@@ -15,15 +15,13 @@ from datetime import timedelta
 
 import structlog
 
-from dispatcher.effects import Effect, SaveRequest
-from dispatcher.events import Actor, CodeValidated, Event, RideCancelled, RideRequested
+from dispatcher.events import Actor
 from dispatcher.model import Network
 from dispatcher.request_machine import Cause, Channel, RequestState, RideRequest, Source
-from line_service.dispatch.device_gateway import new_request_ids
 from line_service.dispatch.engine import Clock, Engine
+from line_service.dispatch.intake import Accepted, Intake
 from line_service.settings import Settings
 from line_service.storage.sms_store import SmsStore
-from line_service.storage.store import Store
 from sms_gateway import commands, replies
 from sms_gateway.console_sender import ConsoleSender
 from sms_gateway.phones import phone_hash, to_e164
@@ -32,7 +30,6 @@ from sms_gateway.sender import OutgoingSms, SmsSender
 
 log = structlog.get_logger(__name__)
 
-SUBMIT_TIMEOUT_SECONDS = 5.0
 INBOUND_PATH = "/sms/twilio"
 STATUS_PATH = "/sms/twilio/status"
 RIDER_OWN_CAUSES = frozenset({Cause.RIDER_CANCELLED, Cause.RIDER_DEPARTED})
@@ -73,6 +70,7 @@ class SmsChannel:
         settings: Settings,
         network: Network,
         engine: Engine,
+        intake: Intake,
         sms_store: SmsStore,
         sender: SmsSender,
         clock: Clock,
@@ -80,6 +78,7 @@ class SmsChannel:
         self.settings = settings
         self.network = network
         self.engine = engine
+        self.intake = intake
         self.store = sms_store
         self.sender = sender
         self.clock = clock
@@ -187,27 +186,18 @@ class SmsChannel:
             case commands.Help():
                 return replies.HELP if command.understood else replies.NOT_UNDERSTOOD
 
-    async def _submit(self, event: Event) -> list[Effect]:
-        return await asyncio.wait_for(self.engine.submit(event), SUBMIT_TIMEOUT_SECONDS)
-
     async def _ride(self, command: commands.AskRide, message_sid: str, phone: str) -> str:
-        request_id, code = new_request_ids()
-        source = Source(Channel.SMS, message_sid)
-        effects = await self._submit(
-            RideRequested(
-                request_id=request_id,
-                line_id=command.line_id,
-                stop_id=command.stop_id,
-                destination_id=command.destination_id,
-                seats=1,
-                source=source,
-                code_candidate=code,
-                phone=phone,
-            )
+        outcome = await self.intake.request_ride(
+            line_id=command.line_id,
+            stop_id=command.stop_id,
+            destination_id=command.destination_id,
+            seats=1,
+            source=Source(Channel.SMS, message_sid),
+            phone=phone,
         )
-        request = _saved(effects) or self.engine.state.request_by_source(source)
-        if request is None:
+        if not isinstance(outcome, Accepted):
             return replies.NOT_UNDERSTOOD
+        request = outcome.request
         if request.state is RequestState.REFUSED and request.cause is Cause.ALREADY_WAITING:
             waiting = self.engine.state.waiting_for_phone(phone)
             if waiting is not None:
@@ -218,62 +208,47 @@ class SmsChannel:
         waiting = self.engine.state.waiting_for_phone(phone)
         if waiting is None:
             return replies.NOTHING_WAITING
-        event = RideCancelled(
-            line_id=waiting.line_id, actor=Actor.RIDER, departed=departed, request_id=waiting.id
-        )
-        if _saved(await self._submit(event)) is None:
+        outcome = await self.intake.cancel(waiting, Actor.RIDER, departed=departed)
+        if not isinstance(outcome, Accepted):
             return replies.NOTHING_WAITING
         return replies.DEPARTED if departed else replies.CANCELLED
 
     async def _validate(self, code: str, phone: str) -> str:
-        state = self.engine.state
-        found = next(
-            (
-                request
-                for line in self.network.lines
-                if (request := state.request_by_code(line.id, code)) is not None
-            ),
-            None,
-        )
-        if found is None:
+        holders = self.engine.state.requests_holding(code.strip())
+        if not holders:
             return replies.code_unknown(code)
+        if len(holders) > 1:
+            # Only requests restored from before codes were unique over the network: never
+            # guess which rider the driver carries.
+            log.warning("sms.code_ambiguous", lines=[request.line_id for request in holders])
+            return replies.CODE_AMBIGUOUS
+        [found] = holders
         if found.phone == phone:
             return replies.OWN_CODE
-        event = CodeValidated(found.line_id, code, driver_ref=f"sms:{self.hash(phone)}")
-        if _saved(await self._submit(event)) is None:
+        outcome = await self.intake.validate(
+            found.line_id, code, driver_ref=f"sms:{self.hash(phone)}"
+        )
+        if not isinstance(outcome, Accepted):
             return replies.code_unknown(code)
         return replies.CODE_VALIDATED
 
 
-def _saved(effects: list[Effect]) -> RideRequest | None:
-    return next((e.request for e in effects if isinstance(e, SaveRequest)), None)
+def build_sms_sender(settings: Settings, sms_store: SmsStore, clock: Clock) -> SmsSender:
+    """The provider these settings name: Twilio (delivery statuses stored) or the console."""
+    if settings.sms_provider != "twilio":
+        return ConsoleSender()
+    # Imported here: twilio (and requests) are a tenth of a second the console provider and
+    # a restart's dispatch need not wait for.
+    from sms_gateway.twilio_sender import TwilioAccount, TwilioSender
 
-
-def build_sms_channel(
-    settings: Settings, network: Network, store: Store, engine: Engine, clock: Clock
-) -> SmsChannel:
-    """The SMS channel for these settings, plugged into the engine (notifier) and the store."""
-    sms_store = SmsStore(store.engine)
-    sender: SmsSender
-    if settings.sms_provider == "twilio":
-        # Imported here: twilio (and requests) are a tenth of a second the console provider and
-        # a restart's dispatch need not wait for.
-        from sms_gateway.twilio_sender import TwilioAccount, TwilioSender
-
-        account = TwilioAccount(
-            account_sid=settings.twilio_account_sid,
-            auth_token=settings.twilio_auth_token.get_secret_value(),
-            from_number=settings.twilio_from,
-            api_base=settings.twilio_api_base,
-            status_callback=settings.public_url.rstrip("/") + STATUS_PATH,
-        )
-        sender = TwilioSender(account, on_sent=functools.partial(_sent, sms_store, clock))
-    else:
-        sender = ConsoleSender()
-    channel = SmsChannel(settings, network, engine, sms_store, sender, clock)
-    engine.notifier = SmsNotifier(network, sender)
-    store.phone_hasher = channel.hash
-    return channel
+    account = TwilioAccount(
+        account_sid=settings.twilio_account_sid,
+        auth_token=settings.twilio_auth_token.get_secret_value(),
+        from_number=settings.twilio_from,
+        api_base=settings.twilio_api_base,
+        status_callback=settings.public_url.rstrip("/") + STATUS_PATH,
+    )
+    return TwilioSender(account, on_sent=functools.partial(_sent, sms_store, clock))
 
 
 def _sent(sms_store: SmsStore, clock: Clock, message_sid: str, status: str) -> None:

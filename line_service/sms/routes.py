@@ -13,7 +13,6 @@ import structlog
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
 
 from line_service.sms.channel import INBOUND_PATH, STATUS_PATH, SmsChannel
-from line_service.web.public_routes import RuntimeDep
 from sms_gateway import twiml
 from sms_gateway.twilio_sender import signature_is_valid
 
@@ -25,9 +24,9 @@ XML = "application/xml"
 sms = APIRouter(tags=["sms"])
 
 
-def get_channel(runtime: RuntimeDep) -> SmsChannel:
-    """The running SMS channel."""
-    channel = runtime.sms
+def get_channel(request: Request) -> SmsChannel:
+    """The running SMS channel (lifespan state `sms`; None when SMS is not configured)."""
+    channel: SmsChannel | None = getattr(request.state, "sms", None)
     if channel is None:
         raise HTTPException(503, "the SMS channel is not configured")
     return channel

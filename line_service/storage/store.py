@@ -156,7 +156,8 @@ def _request_row(request: RideRequest) -> dict[str, Any]:
     }
 
 
-def _aware(value: datetime) -> datetime:
+def as_utc(value: datetime) -> datetime:
+    """A time read back from the database, aware UTC (SQLite returns naive datetimes)."""
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
@@ -174,9 +175,9 @@ def from_record(row: RideRequestRecord | Row[Any]) -> RideRequest:
         code=row.code,
         state=RequestState(row.state),
         cause=Cause(row.cause),
-        created_at=_aware(row.created_at),
-        deadline_at=_aware(row.deadline_at),
-        updated_at=_aware(row.updated_at),
+        created_at=as_utc(row.created_at),
+        deadline_at=as_utc(row.deadline_at),
+        updated_at=as_utc(row.updated_at),
         driver_ref=row.driver_ref,
     )
 
@@ -184,12 +185,13 @@ def from_record(row: RideRequestRecord | Row[Any]) -> RideRequest:
 class Store:
     """The database behind the service."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, phone_hasher: Callable[[str], str] | None = None) -> None:
         if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         self.url = url
-        # Set by the SMS wiring: finished requests keep only this hash of the rider's number.
-        self.phone_hasher: Callable[[str], str] | None = None
+        # Finished requests keep only this hash of the rider's number (none: the number is
+        # simply dropped).
+        self.phone_hasher = phone_hasher
         # A server can drop idle connections: check them out with a ping. A SQLite file cannot.
         self.engine: Engine = create_engine(url, pool_pre_ping=not url.startswith("sqlite"))
         self._upserts: dict[UpsertShape, Executable] = {}
@@ -216,7 +218,7 @@ class Store:
 
     def save(
         self,
-        changes: Iterable[tuple[RideRequest, str | None]],
+        changes: Iterable[tuple[RideRequest, RequestState | None]],
         aliases: Iterable[tuple[Source, RequestId]] = (),
     ) -> None:
         """Upsert requests and append their transitions, all in one transaction.
@@ -240,7 +242,7 @@ class Store:
                 {
                     "request_id": request.id,
                     "at": request.updated_at,
-                    "from_state": previous_state,
+                    "from_state": previous_state.value if previous_state else None,
                     "to_state": request.state.value,
                     "cause": request.cause.value,
                 }

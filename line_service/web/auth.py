@@ -8,8 +8,9 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated, Any
 
-from fastapi import Depends, HTTPException, Request, WebSocket
+from fastapi import Depends, HTTPException, Request
 
+from line_service.web.deps import AuthorityDep
 from line_service.web.operator_accounts import Principal, Role, TokenAuthority
 
 
@@ -39,17 +40,12 @@ async def authenticate(authority: TokenAuthority, token: str | None) -> Principa
     return principal
 
 
-def _authority(connection: Request | WebSocket) -> TokenAuthority:
-    authority: TokenAuthority = connection.app.state.operations.authority
-    return authority
-
-
 def require(role: Role) -> Any:
     """A dependency: the caller must hold `role` (401 without a valid token, 403 below it)."""
 
-    async def guard(request: Request) -> Principal:
+    async def guard(request: Request, authority: AuthorityDep) -> Principal:
         token = bearer_token(request.headers.get("authorization"))
-        principal = await authenticate(_authority(request), token)
+        principal = await authenticate(authority, token)
         if not principal.role.allows(role):
             raise HTTPException(
                 403, f"this needs the {role.value} role; your token has {principal.role.value}"
@@ -61,4 +57,3 @@ def require(role: Role) -> Any:
 
 Viewer = Annotated[Principal, require(Role.VIEWER)]
 Operator = Annotated[Principal, require(Role.OPERATOR)]
-Admin = Annotated[Principal, require(Role.ADMIN)]

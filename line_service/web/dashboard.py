@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from fastapi import APIRouter, FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
+from pydantic import SecretStr
 
-from line_service.runtime import Runtime
+from dispatcher.model import Network
+from line_service.dispatch.device_gateway import DeviceGateway
+from line_service.dispatch.engine import Engine
+from line_service.dispatch.writer import Writer
+from line_service.storage.store import Store
 from line_service.web import lines_routes, requests_routes
 from line_service.web.live import LiveHub, live_router
 from line_service.web.metrics import ServiceMetrics, metrics_router
@@ -34,21 +41,36 @@ class Operations:
     hub: LiveHub
     metrics: ServiceMetrics
 
+    def lifespan_state(self) -> dict[str, object]:
+        """What the live socket and `/metrics` read from the lifespan state."""
+        return {"hub": self.hub, "metrics": self.metrics}
 
-def install_operations(app: FastAPI, runtime: Runtime) -> Operations:
+
+def install_operations(
+    app: FastAPI,
+    *,
+    api_tokens: SecretStr,
+    network: Network,
+    store: Store,
+    engine: Engine,
+    gateway: DeviceGateway,
+    writer: Writer,
+    clock: Callable[[], datetime],
+) -> Operations:
     """Add the operator API, live updates, metrics and the dashboard to the app.
 
-    The caller must run `operations.hub.run` as a background job of the service.
+    The caller must run `operations.hub.run` as a background job of the service, and put
+    `operations.lifespan_state()` in the lifespan state.
     """
-    hub = LiveHub(runtime)
+    hub = LiveHub(network, lambda: engine.state, clock)
     operations = Operations(
-        authority=TokenAuthority(runtime.settings.api_tokens, runtime.store),
+        authority=TokenAuthority(api_tokens, store),
         hub=hub,
-        metrics=ServiceMetrics(runtime, live_clients=lambda: hub.clients),
+        metrics=ServiceMetrics(network, engine, gateway, writer, live=hub),
     )
-    runtime.engine.listeners.extend([hub.on_step, operations.metrics.on_step])
-    runtime.engine.step_timers.append(operations.metrics.observe_step)
-    app.state.operations = operations
+    engine.subscribe(hub.on_step)
+    engine.subscribe(operations.metrics.on_step)
+    engine.time_steps(operations.metrics.observe_step)
     app.include_router(lines_routes.router)
     app.include_router(requests_routes.router)
     app.include_router(live_router)

@@ -13,16 +13,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import structlog
 from fastapi import APIRouter, HTTPException, WebSocket, WebSocketDisconnect
 
 from dispatcher.effects import Effect
 from dispatcher.events import Event
-from dispatcher.model import LineId
+from dispatcher.model import LineId, Network
 from dispatcher.state import DispatcherState
-from line_service.runtime import Runtime
 from line_service.web.auth import authenticate, bearer_token
 from line_service.web.operator_accounts import Principal, Role, TokenAuthority
 from line_service.web.views import line_out
@@ -57,19 +58,23 @@ class LiveHub:
 
     def __init__(
         self,
-        runtime: Runtime,
+        network: Network,
+        current_state: Callable[[], DispatcherState],
+        clock: Callable[[], datetime],
         min_interval: float = 0.1,
         heartbeat: float = 5.0,
         send_timeout: float = 10.0,
     ) -> None:
-        self.runtime = runtime
+        self.network = network
+        self._current_state = current_state
+        self._clock = clock
         self._changed = asyncio.Event()
         self._clients: set[LiveClient] = set()
         self.min_interval = min_interval
         self.heartbeat = heartbeat
         self.send_timeout = send_timeout
-        self.pushed = 0
-        self.dropped_clients = 0
+        self.pushed = 0  # broadcasts (one per coalesced change or heartbeat with clients)
+        self.dropped_clients = 0  # clients disconnected for not taking a snapshot in time
 
     @property
     def clients(self) -> int:
@@ -84,9 +89,9 @@ class LiveHub:
 
     def snapshot(self, line_id: LineId, with_phone: bool) -> str:
         """The JSON message carrying a line's whole state now."""
-        line = self.runtime.network.line(line_id)
+        line = self.network.line(line_id)
         assert line is not None
-        view = line_out(line, self.runtime.engine.state, self.runtime.clock(), with_phone)
+        view = line_out(line, self._current_state(), self._clock(), with_phone)
         return '{"type":"line","line":' + view.model_dump_json() + "}"
 
     def broadcast(self) -> None:
@@ -99,7 +104,7 @@ class LiveHub:
             client.offer(built[key])
         self.pushed += 1
 
-    async def run(self, _runtime: Runtime | None = None) -> None:
+    async def run(self) -> None:
         """The pump: wake on changes (or the heartbeat), coalesce, broadcast."""
         while True:
             with contextlib.suppress(TimeoutError):
@@ -170,18 +175,18 @@ live_router = APIRouter()
 @live_router.websocket("/api/v1/lines/{line_id}/live/ws")
 async def live_socket(websocket: WebSocket, line_id: str) -> None:
     """Live line state: send `{"token": "…"}` first; then receive `{"type":"line",…}` snapshots."""
-    operations = websocket.app.state.operations
-    hub: LiveHub = operations.hub
+    hub: LiveHub = websocket.state.hub
+    authority: TokenAuthority = websocket.state.authority
     await websocket.accept()
     try:
-        principal = await _principal(websocket, operations.authority)
+        principal = await _principal(websocket, authority)
     except (HTTPException, TimeoutError, WebSocketDisconnect) as exc:
         detail = exc.detail if isinstance(exc, HTTPException) else "send {'token': …} first"
         with contextlib.suppress(Exception):
             await websocket.send_json({"type": "error", "status": 401, "detail": detail})
             await websocket.close(CLOSE_UNAUTHORIZED, "unauthorized")
         return
-    line = hub.runtime.network.line(LineId(line_id))
+    line = hub.network.line(LineId(line_id))
     if line is None:
         await websocket.send_json(
             {"type": "error", "status": 404, "detail": f"unknown line {line_id!r}"}

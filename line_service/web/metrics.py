@@ -6,7 +6,8 @@ counters other parts already keep (MQTT drops, engine step time) are read at scr
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
+from typing import Protocol
 
 from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
@@ -16,30 +17,59 @@ from prometheus_client.registry import Collector
 
 from dispatcher.effects import AlertKind, Effect, RaiseAlert, SaveRequest, ShowOnSign
 from dispatcher.events import Event
-from dispatcher.model import DeviceKind
+from dispatcher.model import DeviceKind, Network
 from dispatcher.request_machine import RequestState
 from dispatcher.state import DispatcherState
-from line_service.runtime import Runtime
+from line_service.dispatch.device_gateway import DeviceGateway
+from line_service.dispatch.engine import Engine
+from line_service.dispatch.writer import Writer
 
 WAIT_BUCKETS = (30, 60, 120, 180, 300, 420, 600, 900, 1200, 1800, 3600)
 
 
-class _RuntimeCollector(Collector):
+class LiveCounters(Protocol):
+    """What the live-updates hub counts."""
+
+    @property
+    def clients(self) -> int: ...
+    @property
+    def pushed(self) -> int: ...
+    @property
+    def dropped_clients(self) -> int: ...
+
+
+class _ServiceCollector(Collector):
     """Values read from the running service when Prometheus scrapes."""
 
-    def __init__(self, runtime: Runtime, live_clients: Callable[[], int]) -> None:
-        self._runtime = runtime
-        self._live_clients = live_clients
+    def __init__(
+        self,
+        network: Network,
+        engine: Engine,
+        gateway: DeviceGateway,
+        writer: Writer,
+        live: LiveCounters | None,
+    ) -> None:
+        self._network = network
+        self._engine = engine
+        self._gateway = gateway
+        self._writer = writer
+        self._live = live
 
     def collect(self) -> Iterable[Metric]:
-        state = self._runtime.engine.state
+        yield from self._devices_and_requests()
+        yield from self._transport()
+        yield from self._engine_counters()
+        yield from self._live_counters()
+
+    def _devices_and_requests(self) -> Iterable[Metric]:
+        state = self._engine.state
         online = GaugeMetricFamily(
             "carpool_devices_online", "Devices whose last status said online", labels=["kind"]
         )
         known = GaugeMetricFamily(
             "carpool_devices_configured", "Devices in lines.yaml", labels=["kind"]
         )
-        devices = self._runtime.network.devices()
+        devices = self._network.devices()
         for kind in DeviceKind:
             count = sum(1 for (k, _id), up in state.online.items() if k is kind and up)
             online.add_metric([kind.value], count)
@@ -49,7 +79,7 @@ class _RuntimeCollector(Collector):
         waiting = GaugeMetricFamily(
             "carpool_requests_waiting", "Riders waiting now", labels=["line"]
         )
-        for line in self._runtime.network.lines:
+        for line in self._network.lines:
             waiting.add_metric([line.id], sum(1 for r in state.waiting() if r.line_id == line.id))
         yield waiting
         alerts = GaugeMetricFamily("carpool_alerts_active", "Active device alerts", labels=["kind"])
@@ -58,7 +88,9 @@ class _RuntimeCollector(Collector):
                 [alert_kind.value], sum(1 for k, _ in state.alerts if k is alert_kind)
             )
         yield alerts
-        gateway = self._runtime.gateway
+
+    def _transport(self) -> Iterable[Metric]:
+        gateway = self._gateway
         dropped = CounterMetricFamily(
             "carpool_mqtt_dropped", "MQTT messages dropped, by reason", labels=["reason"]
         )
@@ -73,7 +105,22 @@ class _RuntimeCollector(Collector):
             "Device heartbeats repeating the device's last status, skipped before decoding",
             value=gateway.repeated_statuses,
         )
-        engine = self._runtime.engine
+        yield CounterMetricFamily(
+            "carpool_mqtt_stale_skipped",
+            "Displays and screens not published because a newer one for the device went out",
+            value=gateway.stale_skipped,
+        )
+        yield CounterMetricFamily(
+            "carpool_writer_commits", "Database commits by the writer", value=self._writer.commits
+        )
+        yield CounterMetricFamily(
+            "carpool_writer_failures",
+            "Failed database commits (each retried, never dropped)",
+            value=self._writer.failures,
+        )
+
+    def _engine_counters(self) -> Iterable[Metric]:
+        engine = self._engine
         yield CounterMetricFamily(
             "carpool_engine_events", "Events processed by the engine", value=engine.processed
         )
@@ -88,10 +135,23 @@ class _RuntimeCollector(Collector):
         for reason, count in sorted(engine.rejected.items()):
             rejected.add_metric([reason], count)
         yield rejected
+
+    def _live_counters(self) -> Iterable[Metric]:
+        live = self._live
         yield GaugeMetricFamily(
             "carpool_live_clients",
             "Dashboards connected over WebSocket",
-            value=self._live_clients(),
+            value=live.clients if live else 0,
+        )
+        yield CounterMetricFamily(
+            "carpool_live_broadcasts",
+            "Snapshots of line state offered to the connected dashboards (coalesced)",
+            value=live.pushed if live else 0,
+        )
+        yield CounterMetricFamily(
+            "carpool_live_dropped_clients",
+            "Dashboards disconnected for not taking a snapshot in time",
+            value=live.dropped_clients if live else 0,
         )
 
 
@@ -101,7 +161,14 @@ STEP_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05
 class ServiceMetrics:
     """The registry and the listener that feeds it."""
 
-    def __init__(self, runtime: Runtime, live_clients: Callable[[], int] = lambda: 0) -> None:
+    def __init__(
+        self,
+        network: Network,
+        engine: Engine,
+        gateway: DeviceGateway,
+        writer: Writer,
+        live: LiveCounters | None = None,
+    ) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.requests = Counter(
             "carpool_requests",
@@ -129,7 +196,7 @@ class ServiceMetrics:
             buckets=STEP_BUCKETS,
             registry=self.registry,
         )
-        self.registry.register(_RuntimeCollector(runtime, live_clients))
+        self.registry.register(_ServiceCollector(network, engine, gateway, writer, live))
 
     def observe_step(self, event: str, seconds: float) -> None:
         """Engine step timer: one observation per event processed."""
@@ -141,7 +208,7 @@ class ServiceMetrics:
             if isinstance(effect, SaveRequest):
                 request = effect.request
                 self.requests.labels(request.line_id, request.state.value).inc()
-                if effect.previous_state == RequestState.WAITING.value and not request.is_waiting:
+                if effect.previous_state is RequestState.WAITING and not request.is_waiting:
                     waited = (request.updated_at - request.created_at).total_seconds()
                     self.wait.labels(request.line_id, request.state.value).observe(max(0.0, waited))
             elif isinstance(effect, ShowOnSign):
@@ -160,5 +227,5 @@ metrics_router = APIRouter(tags=["health"])
 @metrics_router.get("/metrics", response_class=Response)
 async def metrics(request: Request) -> Response:
     """Prometheus metrics (text exposition format)."""
-    service: ServiceMetrics = request.app.state.operations.metrics
+    service: ServiceMetrics = request.state.metrics
     return Response(service.exposition(), media_type=CONTENT_TYPE_LATEST)

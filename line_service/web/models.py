@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from dispatcher.request_machine import RideRequest
+from dispatcher.effects import AlertKind, ScreenState
+from dispatcher.model import DeviceKind
+from dispatcher.request_machine import Cause, Channel, RequestState, RideRequest
+from line_service.web.operator_accounts import Role
 
 Slug = Annotated[str, Field(pattern=r"^[a-z0-9-]{1,64}$")]
 
@@ -49,9 +53,9 @@ class RideRequestOut(_Body):
     stop_id: str
     destination_id: str
     seats: int
-    channel: str
-    state: str
-    cause: str
+    channel: Channel
+    state: RequestState
+    cause: Cause
     code: str | None
     created_at: datetime
     deadline_at: datetime
@@ -70,9 +74,9 @@ class RideRequestOut(_Body):
             stop_id=request.stop_id,
             destination_id=request.destination_id,
             seats=request.seats,
-            channel=request.source.channel.value,
-            state=request.state.value,
-            cause=request.cause.value,
+            channel=request.source.channel,
+            state=request.state,
+            cause=request.cause,
             code=request.code if with_code else None,
             created_at=request.created_at,
             deadline_at=request.deadline_at,
@@ -86,9 +90,9 @@ class TransitionOut(_Body):
     """One step in a request's history."""
 
     at: datetime
-    from_state: str | None
-    to_state: str
-    cause: str
+    from_state: RequestState | None
+    to_state: RequestState
+    cause: Cause
 
 
 class RideRequestDetail(_Body):
@@ -141,6 +145,19 @@ class Problem(_Body):
     detail: str
 
 
+Responses = dict[int | str, dict[str, object]]
+AUTH_ERRORS: Responses = {
+    401: {"model": Problem, "description": "no token, or an unknown one"},
+    403: {"model": Problem, "description": "the token lacks the needed role"},
+}
+NOT_FOUND: Responses = {404: {"model": Problem}}
+CONFLICT: Responses = {409: {"model": Problem}}
+UNPROCESSABLE: Responses = {422: {"model": Problem}}
+UNAVAILABLE: Responses = {
+    503: {"model": Problem, "description": "the change was not stored in time; see Retry-After"}
+}
+
+
 class Readiness(_Body):
     """What /readyz checked."""
 
@@ -154,7 +171,7 @@ class TerminalOut(_Body):
     id: str
     stop_id: str
     online: bool | None
-    screen_state: str | None
+    screen_state: ScreenState | None
     screen_lines: list[str]
 
 
@@ -181,11 +198,19 @@ class DirectionOut(_Body):
     stops: list[StopOut]
 
 
+class AlertKindOut(StrEnum):
+    """What an alert is about: the core's device alerts, and riders near their guarantee."""
+
+    DEVICE_OFFLINE = AlertKind.DEVICE_OFFLINE.value
+    SIGN_MISMATCH = AlertKind.SIGN_MISMATCH.value
+    GUARANTEE_NEAR = "guarantee_near"
+
+
 class AlertOut(_Body):
     """Something an operator should look at."""
 
-    kind: str = Field(description="device_offline, sign_mismatch or guarantee_near")
-    device_kind: str | None
+    kind: AlertKindOut
+    device_kind: DeviceKind | None
     device_id: str | None
     request_id: str | None = None
     message: str
@@ -253,4 +278,4 @@ class PrincipalOut(_Body):
     """Who the token belongs to."""
 
     name: str
-    role: str
+    role: Role

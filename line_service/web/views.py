@@ -10,6 +10,7 @@ from dispatcher.request_machine import RequestState, RideRequest
 from dispatcher.service_calendar import is_open
 from dispatcher.state import DispatcherState
 from line_service.web.models import (
+    AlertKindOut,
     AlertOut,
     DirectionOut,
     LineOut,
@@ -68,7 +69,7 @@ def terminal_out(state: DispatcherState, stop: Stop) -> TerminalOut | None:
         id=stop.terminal,
         stop_id=stop.id,
         online=state.online.get((DeviceKind.TERMINAL, stop.terminal)),
-        screen_state=screen.state.value if screen else None,
+        screen_state=screen.state if screen else None,
         screen_lines=list(screen.lines) if screen else [],
     )
 
@@ -98,8 +99,8 @@ def alerts_out(line: Line, state: DispatcherState, now: datetime) -> list[AlertO
     """Device alerts from the core, and requests in the last part of their guaranteed wait."""
     found = [
         AlertOut(
-            kind=alert.kind.value,
-            device_kind=alert.device_kind.value,
+            kind=AlertKindOut(alert.kind.value),
+            device_kind=alert.device_kind,
             device_id=alert.device_id,
             message=alert.message,
             raised_at=alert.raised_at,
@@ -115,7 +116,7 @@ def alerts_out(line: Line, state: DispatcherState, now: datetime) -> list[AlertO
             minutes = max(0, int(left.total_seconds() // 60))
             found.append(
                 AlertOut(
-                    kind="guarantee_near",
+                    kind=AlertKindOut.GUARANTEE_NEAR,
                     device_kind=None,
                     device_id=None,
                     request_id=request.id,

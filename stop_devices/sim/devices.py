@@ -214,8 +214,8 @@ class VirtualSign(_VirtualDevice):
         super().__init__(
             address,
             client_id or f"sim-sign-{line_id}-{sign_id}",
-            topics.sign(line_id, sign_id, topics.Channel.STATUS),
-            topics.sign(line_id, sign_id, topics.Channel.DISPLAY),
+            topics.sign(line_id, sign_id, topics.Suffix.STATUS),
+            topics.sign(line_id, sign_id, topics.Suffix.DISPLAY),
             backoff,
             clock,
         )
@@ -226,7 +226,7 @@ class VirtualSign(_VirtualDevice):
         self.expires_at: datetime | None = None
         self.lapsed = False
         self.history: deque[tuple[datetime, Pages]] = deque(maxlen=history_limit)
-        self._state_topic = topics.sign(line_id, sign_id, topics.Channel.STATE)
+        self._state_topic = topics.sign(line_id, sign_id, topics.Suffix.STATE)
         self._on_change = on_change
         self._lease: asyncio.TimerHandle | None = None
 
@@ -316,8 +316,8 @@ class VirtualTerminal(_VirtualDevice):
         super().__init__(
             address,
             client_id or f"sim-terminal-{line_id}-{terminal_id}",
-            topics.terminal(line_id, terminal_id, topics.Channel.STATUS),
-            topics.terminal(line_id, terminal_id, topics.Channel.SCREEN),
+            topics.terminal(line_id, terminal_id, topics.Suffix.STATUS),
+            topics.terminal(line_id, terminal_id, topics.Suffix.SCREEN),
             backoff,
             clock,
         )
@@ -329,8 +329,8 @@ class VirtualTerminal(_VirtualDevice):
         """The code each request was shown with (latest requests only)."""
         self.outcomes: dict[str, str] = {}
         """The last screen state shown for each request (latest requests only)."""
-        self._request_topic = topics.terminal(line_id, terminal_id, topics.Channel.REQUEST)
-        self._cancel_topic = topics.terminal(line_id, terminal_id, topics.Channel.CANCEL)
+        self._request_topic = topics.terminal(line_id, terminal_id, topics.Suffix.REQUEST)
+        self._cancel_topic = topics.terminal(line_id, terminal_id, topics.Suffix.CANCEL)
         self._resend_interval = resend_interval.total_seconds()
         self._cancel_attempts = cancel_attempts
         self._new_request_id = new_request_id

@@ -133,7 +133,7 @@ class SafetyLedger:
     def _apply(self, topic: topics.DeviceTopic, payload: bytes, now: datetime) -> None:
         if topic.kind is DeviceKind.SIGN:
             sign = self._signs.get(topic.device_id)
-            if sign is None or topic.channel is not topics.Channel.DISPLAY:
+            if sign is None or topic.suffix is not topics.Suffix.DISPLAY:
                 return
             display = SignDisplayMessage.model_validate_json(payload)
             self._displays[topic.device_id] += 1
@@ -145,14 +145,14 @@ class SafetyLedger:
         stop_id = self._stop_of_terminal.get(topic.device_id)
         if stop_id is None:
             return
-        match topic.channel:
-            case topics.Channel.REQUEST:
+        match topic.suffix:
+            case topics.Suffix.REQUEST:
                 press = TerminalRequest.model_validate_json(payload)
                 self._riders.setdefault((topic.device_id, press.request_id), stop_id)
-            case topics.Channel.CANCEL:
+            case topics.Suffix.CANCEL:
                 cancel = TerminalCancel.model_validate_json(payload)
                 self._riders.pop((topic.device_id, cancel.request_id), None)
-            case topics.Channel.SCREEN:
+            case topics.Suffix.SCREEN:
                 screen = ScreenMessage.model_validate_json(payload)
                 if screen.request_id is None:
                     return

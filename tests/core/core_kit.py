@@ -12,7 +12,7 @@ from typing import TypeVar
 from dispatcher.effects import ArmDeadline, DisarmDeadline, Effect, Page, ShowOnSign
 from dispatcher.events import DevicesResyncRequested, Event, RideRequested
 from dispatcher.model import LineId, Network, RequestId, SignId, StopId, TerminalId
-from dispatcher.request_machine import Channel, RideRequest, Source
+from dispatcher.request_machine import Channel, DeviceRequestId, RideRequest, Source
 from dispatcher.state import DispatcherState
 from dispatcher.step import restore, step
 
@@ -133,7 +133,7 @@ def api(stop: StopId, destination: StopId, request_id: str, *, code: str = "4821
 
 def terminal_source(terminal: TerminalId, press_id: str) -> Source:
     """The source of a terminal press, shaped as the MQTT adapter shapes it."""
-    return Source(Channel.TERMINAL, f"{terminal}/{press_id}")
+    return Source.of_terminal(terminal, DeviceRequestId(press_id))
 
 
 def only(effects: Iterable[object], kind: type[E]) -> list[E]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -14,6 +14,7 @@ from dispatcher.effects import (
     RaiseAlert,
     RejectEvent,
     RejectionReason,
+    SaveDevicePresence,
     ShowOnSign,
     SignDisplay,
 )
@@ -169,13 +170,18 @@ def offline_alert(kind: DeviceKind, device: str, at_seconds: int) -> RaiseAlert:
     return RaiseAlert(Alert(AlertKind.DEVICE_OFFLINE, LINE, kind, device, message, at))
 
 
+def presence(kind: DeviceKind, device: str, online: bool, at: datetime) -> SaveDevicePresence:
+    return SaveDevicePresence(LINE, kind, device, online, at)
+
+
 def test_a_sign_offline_alerts_once_and_back_online_is_driven_again(network: Network) -> None:
     core = lit_core(network)
     offline = DeviceStatusReported(LINE, DeviceKind.SIGN, PMV_CALAIS_1, online=False)
     online = DeviceStatusReported(LINE, DeviceKind.SIGN, PMV_CALAIS_1, online=True)
 
     assert core.run(offline, T0 + timedelta(seconds=10)) == [
-        offline_alert(DeviceKind.SIGN, PMV_CALAIS_1, 10)
+        presence(DeviceKind.SIGN, PMV_CALAIS_1, False, T0 + timedelta(seconds=10)),
+        offline_alert(DeviceKind.SIGN, PMV_CALAIS_1, 10),
     ]
     assert core.run(offline, T0 + timedelta(seconds=11)) == []
     assert list(core.state.alerts) == [(AlertKind.DEVICE_OFFLINE, PMV_CALAIS_1)]
@@ -183,6 +189,7 @@ def test_a_sign_offline_alerts_once_and_back_online_is_driven_again(network: Net
     # Back after ten minutes: the lease sent before has lapsed, so a fresh one is sent.
     back = T0 + timedelta(minutes=10)
     assert core.run(online, back) == [
+        presence(DeviceKind.SIGN, PMV_CALAIS_1, True, back),
         ClearAlert(AlertKind.DEVICE_OFFLINE, LINE, PMV_CALAIS_1),
         ShowOnSign(LINE, PMV_CALAIS_1, SignDisplay(ms(back), LIT, back + LEASE)),
     ]
@@ -209,6 +216,7 @@ def test_a_blank_sign_back_online_is_sent_blank(network: Network) -> None:
     at = T0 + timedelta(minutes=1)
     effects = core.run(DeviceStatusReported(LINE, DeviceKind.SIGN, PMV_MARCK, online=True), at)
     assert effects == [
+        presence(DeviceKind.SIGN, PMV_MARCK, True, at),
         ClearAlert(AlertKind.DEVICE_OFFLINE, LINE, PMV_MARCK),
         ShowOnSign(LINE, PMV_MARCK, SignDisplay(ms(at), (), at + LEASE)),
     ]
@@ -222,8 +230,13 @@ def test_a_sign_first_heard_online_is_not_re_sent_what_it_was_just_sent(
     # the re-assertion.
     core = lit_core(network)
     at = T0 + timedelta(seconds=3)
-    assert core.run(DeviceStatusReported(LINE, DeviceKind.SIGN, PMV_CALAIS_2, True), at) == []
-    assert core.run(DeviceStatusReported(LINE, DeviceKind.SIGN, PMV_MARCK, True), at) == []
+    # Only its presence is stored: nothing is sent to it.
+    assert core.run(DeviceStatusReported(LINE, DeviceKind.SIGN, PMV_CALAIS_2, True), at) == [
+        presence(DeviceKind.SIGN, PMV_CALAIS_2, True, at)
+    ]
+    assert core.run(DeviceStatusReported(LINE, DeviceKind.SIGN, PMV_MARCK, True), at) == [
+        presence(DeviceKind.SIGN, PMV_MARCK, True, at)
+    ]
     # Once heard offline, its return is a return: told its display again.
     core.run(DeviceStatusReported(LINE, DeviceKind.SIGN, PMV_CALAIS_2, False), at)
     back = at + timedelta(seconds=1)
@@ -235,12 +248,14 @@ def test_a_terminal_offline_alerts_and_back_online_clears(network: Network) -> N
     core = lit_core(network)
     offline = DeviceStatusReported(LINE, DeviceKind.TERMINAL, T_CALAIS, online=False)
     assert core.run(offline, T0 + timedelta(seconds=4)) == [
-        offline_alert(DeviceKind.TERMINAL, T_CALAIS, 4)
+        presence(DeviceKind.TERMINAL, T_CALAIS, False, T0 + timedelta(seconds=4)),
+        offline_alert(DeviceKind.TERMINAL, T_CALAIS, 4),
     ]
     assert core.run(offline, T0 + timedelta(seconds=5)) == []
     online = DeviceStatusReported(LINE, DeviceKind.TERMINAL, T_CALAIS, online=True)
     assert core.run(online, T0 + timedelta(seconds=6)) == [
-        ClearAlert(AlertKind.DEVICE_OFFLINE, LINE, T_CALAIS)
+        presence(DeviceKind.TERMINAL, T_CALAIS, True, T0 + timedelta(seconds=6)),
+        ClearAlert(AlertKind.DEVICE_OFFLINE, LINE, T_CALAIS),
     ]
     assert core.run(online, T0 + timedelta(seconds=7)) == []
 

@@ -27,7 +27,7 @@ from dispatcher.events import (
     RideCancelled,
 )
 from dispatcher.model import Network, RequestId
-from dispatcher.request_machine import Cause, RequestState
+from dispatcher.request_machine import Cause, DeviceRequestId, RequestState
 from tests.core.core_kit import (
     CALAIS,
     DUNKERQUE,
@@ -70,7 +70,7 @@ def screen(state: ScreenState, lines: tuple[str, ...], code: str | None = None) 
     return TerminalScreen(
         seq=ms(T1),
         state=state,
-        device_request_id="r1",
+        device_request_id=DeviceRequestId("r1"),
         code=code,
         lines=lines,
         expires_at=T1 + RESULT_SCREEN,
@@ -99,7 +99,7 @@ def test_a_cancel_blanks_the_signs_and_tells_the_terminal(
 
     cancelled = replace(waiting, state=RequestState.CANCELLED, cause=cause, updated_at=T1)
     assert effects == [
-        SaveRequest(cancelled, previous_state="waiting"),
+        SaveRequest(cancelled, previous_state=RequestState.WAITING),
         DisarmDeadline(R1),
         ShowOnSign(LINE, PMV_CALAIS_1, blank(ms(T1), T1)),
         ShowOnSign(LINE, PMV_CALAIS_2, blank(ms(T1), T1)),
@@ -145,7 +145,7 @@ def test_a_driver_validating_the_code_picks_the_rider_up_and_frees_the_code(
         driver_ref="+33699999999",
     )
     assert effects == [
-        SaveRequest(done, previous_state="waiting"),
+        SaveRequest(done, previous_state=RequestState.WAITING),
         DisarmDeadline(R1),
         ShowOnSign(LINE, PMV_CALAIS_1, blank(ms(T1), T1)),
         ShowOnSign(LINE, PMV_CALAIS_2, blank(ms(T1), T1)),
@@ -214,7 +214,7 @@ def test_the_deadline_without_fallback_expires_the_request(network: Network) -> 
         waiting, state=RequestState.EXPIRED, cause=Cause.DEADLINE_REACHED, updated_at=at
     )
     assert effects == [
-        SaveRequest(expired, previous_state="waiting"),
+        SaveRequest(expired, previous_state=RequestState.WAITING),
         DisarmDeadline(R1),
         ShowOnSign(LINE, PMV_CALAIS_1, blank(ms(at), at)),
         ShowOnSign(LINE, PMV_CALAIS_2, blank(ms(at), at)),
@@ -224,7 +224,7 @@ def test_the_deadline_without_fallback_expires_the_request(network: Network) -> 
             TerminalScreen(
                 seq=ms(at),
                 state=ScreenState.EXPIRED,
-                device_request_id="r1",
+                device_request_id=DeviceRequestId("r1"),
                 code=None,
                 lines=("Aucun conducteur ne s'est arrete", "Demande terminee"),
                 expires_at=at + RESULT_SCREEN,
@@ -246,7 +246,7 @@ def test_the_wait_guarantee_dispatches_the_fallback(fallback_network: Network) -
         waiting, state=RequestState.FALLBACK, cause=Cause.GUARANTEE_REACHED, updated_at=at
     )
     assert effects == [
-        SaveRequest(fallback, previous_state="waiting"),
+        SaveRequest(fallback, previous_state=RequestState.WAITING),
         DisarmDeadline(R1),
         ShowOnSign(LINE, PMV_CALAIS_1, blank(ms(at), at)),
         ShowOnSign(LINE, PMV_CALAIS_2, blank(ms(at), at)),
@@ -257,7 +257,7 @@ def test_the_wait_guarantee_dispatches_the_fallback(fallback_network: Network) -
             TerminalScreen(
                 seq=ms(at),
                 state=ScreenState.FALLBACK,
-                device_request_id="r1",
+                device_request_id=DeviceRequestId("r1"),
                 code="4821",
                 lines=("Un taxi est en route", "Vers Dunkerque", "Votre code : 4821"),
                 expires_at=at + RESULT_SCREEN,
@@ -278,7 +278,7 @@ def test_the_wait_guarantee_dispatches_the_fallback(fallback_network: Network) -
         updated_at=later,
         driver_ref="taxi-12",
     )
-    assert effects[0] == SaveRequest(done, previous_state="fallback")
+    assert effects[0] == SaveRequest(done, previous_state=RequestState.FALLBACK)
     assert [type(effect) for effect in effects] == [SaveRequest, ShowOnTerminal]
 
 

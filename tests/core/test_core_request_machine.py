@@ -30,8 +30,8 @@ from tests.core.core_kit import (
     Core,
     only,
     press,
-    terminal_source,
 )
+from tests.support.requests import ride_request
 
 ALL_PAIRS = [(state, cause) for state in RequestState for cause in Cause]
 RID = RequestId("r1")
@@ -52,21 +52,15 @@ STEP_PAIRS = [(state, cause) for state in RequestState for cause in EVENT_OF_CAU
 
 def a_request(state: RequestState) -> RideRequest:
     """A request at calais-est for dunkerque, already in `state`."""
-    return RideRequest(
-        id=RID,
-        line_id=LINE,
-        stop_id=CALAIS,
-        destination_id=DUNKERQUE,
-        seats=1,
-        source=terminal_source(T_CALAIS, "r1"),
-        terminal_id=T_CALAIS,
-        phone=None,
-        code=None if state is RequestState.REFUSED else CODE,
+    return ride_request(
+        RID,
+        T0,
+        line=LINE,
+        stop=CALAIS,
+        destination=DUNKERQUE,
+        terminal=T_CALAIS,
         state=state,
-        cause=Cause.REQUESTED,
-        created_at=T0,
-        deadline_at=T0 + timedelta(minutes=15),
-        updated_at=T0,
+        code=None if state is RequestState.REFUSED else CODE,
     )
 
 
@@ -131,7 +125,7 @@ def test_step_applies_legal_causes_and_rejects_the_rest(
     assert after.state is target
     assert after.cause is cause
     assert after.updated_at == LATER
-    assert only(effects, SaveRequest)[0] == SaveRequest(after, previous_state=state.value)
+    assert only(effects, SaveRequest)[0] == SaveRequest(after, previous_state=state)
     assert only(effects, RejectEvent) == []
     holds_code = target in CODE_HOLDING_STATES
     assert (core.state.codes.get((LINE, CODE)) == RID) is holds_code

@@ -97,7 +97,7 @@ def waiting_screen(request: RideRequest, place: str, at: datetime) -> TerminalSc
     return TerminalScreen(
         seq=ms(at),
         state=ScreenState.WAITING,
-        device_request_id=request.source.ref.partition("/")[2],
+        device_request_id=request.source.device_request_id,
         code=request.code,
         lines=(f"Vers {place}", f"Votre code : {request.code}", "Les panneaux sont allumes"),
         expires_at=request.deadline_at,

@@ -22,7 +22,14 @@ from dispatcher.effects import (
 )
 from dispatcher.events import Actor, RideCancelled, RideRequested
 from dispatcher.model import LineId, Network, RequestId, StopId
-from dispatcher.request_machine import Cause, Channel, RequestState, RideRequest, Source
+from dispatcher.request_machine import (
+    Cause,
+    Channel,
+    DeviceRequestId,
+    RequestState,
+    RideRequest,
+    Source,
+)
 from tests.core.core_kit import (
     BOULOGNE,
     CALAIS,
@@ -48,6 +55,7 @@ from tests.core.core_kit import (
     sms,
     terminal_source,
 )
+from tests.support.requests import ride_request
 
 LEASE = timedelta(seconds=90)
 MAX_WAIT = timedelta(minutes=30)
@@ -55,21 +63,14 @@ GUARANTEE = timedelta(minutes=15)
 
 
 def waiting_request(deadline_at_offset: timedelta) -> RideRequest:
-    return RideRequest(
-        id=RequestId("r1"),
-        line_id=LINE,
-        stop_id=CALAIS,
-        destination_id=DUNKERQUE,
-        seats=1,
-        source=terminal_source(T_CALAIS, "r1"),
-        terminal_id=T_CALAIS,
-        phone=None,
-        code="4821",
-        state=RequestState.WAITING,
-        cause=Cause.REQUESTED,
-        created_at=T0,
-        deadline_at=T0 + deadline_at_offset,
-        updated_at=T0,
+    return ride_request(
+        "r1",
+        T0,
+        line=LINE,
+        stop=CALAIS,
+        destination=DUNKERQUE,
+        terminal=T_CALAIS,
+        wait=deadline_at_offset,
     )
 
 
@@ -96,7 +97,7 @@ def test_a_press_waits_arms_its_deadline_and_lights_every_sign_of_the_stop(
             TerminalScreen(
                 seq=ms(T0),
                 state=ScreenState.WAITING,
-                device_request_id="r1",
+                device_request_id=DeviceRequestId("r1"),
                 code="4821",
                 lines=("Vers Dunkerque", "Votre code : 4821", "Les panneaux sont allumes"),
                 expires_at=T0 + wait_limit,
@@ -136,7 +137,7 @@ def test_closed_hours_refuse_without_lighting_a_sign(at: datetime, peak_network:
             TerminalScreen(
                 seq=ms(at),
                 state=ScreenState.CLOSED,
-                device_request_id="r1",
+                device_request_id=DeviceRequestId("r1"),
                 code=None,
                 lines=("Service ferme", "lun-ven 06:30-09:30 16:00-19:30"),
                 expires_at=at + timedelta(seconds=30),
@@ -219,7 +220,7 @@ def test_the_same_source_twice_is_one_request(network: Network) -> None:
             TerminalScreen(
                 seq=ms(later),
                 state=ScreenState.WAITING,
-                device_request_id="r1",
+                device_request_id=DeviceRequestId("r1"),
                 code="4821",
                 lines=("Vers Dunkerque", "Votre code : 4821", "Les panneaux sont allumes"),
                 expires_at=T0 + MAX_WAIT,
@@ -329,6 +330,16 @@ def test_a_taken_code_gives_the_next_free_one(network: Network) -> None:
         "4823",
         "4824",
     ]
+
+
+def test_codes_are_unique_over_the_network_not_only_the_line(network: Network) -> None:
+    # One SMS number serves every line: a driver's code must name one rider of the network.
+    core = Core(network)
+    core.run(api(CALAIS, DUNKERQUE, "r1", code="4821"), T0)
+    core.run(api(BOULOGNE, WIMEREUX, "r2", code="4821"), T0)
+    assert core.request("r1").line_id != core.request("r2").line_id
+    assert [core.request(rid).code for rid in ("r1", "r2")] == ["4821", "4822"]
+    assert [r.id for r in core.state.requests_holding("4822")] == ["r2"]
 
 
 def test_codes_wrap_around_after_9999(network: Network) -> None:

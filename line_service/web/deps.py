@@ -1,0 +1,137 @@
+"""Adapter: the narrow dependencies of the routers, declared once.
+
+Each reads one object the composition root put in the lifespan state (`request.state.<name>`,
+keys named by `lifespan_state`); no router sees the whole runtime, and none imports another.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request
+from fastapi.responses import JSONResponse
+
+from dispatcher.model import Line, LineId, Network
+from dispatcher.state import DispatcherState
+from line_service.dispatch.intake import Intake, StorageTimeout
+from line_service.storage.store import Store
+from line_service.web.operator_accounts import TokenAuthority
+from sms_gateway.phones import to_e164
+
+ReadinessCheck = Callable[[], Awaitable[dict[str, bool]]]
+"""Whether the broker and the database are reachable now."""
+
+STORAGE_RETRY_AFTER_SECONDS = 10
+STORAGE_UNAVAILABLE = (
+    "the database is not answering: the change was not stored in time and a new ride "
+    "is refused (CARPOOL_STORAGE_REFUSE_SECONDS); try again shortly"
+)
+
+
+def lifespan_state(
+    *,
+    network: Network,
+    current_state: Callable[[], DispatcherState],
+    clock: Callable[[], datetime],
+    intake: Intake,
+    store: Store,
+    readiness: ReadinessCheck,
+    authority: TokenAuthority,
+) -> dict[str, object]:
+    """The lifespan state these dependencies read (the composition root adds its own keys)."""
+    return {
+        "network": network,
+        "current_state": current_state,
+        "clock": clock,
+        "intake": intake,
+        "store": store,
+        "readiness": readiness,
+        "authority": authority,
+    }
+
+
+def _network(request: Request) -> Network:
+    network: Network = request.state.network
+    return network
+
+
+def _state(request: Request) -> DispatcherState:
+    current: Callable[[], DispatcherState] = request.state.current_state
+    return current()
+
+
+def _now(request: Request) -> datetime:
+    clock: Callable[[], datetime] = request.state.clock
+    return clock()
+
+
+def _intake(request: Request) -> Intake:
+    intake: Intake = request.state.intake
+    return intake
+
+
+def _store(request: Request) -> Store:
+    store: Store = request.state.store
+    return store
+
+
+def _readiness(request: Request) -> ReadinessCheck:
+    readiness: ReadinessCheck = request.state.readiness
+    return readiness
+
+
+def _authority(request: Request) -> TokenAuthority:
+    authority: TokenAuthority = request.state.authority
+    return authority
+
+
+LatestView = Callable[[], tuple[DispatcherState, datetime]]
+"""The engine's state and the clock's now, read when called."""
+
+
+def _latest(request: Request) -> LatestView:
+    current: Callable[[], DispatcherState] = request.state.current_state
+    clock: Callable[[], datetime] = request.state.clock
+    return lambda: (current(), clock())
+
+
+NetworkDep = Annotated[Network, Depends(_network)]
+StateDep = Annotated[DispatcherState, Depends(_state)]
+"""The engine's state when the request is handled (an immutable value)."""
+NowDep = Annotated[datetime, Depends(_now)]
+"""The service clock's now (aware UTC)."""
+IntakeDep = Annotated[Intake, Depends(_intake)]
+StoreDep = Annotated[Store, Depends(_store)]
+ReadinessDep = Annotated[ReadinessCheck, Depends(_readiness)]
+AuthorityDep = Annotated[TokenAuthority, Depends(_authority)]
+LatestStateDep = Annotated[LatestView, Depends(_latest)]
+"""For the view once a change is applied (the intake says only whether it was): the sign an
+operator message went to, as shown now."""
+
+
+def line_of(network: Network, line_id: str) -> Line:
+    """The line, or 404."""
+    line = network.line(LineId(line_id))
+    if line is None:
+        raise HTTPException(404, f"unknown line {line_id!r}")
+    return line
+
+
+def phone_e164(raw: str) -> str:
+    """A rider's number in E.164, or 422."""
+    e164 = to_e164(raw)
+    if e164 is None:
+        raise HTTPException(422, "phone: not a valid phone number")
+    return e164
+
+
+async def storage_unavailable(_request: Request, exc: Exception) -> JSONResponse:
+    """A change not stored within the intake's timeout: 503, try again shortly."""
+    assert isinstance(exc, StorageTimeout)
+    return JSONResponse(
+        {"detail": STORAGE_UNAVAILABLE},
+        status_code=503,
+        headers={"Retry-After": str(STORAGE_RETRY_AFTER_SECONDS)},
+    )
