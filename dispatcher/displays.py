@@ -2,7 +2,7 @@
 
 A sign shows, in this order of precedence:
 1. the active operator message on it (highest priority, then newest), until its expiry;
-2. else the destinations of its stop's waiting requests (sign_arbiter pages);
+2. else the destinations of its stop's waiting requests (sign_pages pages);
 3. else nothing (blank).
 Every display is a lease: it expires at `now + sign_lease`, never after the earliest deadline
 of a request it shows, nor after the operator message's expiry.
@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime
 
-from dispatcher import sign_arbiter, terminal_screens
+from dispatcher import sign_pages, terminal_screens
 from dispatcher.effects import (
     ArmMessageExpiry,
     Effect,
@@ -39,7 +39,7 @@ def desired(
         return message.pages, [message.expires_at]
     waiting = state.waiting_at(stop.id)
     names = [destination_name(line, request) for request in waiting]
-    pages = sign_arbiter.compose_pages(names, spec.geometry, line.tuning.max_pages)
+    pages = sign_pages.compose_pages(names, spec.geometry, line.tuning.max_pages)
     return pages, [request.deadline_at for request in waiting]
 
 
@@ -50,7 +50,7 @@ def _fresh(
     pages: tuple[Page, ...],
     bounds: list[datetime],
 ) -> SignDisplay:
-    return sign_arbiter.display(
+    return sign_pages.display(
         previous.seq if previous else 0, now, pages, line.tuning.sign_lease, bounds
     )
 
@@ -142,7 +142,7 @@ def show_request(
     if request.terminal_id is None:
         return state, []
     previous = state.screens.get(request.terminal_id)
-    seq = sign_arbiter.next_seq(previous.seq if previous else 0, now)
+    seq = sign_pages.next_seq(previous.seq if previous else 0, now)
     screen = terminal_screens.screen_for(request, line, seq, now)
     if answering is not None and answering.channel is Channel.TERMINAL:
         # The terminal correlates a screen with the press it answers, not with the first press.
@@ -156,7 +156,7 @@ def current_screen(
 ) -> TerminalScreen:
     """What a terminal should show now (for a resync)."""
     previous = state.screens.get(terminal)
-    seq = sign_arbiter.next_seq(previous.seq if previous else 0, now)
+    seq = sign_pages.next_seq(previous.seq if previous else 0, now)
     if previous is not None and previous.expires_at > now:
         return replace(previous, seq=seq)
     # After a restart no screen is remembered: a rider still waiting must see their code again.
@@ -176,7 +176,7 @@ def post_operator_message(
     line, stop, spec = found
     if event.expires_at <= now:
         return reject(state, RejectionReason.INVALID_MESSAGE, "expires_at is not in the future")
-    pages = sign_arbiter.free_text_pages(event.pages, spec.geometry, line.tuning.max_pages)
+    pages = sign_pages.free_text_pages(event.pages, spec.geometry, line.tuning.max_pages)
     if event.pages and not pages:
         return reject(state, RejectionReason.INVALID_MESSAGE, "nothing printable in the message")
     message = OperatorMessage(event.message_id, pages, event.priority, now, event.expires_at)

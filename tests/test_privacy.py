@@ -58,7 +58,12 @@ def store(database_url: str) -> Iterator[Store]:
     opened.save([(old_fallback, None), (taxi, RequestState.WAITING)])
     # Yesterday: another taxi, still within the retention period.
     recent = request("r-recent", RIDER, RECENT)
-    opened.save([(recent, None), (transition(recent, Cause.GUARANTEE_REACHED, RECENT), RequestState.WAITING)])
+    opened.save(
+        [
+            (recent, None),
+            (transition(recent, Cause.GUARANTEE_REACHED, RECENT), RequestState.WAITING),
+        ]
+    )
     # Someone else's ride, validated by the rider acting as a driver over SMS.
     theirs = request("r-other", OTHER, OLD)
     driven = transition(theirs, Cause.CODE_VALIDATED, OLD, f"sms:{phone_hash(RIDER, SALT)}")

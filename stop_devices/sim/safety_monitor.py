@@ -30,7 +30,7 @@ import structlog
 from pydantic import ValidationError
 
 from dispatcher.model import DeviceKind, Network
-from dispatcher.sign_arbiter import HEADING
+from dispatcher.sign_pages import HEADING
 from stop_devices import mqtt_link, topics
 from stop_devices.mqtt_link import Backoff, BrokerAddress, Received
 from stop_devices.schema import ScreenMessage, SignDisplayMessage, TerminalCancel, TerminalRequest

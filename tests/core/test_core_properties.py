@@ -1,15 +1,43 @@
-"""Random event sequences: `step` never raises and keeps the core's invariants after every event."""
+"""The core as a Hypothesis state machine: riders, drivers, operators, devices and the clock act
+in any order; after every step the signs must agree with a model the machine keeps by itself.
+
+The model is deliberately naive: per stop, the ordered list of requests still waiting; per sign,
+the operator messages posted. What a sign must show is derived from that model, never from
+`displays`/`sign_pages`, and compared with the pages of the last `ShowOnSign` sent to it.
+Timers (deadlines, message expiries, lease refreshes) are fired by the machine as the engine
+does, from the `Arm*`/`Disarm*` effects, whenever the clock moves. A failure prints the
+program of steps that reproduces it.
+"""
 
 from __future__ import annotations
 
-from collections import Counter
 from datetime import datetime, timedelta
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
+from hypothesis.stateful import (
+    Bundle,
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    multiple,
+    precondition,
+    rule,
+)
 
-from dispatcher import sign_arbiter
-from dispatcher.effects import Effect, RejectEvent, ShowOnSign, ShowOnTerminal
+from dispatcher.effects import (
+    ArmDeadline,
+    ArmMessageExpiry,
+    DisarmDeadline,
+    Effect,
+    Page,
+    RejectEvent,
+    SaveRequest,
+    SaveSourceAlias,
+    ShowOnSign,
+    ShowOnTerminal,
+    SignDisplay,
+)
 from dispatcher.events import (
     Actor,
     CodeValidated,
@@ -22,297 +50,568 @@ from dispatcher.events import (
     OperatorMessageCleared,
     OperatorMessagePosted,
     RideCancelled,
+    RideRequested,
     SignReported,
 )
-from dispatcher.model import DeviceKind, LineId, Network, RequestId, SignId, StopId
-from dispatcher.request_machine import RequestState
-from dispatcher.state import CODE_HOLDING_STATES
+from dispatcher.model import DeviceKind, LineId, RequestId, SignId, StopId
+from dispatcher.request_machine import RequestState, Source
+from dispatcher.state import DispatcherState
+from dispatcher.step import restore, step
 from tests.core.core_kit import (
     LINE,
-    LINE_OF,
     OTHER_LINE,
     T0,
-    TERMINAL_OF,
-    Core,
     api,
     ms,
-    only,
     press,
     sms,
-    terminal_source,
+)
+from tests.core.dispatcher_model import (
+    CODE_CANDIDATES,
+    DESTINATIONS,
+    LEASE_REFRESH,
+    MESSAGE_IDS,
+    MESSAGE_PAGES,
+    ON_SIGN,
+    PARIS,
+    PEAKS,
+    PHONES,
+    PRESS_STOPS,
+    RETENTION,
+    STOPS,
+    Message,
+    Rider,
+    check_wording,
+    destinations_on,
+    networks,
 )
 
-PRESS_IDS = [f"p{n}" for n in range(4)]
-PHONES = [f"+3360000000{n}" for n in range(3)]
-SIDS = [f"SM{n}" for n in range(4)]
-CODES = st.one_of(st.from_regex(r"\A[0-9]{4}\Z"), st.sampled_from(["0000", "9999"]), st.text())
-OPERATIONS = [
-    "press",
-    "sms",
-    "api",
-    "cancel",
-    "code",
-    "deadline",
-    "refresh",
-    "resync",
-    "report",
-    "status",
-    "restart",
-    "post",
-    "clear",
-    "fallback_now",
-]
-MESSAGE_IDS = ["m0", "m1"]
 
+class DispatcherMachine(RuleBasedStateMachine):
+    """Drives `step` and keeps its own model of who waits where."""
 
-class Run:
-    """One random run: the dispatcher, its clock, and what it sent so far."""
+    requests = Bundle("requests")
+    codes = Bundle("codes")
 
-    def __init__(self, network: Network) -> None:
-        self.core = Core(network)
+    def __init__(self) -> None:
+        super().__init__()
+        self.ready = False
+        self.which = "plain"
+        self.network = networks()["plain"]
+        self.state = DispatcherState(self.network)
         self.now = T0
         self.next_id = 0
+        # The model.
+        self.riders: dict[RequestId, Rider] = {}
+        self.waiting: dict[StopId, list[RequestId]] = {}
+        self.holders: dict[tuple[LineId, str], RequestId] = {}
+        self.sources: dict[Source, RequestId] = {}
+        self.messages: dict[SignId, dict[str, Message]] = {}
+        # What the engine would keep: timers, the last display sent to each device, aliases.
+        self.deadline_timers: dict[RequestId, datetime] = {}
+        self.message_timers: dict[tuple[SignId, str], tuple[LineId, datetime]] = {}
+        self.next_refresh_at = T0 + LEASE_REFRESH
+        self.shown: dict[SignId, SignDisplay] = {}
         self.sign_seqs: dict[SignId, int] = {}
         self.screen_seqs: dict[str, int] = {}
-        self.stops = [stop for line in network.lines for stop in line.all_stops()]
-        self.signs = [sign.id for stop in self.stops for sign in stop.signs]
-        self.devices = list(network.devices())
+        self.aliases: list[tuple[Source, RequestId]] = []
+        # Network facts, read from its data.
+        self.stop_line: dict[StopId, LineId] = {}
+        self.downstream: dict[StopId, set[StopId]] = {}
+        self.signs_of: dict[StopId, list[SignId]] = {}
+        self.sign_line: dict[SignId, LineId] = {}
+
+    # --- the network and the clock ----------------------------------------------------------
+
+    @initialize(which=st.sampled_from(["plain", "fallback", "peak"]), start=st.integers(0, 600))
+    def open_the_line(self, which: str, start: int) -> None:
+        """The service starts (minutes after T0) and asserts every device once."""
+        self.which = which
+        self.network = networks()[which]
+        self.state = DispatcherState(self.network)
+        self.now = T0 + timedelta(minutes=start)
+        self.next_refresh_at = self.now + LEASE_REFRESH
+        for line in self.network.lines:
+            for direction in line.directions:
+                ids = [stop.id for stop in direction.stops]
+                for index, stop in enumerate(direction.stops):
+                    self.stop_line[stop.id] = line.id
+                    self.downstream[stop.id] = set(ids[index + 1 :])
+                    self.signs_of[stop.id] = [sign.id for sign in stop.signs]
+                    for sign in stop.signs:
+                        self.sign_line[sign.id] = line.id
+        self.ready = True
+        self.run(DevicesResyncRequested())
+
+    def is_open(self, line_id: LineId) -> bool:
+        if self.which != "peak" or line_id != LINE:
+            return True
+        local = self.now.astimezone(PARIS)
+        clock = local.time().replace(tzinfo=None)
+        return local.weekday() < 5 and any(start <= clock < end for start, end in PEAKS)
+
+    def wait_limit(self, line: LineId) -> timedelta:
+        """The wait guarantee where a fallback exists (calais-dunkerque only), else max_wait."""
+        return timedelta(minutes=15 if self.which == "fallback" and line == LINE else 30)
+
+    def advance_to(self, target: datetime) -> None:
+        """Move the clock, firing every due timer in order, as the engine's scheduler does."""
+        while True:
+            due: list[tuple[datetime, int, Event]] = [
+                (at, 0, DeadlineReached(rid))
+                for rid, at in self.deadline_timers.items()
+                if at <= target
+            ]
+            due += [
+                (at, 1, OperatorMessageCleared(line, sign, message_id))
+                for (sign, message_id), (line, at) in self.message_timers.items()
+                if at <= target
+            ]
+            if self.next_refresh_at <= target:
+                due.append((self.next_refresh_at, 2, LeaseRefreshDue()))
+            if not due:
+                break
+            at, _, event = min(due, key=lambda item: (item[0], item[1]))
+            self.now = max(self.now, at)
+            match event:
+                case DeadlineReached(request_id=rid):
+                    del self.deadline_timers[rid]
+                    self.deadline_fires(rid)
+                case OperatorMessageCleared(sign_id=sign, message_id=message_id):
+                    del self.message_timers[(sign, message_id)]
+                    self.clear(event)
+                case _:
+                    self.next_refresh_at = self.now + LEASE_REFRESH
+                    self.forget_finished()
+                    self.run(event)
+        self.now = max(self.now, target)
+
+    @rule(seconds=st.sampled_from([0.001, 1, 29, 61, 300, 900, 1800]))
+    def time_passes(self, seconds: float) -> None:
+        self.advance_to(self.now + timedelta(seconds=seconds))
+
+    # --- riders -------------------------------------------------------------------------------
 
     def new_id(self) -> str:
         self.next_id += 1
         return f"r{self.next_id}"
 
-    def draw_event(self, data: st.DataObject) -> Event | None:
-        """An event for the current state (None: a restart was done instead)."""
-        operation = data.draw(st.sampled_from(OPERATIONS))
-        state = self.core.state
-        stop_ids = [stop.id for stop in self.stops]
-        known_ids = list(state.requests) or [RequestId("ghost")]
-        match operation:
-            case "press":
-                stop = data.draw(st.sampled_from(sorted(TERMINAL_OF)))
-                destination = data.draw(st.sampled_from([*stop_ids, StopId("nowhere")]))
-                press_id = data.draw(st.sampled_from(PRESS_IDS))
-                code = data.draw(CODES)
-                return press(stop, destination, self.new_id(), code=code, press_id=press_id)
-            case "sms" | "api":
-                stop = data.draw(st.sampled_from(stop_ids))
-                destination = data.draw(st.sampled_from(stop_ids))
-                code = data.draw(CODES)
-                if operation == "api":
-                    return api(stop, destination, self.new_id(), code=code)
-                phone = data.draw(st.sampled_from(PHONES))
-                sid = data.draw(st.sampled_from(SIDS))
-                return sms(stop, destination, self.new_id(), phone, code=code, sid=sid)
-            case "cancel":
-                line = data.draw(st.sampled_from([LINE, OTHER_LINE]))
-                actor = data.draw(st.sampled_from(Actor))
-                departed = data.draw(st.booleans())
-                if data.draw(st.booleans()):
-                    rid = data.draw(st.sampled_from(known_ids))
-                    return RideCancelled(line, actor, departed, request_id=rid)
-                terminal = data.draw(st.sampled_from(sorted(TERMINAL_OF.values())))
-                source = terminal_source(terminal, data.draw(st.sampled_from(PRESS_IDS)))
-                return RideCancelled(line, actor, departed, source=source)
-            case "code":
-                held = [code for (_, code) in state.codes] or ["0000"]
-                code = data.draw(st.one_of(st.sampled_from(held), CODES))
-                line = data.draw(st.sampled_from([LINE, OTHER_LINE]))
-                return CodeValidated(line, code, "driver")
-            case "deadline":
-                rid = data.draw(st.sampled_from(known_ids))
-                request = state.requests.get(rid)
-                if request is not None and data.draw(st.booleans()):
-                    self.now = max(self.now, request.deadline_at)
-                return DeadlineReached(rid)
-            case "refresh":
-                return LeaseRefreshDue()
-            case "resync":
-                return DevicesResyncRequested()
-            case "report":
-                sign = data.draw(st.sampled_from([*self.signs, SignId("pmv-nowhere")]))
-                desired = state.signs.get(sign)
-                seq = (desired.seq if desired else 0) + data.draw(st.integers(-2, 2))
-                pages = desired.pages if desired and data.draw(st.booleans()) else ()
-                line = data.draw(st.sampled_from([LINE, OTHER_LINE]))
-                return SignReported(line, sign, seq, pages)
-            case "status":
-                kind, device = data.draw(st.sampled_from(self.devices))
-                line = data.draw(st.sampled_from([LINE, OTHER_LINE]))
-                return DeviceStatusReported(line, kind, device, data.draw(st.booleans()))
-            case "post":
-                sign = data.draw(st.sampled_from([*self.signs, SignId("pmv-nowhere")]))
-                rows = data.draw(st.lists(st.text(max_size=30), max_size=4))
-                pages = (tuple(rows),) if rows else ()
-                minutes = data.draw(st.integers(-1, 120))
-                return OperatorMessagePosted(
-                    data.draw(st.sampled_from([LINE, OTHER_LINE])),
-                    sign,
-                    data.draw(st.sampled_from(MESSAGE_IDS)),
-                    pages,
-                    data.draw(st.integers(0, 3)),
-                    self.now + timedelta(minutes=minutes),
+    @rule(
+        target=requests,
+        stop=st.sampled_from(PRESS_STOPS),
+        destination=st.sampled_from(DESTINATIONS),
+        code=CODE_CANDIDATES,
+    )
+    def rider_presses(self, stop: StopId, destination: StopId, code: str) -> object:
+        """A rider presses a destination button on the stop's terminal."""
+        rid = self.new_id()
+        return self.ask(press(stop, destination, rid, code=code, press_id=f"press-{rid}"))
+
+    @rule(
+        target=requests,
+        stop=st.sampled_from(STOPS),
+        destination=st.sampled_from(DESTINATIONS),
+        phone=st.sampled_from(PHONES),
+        code=CODE_CANDIDATES,
+    )
+    def rider_texts(self, stop: StopId, destination: StopId, phone: str, code: str) -> object:
+        rid = self.new_id()
+        return self.ask(sms(stop, destination, rid, phone, code=code, sid=f"SM{rid}"))
+
+    @rule(target=requests, stop=st.sampled_from(STOPS), destination=st.sampled_from(DESTINATIONS))
+    def app_asks(self, stop: StopId, destination: StopId) -> object:
+        return self.ask(api(stop, destination, self.new_id()))
+
+    @rule(target=requests, request=requests, code=CODE_CANDIDATES)
+    def the_same_source_asks_again(self, request: RequestId, code: str) -> object:
+        """A terminal resends a press, Twilio retries a webhook: same source, fresh request id."""
+        rider = self.riders.get(request)
+        if rider is None:
+            return multiple()  # forgotten: its source is free again, nothing to repeat
+        source = rider.event.source
+        again = RideRequested(
+            request_id=RequestId(self.new_id()),
+            line_id=rider.event.line_id,
+            stop_id=rider.event.stop_id,
+            destination_id=rider.event.destination_id,
+            seats=1,
+            source=source,
+            code_candidate=code,
+            terminal_id=rider.event.terminal_id,
+            phone=rider.event.phone,
+        )
+        return self.ask(again)
+
+    def ask(self, event: RideRequested) -> object:
+        """Predict what a ride request does, run it, compare; the new request id, if any."""
+        known = self.sources.get(event.source)
+        same = next(
+            (
+                self.riders[rid]
+                for rid in self.waiting.get(event.stop_id, [])
+                if self.riders[rid].event.destination_id == event.destination_id
+                and (
+                    (
+                        event.terminal_id is not None
+                        and self.riders[rid].event.terminal_id == event.terminal_id
+                    )
+                    or (event.phone is not None and self.riders[rid].event.phone == event.phone)
                 )
-            case "clear":
-                sign = data.draw(st.sampled_from([*self.signs, SignId("pmv-nowhere")]))
-                line = data.draw(st.sampled_from([LINE, OTHER_LINE]))
-                return OperatorMessageCleared(line, sign, data.draw(st.sampled_from(MESSAGE_IDS)))
-            case "fallback_now":
-                line = data.draw(st.sampled_from([LINE, OTHER_LINE]))
-                return FallbackRequested(line, data.draw(st.sampled_from(known_ids)))
-            case _:
-                # A real restart takes far longer than the few ms of seqs issued meanwhile.
-                self.now += timedelta(seconds=data.draw(st.integers(1, 3600)))
-                effects = self.core.restart(list(state.requests.values()), self.now)
-                self.check_effects(effects)
-                return None
+            ),
+            None,
+        )
+        if known is not None or same is not None:
+            before = len(self.state.requests)
+            effects = self.run(event)
+            assert not [e for e in effects if isinstance(e, SaveRequest)], "a second request"
+            assert len(self.state.requests) == before
+            if known is None and same is not None:
+                assert SaveSourceAlias(event.source, same.request_id) in effects
+                self.sources[event.source] = same.request_id
+                same.sources.add(event.source)
+                self.aliases.append((event.source, same.request_id))
+            return multiple()
+        phone_waits = event.phone is not None and any(
+            self.riders[rid].event.phone == event.phone for rid in self.all_waiting()
+        )
+        accepted = (
+            self.is_open(event.line_id)
+            and event.destination_id in self.downstream[event.stop_id]
+            and not phone_waits
+            and len(self.waiting.get(event.stop_id, [])) < 6
+        )
+        code = self.free_code(event.code_candidate) if accepted else None
+        rider = Rider(
+            request_id=event.request_id,
+            event=event,
+            state=RequestState.WAITING if accepted else RequestState.REFUSED,
+            code=code,
+            deadline_at=self.now + self.wait_limit(event.line_id) if accepted else self.now,
+            updated_at=self.now,
+            sources={event.source},
+        )
+        self.riders[rider.request_id] = rider
+        self.sources[event.source] = rider.request_id
+        if accepted:
+            assert code is not None
+            self.waiting.setdefault(event.stop_id, []).append(rider.request_id)
+            self.holders[(event.line_id, code)] = rider.request_id
+        effects = self.run(event)
+        (saved,) = [e.request for e in effects if isinstance(e, SaveRequest)]
+        assert (saved.id, saved.state, saved.code) == (rider.request_id, rider.state, code)
+        if accepted:
+            assert ArmDeadline(rider.request_id, rider.deadline_at) in effects
+        return rider.request_id
 
-    def check_effects(self, effects: list[Effect]) -> None:
-        floor = ms(self.now)
-        for effect in only(effects, ShowOnSign):
-            assert effect.display.seq > self.sign_seqs.get(effect.sign_id, -1)
-            assert effect.display.seq >= floor
-            self.sign_seqs[effect.sign_id] = effect.display.seq
-            self.check_display(effect)
-        for shown in only(effects, ShowOnTerminal):
-            assert shown.screen.seq > self.screen_seqs.get(shown.terminal_id, -1)
-            assert shown.screen.seq >= floor
-            self.screen_seqs[shown.terminal_id] = shown.screen.seq
+    def free_code(self, candidate: str) -> str:
+        """The candidate if no one on the network holds it, else the next free code upwards.
 
-    def check_display(self, effect: ShowOnSign) -> None:
-        network = self.core.state.network
-        place = network.device(DeviceKind.SIGN, effect.sign_id)
-        assert place is not None
-        assert place.line_id == effect.line_id
-        line = network.line(place.line_id)
-        stop = line.stop(place.stop_id) if line else None
-        assert line is not None
-        assert stop is not None
-        (spec,) = [sign for sign in stop.signs if sign.id == effect.sign_id]
-        pages = effect.display.pages
-        assert len(pages) <= line.tuning.max_pages
-        for page in pages:
-            assert 1 <= len(page) <= min(spec.geometry.rows, sign_arbiter.MAX_UNITS_PER_PAGE)
-            assert sum(len(row.split()) for row in page) <= sign_arbiter.MAX_WORDS_PER_PAGE
-            assert all(len(row) <= spec.geometry.columns for row in page)
-            assert all(row == row.upper() and row.isascii() for row in page)
-        assert effect.display.expires_at <= self.now + line.tuning.sign_lease
-        message = self.core.state.operator_message(effect.sign_id, self.now)
-        if message is not None:
-            assert effect.display.pages == message.pages
-            assert effect.display.expires_at <= message.expires_at
-        elif pages:
-            for request in self.core.state.waiting_at(stop.id):
-                assert effect.display.expires_at <= request.deadline_at
+        Network-wide: a driver's SMS names a code and no line."""
+        start = int(candidate) if candidate.isascii() and candidate.isdecimal() else 0
+        for offset in range(10_000):
+            code = f"{(start + offset) % 10_000:04d}"
+            if all(held != code for _, held in self.holders):
+                return code
+        raise AssertionError("the test never runs out of codes")
 
-    def check_state(self) -> None:
-        state = self.core.state
-        network = state.network
-        holders: Counter[tuple[LineId, str]] = Counter()
-        for request in state.requests.values():
-            if request.state in CODE_HOLDING_STATES:
-                assert request.code is not None
-                assert len(request.code) == 4
-                assert request.code.isdecimal()
-                holders[(request.line_id, request.code)] += 1
-                assert state.codes[(request.line_id, request.code)] == request.id
-            if request.is_waiting:
-                # Every waiting request's deadline was armed, and is still armed.
-                assert self.core.armed.get(request.id) == request.deadline_at
-                assert request.id in state.waiting_by_stop[request.stop_id]
-        assert all(count == 1 for count in holders.values()), "codes unique among holders"
-        assert len(state.codes) == len(holders)
-        for line in network.lines:
-            for stop in line.all_stops():
-                waiting = state.waiting_at(stop.id)
-                assert all(request.state is RequestState.WAITING for request in waiting)
-                assert [r.created_at for r in waiting] == sorted(r.created_at for r in waiting)
-                assert len(waiting) <= line.tuning.max_waiting_per_stop
-                trips: list[tuple[str, StopId]] = [
-                    (r.terminal_id, r.destination_id) for r in waiting if r.terminal_id
-                ]
-                trips += [(r.phone, r.destination_id) for r in waiting if r.phone]
-                assert len(trips) == len(set(trips)), "no phantom passenger"
-                names = []
-                for request in waiting:
-                    destination = line.stop(request.destination_id)
-                    assert destination is not None
-                    assert destination in line.destinations_from(stop.id)
-                    names.append(destination.name)
-                for spec in stop.signs:
-                    shown = state.signs.get(spec.id)
-                    if spec.id in state.operator_messages:
-                        # An operator message (active, or expired until its timer clears it)
-                        # owns the sign; check_display checks what it shows.
-                        continue
-                    if waiting:
-                        assert shown is not None
-                        expected = sign_arbiter.compose_pages(
-                            names, spec.geometry, line.tuning.max_pages
-                        )
-                        assert shown.pages == expected
-                    else:
-                        assert shown is None or shown.pages == ()
+    @rule(target=codes, request=requests)
+    def rider_reads_their_code(self, request: RequestId) -> object:
+        """The code a rider was handed (it may have been freed and handed to another since)."""
+        rider = self.riders.get(request)
+        if rider is None or rider.code is None:
+            return multiple()
+        return (rider.event.line_id, rider.code)
 
-    def step(self, data: st.DataObject) -> None:
-        self.now += timedelta(milliseconds=data.draw(st.sampled_from([0, 0, 1, 500, 61_000])))
-        if data.draw(st.integers(0, 9)) == 0:
-            self.now += timedelta(minutes=data.draw(st.integers(1, 90)))
-        before = self.core.state
-        event = self.draw_event(data)
-        if event is None:
-            self.check_state()
-            return
-        effects = self.core.run(event, self.now)
-        rejections = only(effects, RejectEvent)
-        if rejections:
-            assert effects == rejections
-            assert len(rejections) == 1
-            assert self.core.state is before
-        self.check_effects(effects)
-        self.check_state()
-
-
-@settings(
-    max_examples=150,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
-@given(data=st.data(), which=st.sampled_from(["plain", "fallback", "peak"]))
-def test_any_sequence_of_events_keeps_the_invariants(
-    data: st.DataObject,
-    which: str,
-    network: Network,
-    fallback_network: Network,
-    peak_network: Network,
-) -> None:
-    chosen = {"plain": network, "fallback": fallback_network, "peak": peak_network}[which]
-    run = Run(chosen)
-    start_offset = data.draw(st.integers(0, 7 * 24 * 60), label="start minutes")
-    run.now = T0 + timedelta(minutes=start_offset)
-    for _ in range(data.draw(st.integers(1, 60), label="events")):
-        run.step(data)
-
-
-@settings(max_examples=60, deadline=None)
-@given(data=st.data())
-def test_a_busy_stop_keeps_the_invariants(data: st.DataObject, network: Network) -> None:
-    """Many riders at one stop: the cap, oldest-first pages and codes under pressure."""
-    run = Run(network)
-    stop = StopId("calais-est")
-    destinations = [StopId("marck"), StopId("gravelines"), StopId("dunkerque-centre")]
-    for _ in range(data.draw(st.integers(1, 40))):
-        run.now += timedelta(seconds=data.draw(st.integers(0, 120)))
-        choice = data.draw(st.integers(0, 4))
-        event: Event
-        if choice <= 2:
-            destination = data.draw(st.sampled_from(destinations))
-            event = api(stop, destination, run.new_id(), code=data.draw(CODES))
-        elif choice == 3 and run.core.state.waiting_at(stop):
-            request = data.draw(st.sampled_from(run.core.state.waiting_at(stop)))
-            event = RideCancelled(LINE_OF.get(stop, LINE), Actor.RIDER, request_id=request.id)
+    @rule(
+        request=requests,
+        actor=st.sampled_from(Actor),
+        departed=st.booleans(),
+        by_source=st.booleans(),
+        wrong_line=st.booleans(),
+    )
+    def rider_cancels(
+        self, request: RequestId, actor: Actor, departed: bool, by_source: bool, wrong_line: bool
+    ) -> None:
+        rider = self.riders.get(request)
+        line = LINE if rider is None else rider.event.line_id
+        if wrong_line:
+            line = OTHER_LINE if line == LINE else LINE
+        if by_source and rider is not None:
+            event = RideCancelled(line, actor, departed, source=rider.event.source)
         else:
-            event = LeaseRefreshDue()
-        run.check_effects(run.core.run(event, run.now))
-        run.check_state()
-    assert isinstance(run.now, datetime)
+            event = RideCancelled(line, actor, departed, request_id=request)
+        if rider is None or wrong_line or rider.state is not RequestState.WAITING:
+            self.run_rejected(event)
+        else:
+            outcome = RequestState.PICKED_UP if departed else RequestState.CANCELLED
+            self.finish(rider, outcome)
+            self.run(event)
+
+    # --- drivers and operators ------------------------------------------------------------
+
+    @rule(held=codes, wrong_line=st.booleans())
+    def driver_validates(self, held: tuple[LineId, str], wrong_line: bool) -> None:
+        line, code = held
+        if wrong_line:
+            line = OTHER_LINE if line == LINE else LINE
+        event = CodeValidated(line, code, "driver-1")
+        holder = self.holders.get((line, code))
+        if holder is None:
+            self.run_rejected(event)
+            return
+        self.finish(self.riders[holder], RequestState.PICKED_UP)
+        self.run(event)
+
+    @rule(request=requests)
+    def operator_sends_the_fallback(self, request: RequestId) -> None:
+        rider = self.riders.get(request)
+        line = rider.event.line_id if rider else LINE
+        event = FallbackRequested(line, request)
+        if rider is None or rider.state is not RequestState.WAITING:
+            self.run_rejected(event)
+            return
+        self.finish(rider, RequestState.FALLBACK)
+        self.run(event)
+
+    @precondition(lambda self: bool(self.deadline_timers))
+    @rule(data=st.data())
+    def a_deadline_comes(self, data: st.DataObject) -> None:
+        """The clock runs to the deadline of a waiting request (firing whatever is due before)."""
+        rid = data.draw(st.sampled_from(sorted(self.deadline_timers)), label="request")
+        self.advance_to(self.deadline_timers[rid])
+
+    @rule(request=requests)
+    def a_stale_deadline_arrives(self, request: RequestId) -> None:
+        """A deadline timer that lost the race with the request's end changes nothing."""
+        rider = self.riders.get(request)
+        if rider is not None and rider.state is RequestState.WAITING:
+            return
+        self.run_rejected(DeadlineReached(request))
+
+    def deadline_fires(self, rid: RequestId) -> None:
+        rider = self.riders[rid]
+        assert rider.state is RequestState.WAITING, f"{rid}: deadline left armed once it ended"
+        line = rider.event.line_id
+        open_fallback = self.which == "fallback" and line == LINE and self.is_open(line)
+        self.finish(rider, RequestState.FALLBACK if open_fallback else RequestState.EXPIRED)
+        self.run(DeadlineReached(rid))
+
+    @rule(
+        stop=st.sampled_from(STOPS),
+        message_id=st.sampled_from(MESSAGE_IDS),
+        pages=st.sampled_from(MESSAGE_PAGES),
+        priority=st.integers(0, 2),
+        minutes=st.sampled_from([0, 1, 5, 45]),
+        wrong_line=st.booleans(),
+    )
+    def operator_posts(
+        self,
+        stop: StopId,
+        message_id: str,
+        pages: tuple[Page, ...],
+        priority: int,
+        minutes: int,
+        wrong_line: bool,
+    ) -> None:
+        if not self.signs_of[stop]:
+            return
+        sign_id = self.signs_of[stop][0]
+        line = self.sign_line[sign_id]
+        if wrong_line:
+            line = OTHER_LINE if line == LINE else LINE
+        self.advance_to(self.now + timedelta(milliseconds=1))  # "newest" is never a tie
+        expires_at = self.now + timedelta(minutes=minutes)
+        event = OperatorMessagePosted(line, sign_id, message_id, pages, priority, expires_at)
+        if wrong_line or minutes == 0:
+            self.run_rejected(event)
+            return
+        self.messages.setdefault(sign_id, {})[message_id] = Message(
+            pages, priority, self.now, expires_at
+        )
+        effects = self.run(event)
+        assert ArmMessageExpiry(line, sign_id, message_id, expires_at) in effects
+
+    @rule(stop=st.sampled_from(STOPS), message_id=st.sampled_from(MESSAGE_IDS))
+    def operator_clears(self, stop: StopId, message_id: str) -> None:
+        for sign_id in self.signs_of[stop][:1]:
+            self.clear(OperatorMessageCleared(self.sign_line[sign_id], sign_id, message_id))
+
+    def clear(self, event: OperatorMessageCleared) -> None:
+        if event.message_id not in self.messages.get(event.sign_id, {}):
+            self.run_rejected(event)
+            return
+        del self.messages[event.sign_id][event.message_id]
+        self.run(event)
+
+    # --- devices and the service --------------------------------------------------------------
+
+    @rule(stop=st.sampled_from(STOPS), online=st.booleans())
+    def a_sign_goes_offline_or_online(self, stop: StopId, online: bool) -> None:
+        for sign_id in self.signs_of[stop]:
+            self.run(
+                DeviceStatusReported(self.sign_line[sign_id], DeviceKind.SIGN, sign_id, online)
+            )
+
+    @rule(stop=st.sampled_from(STOPS), seq_shift=st.integers(-1, 1), as_asked=st.booleans())
+    def a_sign_reports_what_it_shows(self, stop: StopId, seq_shift: int, as_asked: bool) -> None:
+        for sign_id in self.signs_of[stop]:
+            asked = self.shown[sign_id]
+            pages = asked.pages if as_asked else (("GARBLED",),)
+            line = self.sign_line[sign_id]
+            self.run(SignReported(line, sign_id, asked.seq + seq_shift, pages))
+
+    @rule()
+    def the_broker_reconnects(self) -> None:
+        self.run(DevicesResyncRequested())
+
+    @rule(seconds=st.integers(1, 120))
+    def the_service_restarts(self, seconds: int) -> None:
+        """Down for a while; back with the stored requests and aliases, then devices resynced."""
+        self.now += timedelta(seconds=seconds)
+        stored = list(self.state.requests.values())
+        aliases = [(source, rid) for source, rid in self.aliases if rid in self.state.requests]
+        self.state, effects = restore(DispatcherState(self.network), stored, aliases)
+        self.deadline_timers = {}
+        self.message_timers = {}
+        self.messages = {}  # operator messages live in memory only
+        self.track(effects)
+        for rider in self.riders.values():
+            if rider.state is RequestState.WAITING:
+                assert self.deadline_timers[rider.request_id] == rider.deadline_at
+        self.next_refresh_at = self.now + LEASE_REFRESH
+        self.run(DevicesResyncRequested())
+        self.advance_to(self.now)  # deadlines that passed while down fire now
+
+    # --- the model's bookkeeping ------------------------------------------------------------
+
+    def all_waiting(self) -> list[RequestId]:
+        return [rid for rids in self.waiting.values() for rid in rids]
+
+    def finish(self, rider: Rider, outcome: RequestState) -> None:
+        if rider.state is RequestState.WAITING:
+            self.waiting[rider.event.stop_id].remove(rider.request_id)
+        rider.state = outcome
+        rider.updated_at = self.now
+        if not rider.holds_code and rider.code is not None:
+            del self.holders[(rider.event.line_id, rider.code)]
+
+    def forget_finished(self) -> None:
+        for rider in list(self.riders.values()):
+            if rider.state is not RequestState.WAITING and self.now - rider.updated_at > RETENTION:
+                del self.riders[rider.request_id]
+                for source in rider.sources:
+                    del self.sources[source]
+                if rider.holds_code and rider.code is not None:
+                    del self.holders[(rider.event.line_id, rider.code)]
+
+    # --- running the core ---------------------------------------------------------------------
+
+    def run(self, event: Event) -> list[Effect]:
+        before = self.state
+        self.state, effects = step(self.state, event, self.now)
+        rejected = [e for e in effects if isinstance(e, RejectEvent)]
+        assert not rejected, f"{event} rejected: {rejected}"
+        assert self.state is not before or not effects, "effects without a new state"
+        self.track(effects)
+        return effects
+
+    def run_rejected(self, event: Event) -> None:
+        """An event the model says cannot apply: one RejectEvent, the state untouched."""
+        before = self.state
+        self.state, effects = step(self.state, event, self.now)
+        assert len(effects) == 1, effects
+        assert isinstance(effects[0], RejectEvent), effects
+        assert self.state is before
+
+    def track(self, effects: list[Effect]) -> None:
+        for effect in effects:
+            match effect:
+                case ArmDeadline(request_id=rid, at=at):
+                    self.deadline_timers[rid] = at
+                case DisarmDeadline(request_id=rid):
+                    self.deadline_timers.pop(rid, None)
+                case ArmMessageExpiry(line_id=line, sign_id=sign, message_id=mid, at=at):
+                    self.message_timers[(sign, mid)] = (line, at)
+                case ShowOnSign(sign_id=sign, display=display):
+                    assert display.seq > self.sign_seqs.get(sign, -1), "seq must increase"
+                    assert display.seq >= ms(self.now)
+                    self.sign_seqs[sign] = display.seq
+                    self.shown[sign] = display
+                    self.check_lease(sign, display)
+                case ShowOnTerminal(terminal_id=terminal, screen=screen):
+                    assert screen.seq > self.screen_seqs.get(terminal, -1), "seq must increase"
+                    self.screen_seqs[terminal] = screen.seq
+                case _:
+                    pass
+
+    # --- what a sign must show, from the model ---------------------------------------------
+
+    def stop_of(self, sign: SignId) -> StopId:
+        return next(stop for stop, signs in self.signs_of.items() if sign in signs)
+
+    def active_message(self, sign: SignId) -> Message | None:
+        live = [m for m in self.messages.get(sign, {}).values() if m.expires_at > self.now]
+        return max(live, key=lambda m: (m.priority, m.posted_at)) if live else None
+
+    def expected_destinations(self, stop: StopId) -> list[str]:
+        """Destination names a stop's signs must show, oldest request first, each once."""
+        names: list[str] = []
+        for rid in self.waiting.get(stop, []):
+            name = ON_SIGN[self.riders[rid].event.destination_id]
+            if name not in names:
+                names.append(name)
+        return names
+
+    def check_lease(self, sign: SignId, display: SignDisplay) -> None:
+        assert display.expires_at <= self.now + timedelta(seconds=90), "lease too long"
+        message = self.active_message(sign)
+        if message is not None:
+            assert display.expires_at <= message.expires_at
+            return
+        for rid in self.waiting.get(self.stop_of(sign), []):
+            assert display.expires_at <= self.riders[rid].deadline_at, f"lease outlives {rid}"
+
+    @precondition(lambda self: self.ready)
+    @invariant()
+    def every_sign_shows_who_waits_there(self) -> None:
+        for stop, signs in self.signs_of.items():
+            expected = self.expected_destinations(stop)
+            for sign in signs:
+                display = self.shown.get(sign)
+                assert display is not None, f"{sign} was never told anything"
+                check_wording(display.pages)
+                message = self.active_message(sign)
+                if message is not None:
+                    assert display.pages == message.pages, f"{sign} hides the operator message"
+                    continue
+                shown = destinations_on(display.pages)
+                assert shown == expected, f"{sign} shows {shown}, riders wait for {expected}"
+                if display.pages:
+                    assert self.now < display.expires_at, f"{sign}: lease lapsed while lit"
+
+    @precondition(lambda self: self.ready)
+    @invariant()
+    def codes_are_unique_among_holders(self) -> None:
+        held = [rider.code for rider in self.riders.values() if rider.holds_code]
+        assert len(held) == len(set(held)), "two riders hold one code"
+        assert all(code is not None and len(code) == 4 and code.isdecimal() for code in held)
+        assert dict(self.state.codes.items()) == self.holders
+
+    @precondition(lambda self: self.ready)
+    @invariant()
+    def the_core_knows_the_same_riders(self) -> None:
+        assert set(self.state.requests) == set(self.riders)
+        for stop in self.signs_of:
+            waiting = [request.id for request in self.state.waiting_at(stop)]
+            assert waiting == self.waiting.get(stop, [])
+        for rid in self.all_waiting():
+            assert self.deadline_timers.get(rid) == self.riders[rid].deadline_at, "unarmed"
+
+
+TestDispatcherMachine = DispatcherMachine.TestCase
+TestDispatcherMachine.settings = settings(
+    max_examples=200,
+    stateful_step_count=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)

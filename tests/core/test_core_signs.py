@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from dispatcher import sign_arbiter
+from dispatcher import sign_pages
 from dispatcher.effects import Page, ShowOnSign, SignDisplay
 from dispatcher.events import Actor, DeadlineReached, Event, LeaseRefreshDue, RideCancelled
 from dispatcher.model import Network, RequestId, SignGeometry
@@ -46,87 +46,87 @@ def pages(*rows: tuple[str, ...]) -> tuple[Page, ...]:
 
 
 def test_no_destination_is_a_blank_sign() -> None:
-    assert sign_arbiter.compose_pages([], THREE_ROWS, 3) == ()
+    assert sign_pages.compose_pages([], THREE_ROWS, 3) == ()
 
 
 def test_two_destinations_a_page_oldest_first() -> None:
-    composed = sign_arbiter.compose_pages(["Dunkerque", "Gravelines", "Marck"], THREE_ROWS, 3)
+    composed = sign_pages.compose_pages(["Dunkerque", "Gravelines", "Marck"], THREE_ROWS, 3)
     assert composed == pages((HEADING, "DUNKERQUE", "GRAVELINES"), (HEADING, "MARCK"))
 
 
 def test_a_destination_asked_twice_shows_once_at_its_oldest_place() -> None:
-    composed = sign_arbiter.compose_pages(["Marck", "Dunkerque", "Marck"], THREE_ROWS, 3)
+    composed = sign_pages.compose_pages(["Marck", "Dunkerque", "Marck"], THREE_ROWS, 3)
     assert composed == pages((HEADING, "MARCK", "DUNKERQUE"))
 
 
 @pytest.mark.parametrize("rows", [3, 4, 8])
 def test_never_more_than_three_information_units(rows: int) -> None:
     names = ["A", "B", "C", "D", "E"]
-    composed = sign_arbiter.compose_pages(names, SignGeometry(rows=rows, columns=18), 5)
+    composed = sign_pages.compose_pages(names, SignGeometry(rows=rows, columns=18), 5)
     assert composed == pages((HEADING, "A", "B"), (HEADING, "C", "D"), (HEADING, "E"))
 
 
 def test_seven_words_fit_a_page_eight_do_not() -> None:
     wide = SignGeometry(rows=3, columns=40)
-    seven = sign_arbiter.compose_pages(["Loon Plage Centre", "Port Est Dunkerque"], wide, 3)
+    seven = sign_pages.compose_pages(["Loon Plage Centre", "Port Est Dunkerque"], wide, 3)
     assert seven == pages((HEADING, "LOON PLAGE CENTRE", "PORT EST DUNKERQUE"))
-    eight = sign_arbiter.compose_pages(["Loon Plage Centre", "Port Est de Dunkerque"], wide, 3)
+    eight = sign_pages.compose_pages(["Loon Plage Centre", "Port Est de Dunkerque"], wide, 3)
     assert eight == pages((HEADING, "LOON PLAGE CENTRE"), (HEADING, "PORT EST DE DUNKERQUE"))
 
 
 def test_a_very_long_name_is_cut_to_seven_words_a_page() -> None:
     wide = SignGeometry(rows=3, columns=80)
     name = "Zone Industrielle et Portuaire de Dunkerque Est Nord"
-    (page,) = sign_arbiter.compose_pages([name], wide, 3)
+    (page,) = sign_pages.compose_pages([name], wide, 3)
     assert page == (HEADING, "ZONE INDUSTRIELLE ET PORTUAIRE DE DUNKERQUE")
     assert sum(len(row.split()) for row in page) == 7
 
 
 def test_upper_case_without_accents() -> None:
     names = ["Fréthun", "Bourbourg-l'Église", "  Saint   Omer "]
-    composed = sign_arbiter.compose_pages(names, THREE_ROWS, 3)
+    composed = sign_pages.compose_pages(names, THREE_ROWS, 3)
     assert composed == pages((HEADING, "FRETHUN", "BOURBOURG-L'EGLISE"), (HEADING, "SAINT OMER"))
-    assert sign_arbiter.sign_text("Œuvre à Sète", 18) == "OEUVRE A SETE"
+    assert sign_pages.sign_text("Œuvre à Sète", 18) == "OEUVRE A SETE"
 
 
 def test_columns_cut_the_text_and_shorten_the_heading() -> None:
     narrow = SignGeometry(rows=3, columns=8)
-    composed = sign_arbiter.compose_pages(["Dunkerque", "Grande-Synthe"], narrow, 3)
+    composed = sign_pages.compose_pages(["Dunkerque", "Grande-Synthe"], narrow, 3)
     assert composed == pages(("COVOIT.", "DUNKERQU", "GRANDE-S"))
-    assert sign_arbiter.compose_pages(["Marck"], SignGeometry(rows=3, columns=5), 3) == pages(
+    assert sign_pages.compose_pages(["Marck"], SignGeometry(rows=3, columns=5), 3) == pages(
         ("COVOI", "MARCK"),
     )
     # A cut that ends on a space leaves no trailing blank.
-    assert sign_arbiter.sign_text("Saint-Pol-sur-Mer Ouest", 18) == "SAINT-POL-SUR-MER"
+    assert sign_pages.sign_text("Saint-Pol-sur-Mer Ouest", 18) == "SAINT-POL-SUR-MER"
 
 
 def test_two_rows_give_one_destination_a_page() -> None:
-    composed = sign_arbiter.compose_pages(["Dunkerque", "Marck"], SignGeometry(rows=2), 3)
+    composed = sign_pages.compose_pages(["Dunkerque", "Marck"], SignGeometry(rows=2), 3)
     assert composed == pages((HEADING, "DUNKERQUE"), (HEADING, "MARCK"))
 
 
 def test_one_row_gives_heading_and_destination_on_that_row() -> None:
     one_row = SignGeometry(rows=1, columns=24)
-    composed = sign_arbiter.compose_pages(["Dunkerque", "Marck"], one_row, 3)
+    composed = sign_pages.compose_pages(["Dunkerque", "Marck"], one_row, 3)
     assert composed == pages(("COVOITURAGE DUNKERQUE",), ("COVOITURAGE MARCK",))
     # The short heading rather than a cut destination, when that is enough to fit.
     short = SignGeometry(rows=1, columns=18)
-    assert sign_arbiter.compose_pages(["Dunkerque", "Marck"], short, 3) == pages(
+    assert sign_pages.compose_pages(["Dunkerque", "Marck"], short, 3) == pages(
         ("COVOIT. DUNKERQUE",), ("COVOITURAGE MARCK",)
     )
     tiny = SignGeometry(rows=1, columns=10)
-    assert sign_arbiter.compose_pages(["Dunkerque"], tiny, 3) == pages(("COVOIT. DU",))
+    assert sign_pages.compose_pages(["Dunkerque"], tiny, 3) == pages(("COVOIT. DU",))
 
 
 @pytest.mark.parametrize("max_pages", [1, 2, 3])
 def test_max_pages_keeps_the_oldest_destinations(max_pages: int) -> None:
     names = [f"Stop {letter}" for letter in "ABCDEFGH"]
-    composed = sign_arbiter.compose_pages(names, THREE_ROWS, max_pages)
+    composed = sign_pages.compose_pages(names, THREE_ROWS, max_pages)
     expected = pages(
         (HEADING, "STOP A", "STOP B"), (HEADING, "STOP C", "STOP D"), (HEADING, "STOP E", "STOP F")
     )
     assert composed == expected[:max_pages]
-    one_row = sign_arbiter.compose_pages(names, SignGeometry(rows=1, columns=24), max_pages)
+    one_row = sign_pages.compose_pages(names, SignGeometry(rows=1, columns=24), max_pages)
     assert len(one_row) == max_pages
 
 

@@ -6,6 +6,7 @@ import json
 import threading
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -16,12 +17,22 @@ from tests.support.waiting import wait_until
 Json = dict[str, Any]
 
 
+@dataclass(frozen=True, slots=True)
+class Received:
+    """One message as the broker delivered it to the probe."""
+
+    topic: str
+    payload: bytes
+    retain: bool
+
+
 class MqttProbe:
     """Connects, subscribes, remembers every message by topic; publishes like a device would."""
 
     def __init__(self, port: int, subscriptions: tuple[str, ...] = ("#",)) -> None:
         self._lock = threading.Lock()
         self.messages: dict[str, list[bytes]] = {}
+        self.received: list[Received] = []
         self._subscriptions = subscriptions
         self._subscribed = threading.Event()
         self.client = mqtt.Client(
@@ -43,7 +54,9 @@ class MqttProbe:
 
     def _on_message(self, _client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
         with self._lock:
-            self.messages.setdefault(message.topic, []).append(bytes(message.payload))
+            payload = bytes(message.payload)
+            self.messages.setdefault(message.topic, []).append(payload)
+            self.received.append(Received(message.topic, payload, bool(message.retain)))
 
     def publish(self, topic: str, payload: Json | bytes | str, retain: bool = False) -> None:
         """Publish with QoS 1 and wait for the broker's acknowledgement."""
@@ -61,6 +74,11 @@ class MqttProbe:
         """Every JSON payload seen on a topic."""
         with self._lock:
             return [json.loads(raw) for raw in self.messages.get(topic, [])]
+
+    def deliveries(self, topic: str) -> list[Received]:
+        """Every message seen on a topic, with its retain flag, in order."""
+        with self._lock:
+            return [seen for seen in self.received if seen.topic == topic]
 
     def wait_last(self, topic: str, predicate: Callable[[Json], bool], timeout: float = 5) -> Json:
         """Wait until the last payload on `topic` satisfies `predicate`; return it."""

@@ -1,4 +1,5 @@
-"""Pure: what the signs of a stop must show, from the requests waiting there.
+"""Pure: the pages one sign shows for the requests waiting at its stop (which message wins a
+sign — riders or an operator — is decided in `displays`).
 
 Rules kept here:
 - Every sign of a stop shows the destinations of the stop's waiting requests, oldest request first,
