@@ -5,6 +5,8 @@ Two kinds of simulated riders:
   who read the sign — drivers validate the code through the HTTP API, as a phone would;
 - in the app (`app_riders` below): ask through the API with a phone number, and a driver with
   a known number validates — these trips carry the identities the national registry needs.
+How often riders come and drivers stop is the study's model (`carpool-line plan`) for the line's
+corridor in `corridors.yaml` beside the lines file, so the demo's waits look like the real line's.
 Demo phone numbers are made up (+33 6 00 00 xx xx; libphonenumber refuses ARCEP's range for
 fiction, 06 39 98, as unassigned). Demo mode never sends an SMS: `serve --demo` forces the
 console provider, which only logs.
@@ -14,11 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import random
+from datetime import timedelta
+from pathlib import Path
 
 import httpx
 import structlog
 
-from dispatcher.model import LineId
+from dispatcher.model import LineId, Network
 from line_service.runtime import BackgroundJob, Runtime
 from line_service.settings import Settings
 from stop_devices.mqtt_link import BrokerAddress
@@ -30,6 +34,43 @@ FICTION_PREFIX = "+3360000"
 APP_RIDER_EVERY_SECONDS = 40.0
 APP_RIDERS = 400
 APP_DRIVERS = 120
+DEMO_STOP_PROBABILITY = 0.25
+"""Share of simulated passing cars that stop; their spacing follows from the model's rate."""
+
+
+def modelled_traffic(corridors_file: Path, network: Network) -> TrafficSettings:
+    """Demo traffic from the study's model for the first line that has a corridor in the
+    file; the simulator's defaults when there is none (logged)."""
+    # Imported here: only demo mode reads the corridors file.
+    from line_service.planning.rates import demo_traffic
+    from line_service.planning.scenario import ScenarioError, load_scenario
+
+    try:
+        corridors = {c.id: c for c in load_scenario(corridors_file).corridors}
+    except (OSError, ScenarioError) as exc:
+        log.warning("demo.traffic_defaults", file=str(corridors_file), reason=str(exc)[:200])
+        return TrafficSettings(ignore_hours=True)
+    for line in network.lines:
+        corridor = corridors.get(line.id)
+        if corridor is None:
+            continue
+        model = demo_traffic(corridor)
+        stopping_gap_hours = 1 / model.stopping_drivers_per_hour
+        log.info(
+            "demo.traffic_modelled",
+            corridor=corridor.id,
+            riders_per_hour_peak=round(model.riders_per_hour_peak, 1),
+            mean_wait_minutes=round(60 * stopping_gap_hours, 1),
+        )
+        return TrafficSettings(
+            ignore_hours=True,
+            passengers_per_hour=model.riders_per_hour_off_peak,
+            peak_factor=max(1.0, model.riders_per_hour_peak / model.riders_per_hour_off_peak),
+            car_interval=timedelta(hours=DEMO_STOP_PROBABILITY * stopping_gap_hours),
+            stop_probability=DEMO_STOP_PROBABILITY,
+        )
+    log.warning("demo.traffic_defaults", file=str(corridors_file), reason="no corridor of a line")
+    return TrafficSettings(ignore_hours=True)
 
 
 def fictional_phone(number: int) -> str:
@@ -57,7 +98,7 @@ def demo_jobs(settings: Settings) -> tuple[BackgroundJob, ...]:
                 runtime.network,
                 BrokerAddress.from_url(settings.broker_url),
                 validate_code,
-                TrafficSettings(ignore_hours=True, passengers_per_hour=24.0),
+                modelled_traffic(settings.lines_file.parent / "corridors.yaml", runtime.network),
                 rng=random.Random(),
             )
             log.info(

@@ -75,3 +75,37 @@ def hourly_rates(corridor: CorridorSpec, hour: int, *, reverse: bool = False) ->
         stop_share=share,
         stopping_drivers_per_hour=traffic * share,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class DemoTraffic:
+    """What the study's model says of a corridor, shaped for the demo's simulated people."""
+
+    riders_per_hour_off_peak: float  # both ways together, over the quietest served hour
+    riders_per_hour_peak: float  # both ways together, over the busiest hour
+    stopping_drivers_per_hour: float  # at a lit stop, mean over the hours riders ask
+
+
+def demo_traffic(corridor: CorridorSpec) -> DemoTraffic:
+    """The corridor's rider demand and stopping drivers, for `make run`'s simulated traffic.
+
+    Raises ValueError when the corridor has no hour with riders.
+    """
+    ways = [False, True] if corridor.reverse is not None else [False]
+    riders = {
+        hour: sum(hourly_rates(corridor, hour, reverse=way).riders_per_hour for way in ways)
+        for hour in range(24)
+    }
+    served = [hour for hour, count in riders.items() if count > 0]
+    if not served:
+        raise ValueError(f"corridor {corridor.id!r} has no hour with riders")
+    stopping = [
+        hourly_rates(corridor, hour, reverse=way).stopping_drivers_per_hour
+        for hour in served
+        for way in ways
+    ]
+    return DemoTraffic(
+        riders_per_hour_off_peak=min(riders[hour] for hour in served),
+        riders_per_hour_peak=max(riders.values()),
+        stopping_drivers_per_hour=sum(stopping) / len(stopping),
+    )
