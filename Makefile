@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install system-deps run test lint typecheck bench soak clean
+.PHONY: install system-deps run test lint typecheck bench soak conformance clean
 
 install: $(STAMP)
 
@@ -50,6 +50,12 @@ SOAK_TESTS := tests/test_faults.py tests/test_faults_restart.py tests/test_fuzz_
 	tests/test_faults_monitor.py tests/test_broker_security.py
 soak: install system-deps
 	CARPOOL_SOAK_SCALE=$${CARPOOL_SOAK_SCALE:-5} $(BIN)/pytest -s --timeout 3600 $(SOAK_TESTS)
+
+# Conformance of a demo month of exports to the official files (not in the repository):
+# make conformance SPECS=../shared/specs   (DIR with rpc/api-v3.4.yaml and bnlc/schema.json)
+conformance: install
+	@test -n "$(SPECS)" || { echo "usage: make conformance SPECS=DIR"; exit 2; }
+	$(BIN)/python -m tools.conformance $(SPECS)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

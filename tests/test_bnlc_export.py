@@ -1,90 +1,59 @@
-"""BNLC export: every constraint of the national Table Schema, read from the schema file itself."""
+"""BNLC export: every row valid against the package's v0.3.0 row schema, in the schema's order."""
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
-import json
-import re
-from datetime import date, datetime
+from datetime import date
 from pathlib import Path
-from typing import Any
 
+import pytest
 from typer.testing import CliRunner
 
 from dispatcher.model import Network
+from line_service.authority import cli as authority_cli
 from line_service.authority.bnlc_export import export_bnlc, opening_hours, to_csv
+from line_service.authority.schemas import bnlc_columns, bnlc_row_problems
 from line_service.cli import app
 from line_service.network.lines_file import load_network, parse_network
-from tests.support.specs import SPECS as ALL_SPECS
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "config" / "lines.yaml"
-SPECS = ALL_SPECS / "bnlc"
-SCHEMA: dict[str, Any] = json.loads((SPECS / "schema.json").read_text(encoding="utf-8"))
-KNOWN_CONSTRAINTS = {"required", "pattern", "enum", "minimum", "maximum"}
-TRUE_VALUES, FALSE_VALUES = {"true", "True", "TRUE", "1"}, {"false", "False", "FALSE", "0"}
-
-
-def _typed(field: dict[str, Any], text: str) -> tuple[Any, str | None]:
-    """The cell's value in the field's Table Schema type, or an error."""
-    kind = field.get("type", "string")
-    try:
-        if kind == "string":
-            return text, None
-        if kind == "integer":
-            if not re.fullmatch(r"[+-]?\d+", text):
-                return None, "not an integer"
-            return int(text), None
-        if kind == "number":
-            return float(text), None
-        if kind == "boolean":
-            if text not in TRUE_VALUES | FALSE_VALUES:
-                return None, "not a boolean"
-            return text in TRUE_VALUES, None
-        if kind == "date":
-            pattern = field.get("format", "default")
-            pattern = "%Y-%m-%d" if pattern == "default" else pattern
-            return datetime.strptime(text, pattern).date(), None
-    except ValueError:
-        return None, f"not a {kind}"
-    raise AssertionError(f"the checker does not know type {kind!r}: extend it")
+# A place of our own making, with every optional column filled.
+FULL_ROW = {
+    "id_local": "AUD-P1",
+    "nom_lieu": "Parking du collège",
+    "ad_lieu": "3 rue des Dunes, 62610 Ardres",
+    "com_lieu": "Ardres",
+    "insee": "62038",
+    "type": "Parking",
+    "date_maj": "2026-02-14",
+    "ouvert": "True",
+    "source": "200041010",
+    "Xlong": "1.977",
+    "Ylat": "50.854",
+    "nbre_pl": "12",
+    "nbre_pmr": "1",
+    "duree": "0",
+    "horaires": "Mo-Sa 07:00-20:00",
+    "proprio": "Commune d'Ardres",
+    "lumiere": "0",
+    "comm": "",
+}
 
 
 def table_schema_problems(text: str) -> list[str]:
-    """Every violation of schema.json by a CSV text: header, types and each constraint."""
-    fields = SCHEMA["fields"]
-    missing_values = set(SCHEMA.get("missingValues", [""]))
+    """Every violation of the BNLC schema by a CSV text: the header, then each row's cells."""
     rows = list(csv.reader(io.StringIO(text)))
-    problems = []
-    names = [field["name"] for field in fields]
-    if rows[0] != names:
-        problems.append(f"header {rows[0]} is not {names}")
+    names = list(bnlc_columns())
+    problems = [] if rows[0] == names else [f"header {rows[0]} is not {names}"]
     for number, row in enumerate(rows[1:], start=2):
         if len(row) != len(names):
             problems.append(f"row {number}: {len(row)} cells for {len(names)} fields")
             continue
-        for field, cell in zip(fields, row, strict=True):
-            where = f"row {number}, {field['name']}"
-            constraints = field.get("constraints", {})
-            unknown = set(constraints) - KNOWN_CONSTRAINTS
-            assert not unknown, f"the checker does not know {unknown}: extend it"
-            if cell in missing_values:
-                if constraints.get("required"):
-                    problems.append(f"{where}: required")
-                continue
-            value, error = _typed(field, cell)
-            if error:
-                problems.append(f"{where}: {cell!r} {error}")
-                continue
-            if "pattern" in constraints and not re.fullmatch(constraints["pattern"], cell):
-                problems.append(f"{where}: {cell!r} does not match {constraints['pattern']}")
-            if "enum" in constraints and cell not in constraints["enum"]:
-                problems.append(f"{where}: {cell!r} not in {constraints['enum']}")
-            if "minimum" in constraints and value < constraints["minimum"]:
-                problems.append(f"{where}: {value} < {constraints['minimum']}")
-            if "maximum" in constraints and value > constraints["maximum"]:
-                problems.append(f"{where}: {value} > {constraints['maximum']}")
+        cells = dict(zip(names, row, strict=True))
+        problems.extend(f"row {number}, {p}" for p in bnlc_row_problems(cells))
     return problems
 
 
@@ -92,8 +61,14 @@ def shipped() -> Network:
     return load_network(SHIPPED)
 
 
-def test_the_checker_accepts_the_schemas_own_valid_example() -> None:
-    assert table_schema_problems((SPECS / "exemple-valide.csv").read_text(encoding="utf-8")) == []
+def test_the_schema_accepts_a_full_row_and_the_cells_the_types_allow() -> None:
+    assert bnlc_row_problems(FULL_ROW) == []
+    for cells in (
+        {"Xlong": "-180", "Ylat": "90.0", "ouvert": "1", "lumiere": "FALSE"},
+        {"Xlong": "179.999999", "Ylat": "-89.5", "insee": "2A004", "nbre_pl": "", "source": ""},
+        {"type": "Délaissé routier", "ouvert": "false", "lumiere": ""},
+    ):
+        assert bnlc_row_problems({**FULL_ROW, **cells}) == [], cells
 
 
 def test_the_checker_catches_each_kind_of_violation() -> None:
@@ -109,21 +84,25 @@ def test_the_checker_catches_each_kind_of_violation() -> None:
         return buffer.getvalue()
 
     cases = {
-        "required": broken(nom_lieu=""),
-        "does not match": broken(insee="6219"),
-        "not in": broken(type="Aire"),
-        "> 180": broken(Xlong="181"),
-        "< -90": broken(Ylat="-91"),
-        "not a date": broken(date_maj="01/03/2026"),
-        "not a boolean": broken(ouvert="oui"),
-        "not an integer": broken(nbre_pl="3.5"),
-        "< 0": broken(nbre_pmr="-1"),
+        "nom_lieu: '' should be non-empty": broken(nom_lieu=""),
+        "insee: '6219' does not match": broken(insee="6219"),
+        "type: 'Aire' is not one of": broken(type="Aire"),
+        "Xlong: '181' does not match": broken(Xlong="181"),
+        "Ylat: '-91' does not match": broken(Ylat="-91"),
+        "date_maj: '01/03/2026' does not match": broken(date_maj="01/03/2026"),
+        "ouvert: 'oui' does not match": broken(ouvert="oui"),
+        "nbre_pl: '3.5' does not match": broken(nbre_pl="3.5"),
+        "nbre_pmr: '-1' does not match": broken(nbre_pmr="-1"),
+        "source: '12345678' does not match": broken(source="12345678"),
+        "lumiere: 'yes' does not match": broken(lumiere="yes"),
     }
     for expected, text in cases.items():
         found = table_schema_problems(text)
         assert any(expected in problem for problem in found), (expected, found)
     swapped = good.replace("id_local,nom_lieu", "nom_lieu,id_local", 1)
     assert any("header" in problem for problem in table_schema_problems(swapped))
+    assert bnlc_row_problems({**FULL_ROW, "extra": "x"}) != []
+    assert bnlc_row_problems({k: v for k, v in FULL_ROW.items() if k != "comm"}) != []
 
 
 def test_the_shipped_line_exports_one_valid_row_per_place() -> None:
@@ -196,3 +175,39 @@ def test_the_command_writes_the_csv(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "6 place(s)" in result.output
     assert table_schema_problems(out.read_text(encoding="utf-8")) == []
+
+
+def _broken_insee() -> Network:
+    """The shipped line with the Calais stops' INSEE code cut short (as if mistyped)."""
+    network = shipped()
+    line = network.lines[0]
+    directions = tuple(
+        dataclasses.replace(
+            d,
+            stops=tuple(
+                dataclasses.replace(s, insee="6219") if s.insee == "62193" else s for s in d.stops
+            ),
+        )
+        for d in line.directions
+    )
+    return dataclasses.replace(network, lines=(dataclasses.replace(line, directions=directions),))
+
+
+def test_an_invalid_row_is_reported_with_its_column_and_not_written(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    export = export_bnlc(_broken_insee(), date(2026, 3, 1))
+    assert len(export.rows) == 5
+    [(place, reports)] = export.invalid.items()
+    assert reports == [
+        f"place {place}: insee: '6219' does not match '^([013-9][0-9]|2[AB1-9])[0-9]{{3}}$'"
+    ]
+    monkeypatch.setattr(authority_cli, "_network", lambda settings: _broken_insee())
+    out = tmp_path / "bnlc.csv"
+    result = CliRunner().invoke(app, ["export", "bnlc", "--out", str(out)])
+    assert result.exit_code == 1, result.output
+    assert f"place {place}: insee: '6219' does not match" in result.output
+    assert "5 place(s)" in result.output
+    text = out.read_text(encoding="utf-8")
+    assert table_schema_problems(text) == []
+    assert "Calais" not in {row["com_lieu"] for row in csv.DictReader(io.StringIO(text))}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -25,11 +24,11 @@ from dispatcher.model import (
 )
 from dispatcher.service_calendar import is_open
 from line_service.network.lines_file import LinesFileError, load_network, parse_network
-from tests.support.specs import SPECS
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = ROOT / "config" / "lines.yaml"
-BNLC_EXTRACT = SPECS / "bnlc/bnlc_calais_dunkerque_extract.csv"
+# Positions (lat, lon) of the line's places in the national consolidated BNLC file.
+BNLC_PLACES = {"62548-C-001": (50.94748, 1.965316), "59640-C-001": (51.017566, 2.321669)}
 PARIS = ZoneInfo("Europe/Paris")
 
 
@@ -166,15 +165,12 @@ def test_sign_distances_follow_road_speed() -> None:
 
 
 def test_bnlc_places_match_the_national_base() -> None:
-    with BNLC_EXTRACT.open(encoding="utf-8", newline="") as extract:
-        places = {row["id_lieu"]: row for row in csv.DictReader(extract)}
     raw = yaml.safe_load(SHIPPED.read_text(encoding="utf-8"))
     stops = [stop for d in raw["lines"][0]["directions"] for stop in d["stops"]]
     registered = [stop for stop in stops if "bnlc_id" in stop]
-    assert {stop["bnlc_id"] for stop in registered} == {"62548-C-001", "59640-C-001"}
+    assert {stop["bnlc_id"] for stop in registered} == set(BNLC_PLACES)
     for stop in registered:
-        place = places[stop["bnlc_id"]]
-        assert (stop["lat"], stop["lon"]) == (float(place["Ylat"]), float(place["Xlong"]))
+        assert (stop["lat"], stop["lon"]) == BNLC_PLACES[stop["bnlc_id"]]
 
 
 @pytest.mark.parametrize(

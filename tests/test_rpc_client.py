@@ -1,8 +1,7 @@
-"""RPC client: posts journeys to a local stand-in registry that validates them with the schema."""
+"""RPC client: posts journeys to a local stand-in of the v3.4 registry (schema, terms, cancel)."""
 
 from __future__ import annotations
 
-import copy
 import json
 import re
 import threading
@@ -12,19 +11,41 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import jsonschema  # type: ignore[import-untyped]  # no stubs are published
 import pytest
 from typer.testing import CliRunner
 
-from line_service.authority.rpc_client import Outcome, RpcClient
+from line_service.authority.rpc_client import Outcome, RpcClient, TermsViolation
+from line_service.authority.schemas import journey_problems
 from line_service.cli import app
 from tests.support.brokers import free_port
-from tests.support.specs import SPECS
+from tests.support.journeys import journey
 
-SCHEMA = json.loads((SPECS / "rpc/journey_create_v3.derived.schema.json").read_text("utf-8"))
-EXAMPLE = json.loads((SPECS / "rpc/example_journey_line_trip.json").read_text("utf-8"))
+EXAMPLE = journey()
 TOKEN = "test-token"
-CANCEL_PATH = re.compile(r"^/v3\.3/journeys/([^/]+)/cancel$")
+CANCEL_PATH = re.compile(r"^/v3\.4/journeys/([^/]+)/cancel$")
+DAILY_LIMIT = 4
+
+
+def terms_violations(registry: Registry, body: dict[str, Any]) -> list[dict[str, Any]]:
+    """The v3.4 terms the stand-in checks: 1 km minimum, 4 car runs a person a day."""
+    found: list[dict[str, Any]] = []
+    if body["distance"] < 1000:
+        found.append({"label": "distance_too_short"})
+    day = body["start"]["datetime"][:10]
+    counts = {}
+    for role in ("driver", "passenger"):
+        key = body[role]["identity"]["identity_key"]
+        runs = {
+            known["operator_trip_id"]
+            for known in registry.journeys.values()
+            if known["start"]["datetime"][:10] == day
+            and key in {known[r]["identity"]["identity_key"] for r in ("driver", "passenger")}
+        }
+        counts[role] = len(runs | {body["operator_trip_id"]})
+    if max(counts.values()) > DAILY_LIMIT:
+        metas = {**counts, "limit": DAILY_LIMIT}
+        found.append({"label": "too_many_trips_by_day", "metas": metas})
+    return found
 
 
 class Registry:
@@ -35,7 +56,6 @@ class Registry:
         self.journeys: dict[str, dict[str, Any]] = {}
         self.cancelled: dict[str, dict[str, Any]] = {}
         self.hits = 0
-        validator = jsonschema.Draft7Validator(SCHEMA, format_checker=jsonschema.FormatChecker())
         registry = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -55,13 +75,21 @@ class Registry:
                     return self._answer(503, {"error": "unavailable"})
                 if self.headers.get("Authorization") != f"Bearer {TOKEN}":
                     return self._answer(401, {"error": "Unauthorized"})
-                if self.path == "/v3.3/journeys":
-                    problems = [e.message for e in validator.iter_errors(body)]
+                if self.path == "/v3.4/journeys":
+                    problems = journey_problems(body)
                     if problems:
-                        return self._answer(422, {"errors": problems})
+                        return self._answer(400, {"error": {"data": ", ".join(problems)}})
                     journey_id = body["operator_journey_id"]
                     if journey_id in registry.journeys:
                         return self._answer(409, {"error": "conflict"})
+                    violations = terms_violations(registry, body)
+                    if violations:
+                        data = {
+                            "terms_violation_labels": [v["label"] for v in violations],
+                            "terms_violation_error_details": violations,
+                        }
+                        error = {"data": data, "code": -32422, "message": "Unprocessable Request"}
+                        return self._answer(422, {"id": 1, "jsonrpc": "2.0", "error": error})
                     registry.journeys[journey_id] = body
                     return self._answer(201, {"operator_journey_id": journey_id})
                 match = CANCEL_PATH.match(self.path)
@@ -117,14 +145,35 @@ async def test_an_unavailable_registry_is_retried(registry: Registry) -> None:
     assert registry.hits == 3
 
 
-async def test_an_invalid_journey_is_rejected_at_once_with_the_reason(registry: Registry) -> None:
-    broken = copy.deepcopy(EXAMPLE)
-    broken["distance"] = 0
+async def test_an_invalid_journey_is_not_sent_and_its_field_is_named(registry: Registry) -> None:
+    broken = journey()
+    broken["driver"]["identity"]["phone_trunc"] = "0612"
     result = await client(registry.url).send(broken)
-    assert (result.outcome, result.status) == (Outcome.REJECTED, 422)
-    assert "distance" in result.detail or "0" in result.detail
-    assert registry.hits == 1
+    assert result.outcome is Outcome.INVALID
+    assert result.detail.startswith("driver.identity.phone_trunc: '0612' does not match")
+    assert registry.hits == 0
     assert registry.journeys == {}
+
+
+async def test_a_trip_of_900_m_is_not_sent(registry: Registry) -> None:
+    result = await client(registry.url).send(journey(distance=900))
+    assert result.outcome is Outcome.BREAKS_TERMS
+    assert result.terms == (TermsViolation("distance_too_short"),)
+    assert "900 m is under 1000 m" in result.detail
+    assert registry.hits == 0
+
+
+async def test_a_422_carries_the_broken_terms_into_the_result(registry: Registry) -> None:
+    rpc = client(registry.url)
+    for n in range(DAILY_LIMIT):
+        run = journey(operator_journey_id=f"{n:032x}", operator_trip_id=f"run{n}")
+        assert (await rpc.send(run)).outcome is Outcome.CREATED
+    fifth = await rpc.send(journey(operator_journey_id="f" * 32, operator_trip_id="run5"))
+    assert (fifth.outcome, fifth.status) == (Outcome.REJECTED, 422)
+    expected = {"driver": 5, "passenger": 5, "limit": 4}
+    assert fifth.terms == (TermsViolation("too_many_trips_by_day", expected),)
+    assert str(fifth.terms[0]) == "too_many_trips_by_day (driver 5, passenger 5, limit 4)"
+    assert len(registry.journeys) == DAILY_LIMIT
 
 
 async def test_a_wrong_token_is_rejected(registry: Registry) -> None:
@@ -154,8 +203,7 @@ async def test_a_registry_out_of_reach_is_reported_not_raised() -> None:
 def test_the_command_sends_a_file_and_says_what_happened(
     registry: Registry, tmp_path: Path
 ) -> None:
-    second = copy.deepcopy(EXAMPLE)
-    second["operator_journey_id"] = "5d0d7034379b4fc1a8321f13e936e0af"
+    second = journey(operator_journey_id="5d0d7034379b4fc1a8321f13e936e0af")
     file = tmp_path / "rpc.json"
     file.write_text(json.dumps([EXAMPLE, second]), encoding="utf-8")
     result = CliRunner().invoke(
@@ -164,3 +212,23 @@ def test_the_command_sends_a_file_and_says_what_happened(
     assert result.exit_code == 0, result.output
     assert "created: 2" in result.output
     assert len(registry.journeys) == 2
+
+
+def test_the_command_reports_what_was_not_sent_and_fails(
+    registry: Registry, tmp_path: Path
+) -> None:
+    bad = journey(operator_journey_id="1" * 32)
+    bad["passenger"]["seats"] = 9
+    short = journey(operator_journey_id="2" * 32, distance=900)
+    file = tmp_path / "rpc.json"
+    file.write_text(json.dumps([bad, short, EXAMPLE]), encoding="utf-8")
+    result = CliRunner().invoke(
+        app, ["send-rpc", str(file), "--url", registry.url], env={"CARPOOL_RPC_TOKEN": TOKEN}
+    )
+    assert result.exit_code == 1, result.output
+    assert f"journey {'1' * 32}: passenger.seats: 9 is greater than the maximum of 8" in (
+        result.output
+    )
+    assert f"journey {'2' * 32}: distance: 900 m is under 1000 m" in result.output
+    assert "created: 1" in result.output
+    assert list(registry.journeys) == [EXAMPLE["operator_journey_id"]]

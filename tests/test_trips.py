@@ -125,7 +125,7 @@ def test_a_clean_trip_is_stored_once_unflagged_and_paid(book: TripBook, line: Li
     assert stored.passenger_phone_trunc == "+336123456"
 
 
-def test_a_trip_under_2_km_is_kept_flagged_and_unpaid(book: TripBook, line: Line) -> None:
+def test_a_trip_under_1_km_is_kept_flagged_and_unpaid(book: TripBook, line: Line) -> None:
     tiny = Line(
         id=line.id,
         name=line.name,
@@ -138,7 +138,7 @@ def test_a_trip_under_2_km_is_kept_flagged_and_unpaid(book: TripBook, line: Line
     )
     draft = draft_trip(tiny, validated("r1", T0, "calais-est", "marck-est"), None)
     assert draft is not None
-    assert draft.distance_m < 2000
+    assert draft.distance_m < 1000
     trip = book.record(draft)
     assert trip.flags == FLAG_SHORT
     assert trip.driver_compensation_cents == 0

@@ -5,7 +5,8 @@ position). `type` is "Aire de covoiturage" for a place already registered in the
 `bnlc_id` in lines.yaml) and "Auto-stop" otherwise (a roadside pick-up point, the BNLC type
 used for such stops). `horaires` is the line's service hours in OpenStreetMap opening_hours
 syntax ("PH off" when French public holidays close the line). Places without an INSEE code
-cannot be published (the column is required): they are listed as skipped.
+cannot be published (the column is required): they are listed as skipped. Every row is checked
+against the package's v0.3.0 row schema; an invalid one is reported with its column, not written.
 """
 
 from __future__ import annotations
@@ -17,27 +18,9 @@ from datetime import date
 from pathlib import Path
 
 from dispatcher.model import Line, Network, ServiceHours, Stop, TimeWindow, Weekday
+from line_service.authority.schemas import bnlc_columns, bnlc_row_problems
 
-COLUMNS = (
-    "id_local",
-    "nom_lieu",
-    "ad_lieu",
-    "com_lieu",
-    "insee",
-    "type",
-    "date_maj",
-    "ouvert",
-    "source",
-    "Xlong",
-    "Ylat",
-    "nbre_pl",
-    "nbre_pmr",
-    "duree",
-    "horaires",
-    "proprio",
-    "lumiere",
-    "comm",
-)
+COLUMNS = bnlc_columns()  # the schema's order
 _OSM_DAYS = {
     Weekday.MON: "Mo",
     Weekday.TUE: "Tu",
@@ -78,10 +61,16 @@ def opening_hours(hours: ServiceHours | None) -> str:
 
 @dataclass
 class BnlcExport:
-    """Rows ready for the CSV, and the stops left out (no INSEE code)."""
+    """Rows ready for the CSV, the stops left out (no INSEE code) and the invalid rows."""
 
     rows: list[dict[str, str]] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    invalid: dict[str, list[str]] = field(default_factory=dict)  # id_local -> reports
+
+
+def row_reports(row: dict[str, str]) -> list[str]:
+    """`place <id_local>: <column>: <problem>` for each schema violation (empty when valid)."""
+    return [f"place {row.get('id_local', '?')}: {problem}" for problem in bnlc_row_problems(row)]
 
 
 def _place_rows(line: Line) -> dict[tuple[str, float, float], list[Stop]]:
@@ -107,32 +96,35 @@ def export_bnlc(
                 continue
             registered = next((stop.bnlc_id for stop in stops if stop.bnlc_id), None)
             codes = ", ".join(stop.code for stop in stops)
-            export.rows.append(
-                {
-                    "id_local": f"{line.id}-{stops[0].id}",
-                    "nom_lieu": f"Arrêt de covoiturage {name} ({line.name})",
-                    "ad_lieu": "",
-                    "com_lieu": name,
-                    "insee": insee,
-                    "type": "Aire de covoiturage" if registered else "Auto-stop",
-                    "date_maj": updated_on.isoformat(),
-                    "ouvert": "true",
-                    "source": siren or "",
-                    "Xlong": f"{lon:.6f}",
-                    "Ylat": f"{lat:.6f}",
-                    "nbre_pl": "",
-                    "nbre_pmr": "",
-                    "duree": "",
-                    "horaires": opening_hours(line.service_hours),
-                    "proprio": owner or "",
-                    "lumiere": "",
-                    "comm": (
-                        f"Ligne de covoiturage dynamique {line.name}, arrêts {codes}: "
-                        "demande à la borne ou par SMS (code de l'arrêt puis destination)"
-                        + (f"; lieu BNLC {registered}" if registered else "")
-                    ),
-                }
-            )
+            row = {
+                "id_local": f"{line.id}-{stops[0].id}",
+                "nom_lieu": f"Arrêt de covoiturage {name} ({line.name})",
+                "ad_lieu": "",
+                "com_lieu": name,
+                "insee": insee,
+                "type": "Aire de covoiturage" if registered else "Auto-stop",
+                "date_maj": updated_on.isoformat(),
+                "ouvert": "true",
+                "source": siren or "",
+                "Xlong": f"{lon:.6f}",
+                "Ylat": f"{lat:.6f}",
+                "nbre_pl": "",
+                "nbre_pmr": "",
+                "duree": "",
+                "horaires": opening_hours(line.service_hours),
+                "proprio": owner or "",
+                "lumiere": "",
+                "comm": (
+                    f"Ligne de covoiturage dynamique {line.name}, arrêts {codes}: "
+                    "demande à la borne ou par SMS (code de l'arrêt puis destination)"
+                    + (f"; lieu BNLC {registered}" if registered else "")
+                ),
+            }
+            reports = row_reports(row)
+            if reports:
+                export.invalid[row["id_local"]] = reports
+            else:
+                export.rows.append(row)
     return export
 
 

@@ -68,6 +68,12 @@ def export_rpc_command(
     typer.echo(f"{out}: {len(export.journeys)} journey(s) from {start} to {end}")
     for reason, count in sorted(export.skipped.items()):
         typer.echo(f"  not exported: {count} trip(s): {reason}")
+    if export.invalid:
+        for reports in export.invalid.values():
+            for report in reports:
+                typer.echo(report, err=True)
+        typer.echo(f"  not exported: {len(export.invalid)} invalid journey(s) (above)", err=True)
+        raise typer.Exit(1)
 
 
 @export_app.command("bnlc")
@@ -88,6 +94,12 @@ def export_bnlc_command(
     typer.echo(f"{out}: {len(export.rows)} place(s)")
     if export.skipped:
         typer.echo(f"  not exported (no insee code): {', '.join(export.skipped)}")
+    if export.invalid:
+        for reports in export.invalid.values():
+            for report in reports:
+                typer.echo(report, err=True)
+        typer.echo(f"  not exported: {len(export.invalid)} invalid place(s) (above)", err=True)
+        raise typer.Exit(1)
 
 
 def report_command(
@@ -118,19 +130,33 @@ def send_rpc_command(
     ),
     token: Annotated[str, typer.Option(envvar="CARPOOL_RPC_TOKEN", help="API token")] = "",
 ) -> None:
-    """Post journeys to the registry (409 = already there); exit 1 if any was not accepted."""
-    from line_service.authority.rpc_client import Outcome, RpcClient
+    """Post journeys to the registry (409 = already there); exit 1 if any was not accepted.
+
+    Journeys invalid against the v3.4 schema or under 1 km are not sent: each is reported.
+    """
+    from collections import Counter
+
+    from line_service.authority.rpc_client import Outcome, Result, RpcClient
 
     journeys: list[dict[str, Any]] = json.loads(file.read_text(encoding="utf-8"))
 
-    async def send() -> dict[Outcome, int]:
+    async def send() -> list[Result]:
         client = RpcClient(url, token)
         try:
-            return dict(await client.send_all(journeys))
+            return await client.send_all(journeys)
         finally:
             await client.aclose()
 
-    counts = asyncio.run(send())
+    results = asyncio.run(send())
+    counts = Counter(result.outcome for result in results)
+    for result in results:
+        if result.outcome in (Outcome.INVALID, Outcome.BREAKS_TERMS):
+            for problem in result.detail.split("; "):
+                typer.echo(f"journey {result.journey_id}: {problem} (not sent)", err=True)
+        elif result.outcome is Outcome.REJECTED:
+            terms = ", ".join(str(violation) for violation in result.terms)
+            why = f"terms: {terms}" if terms else result.detail[:200]
+            typer.echo(f"journey {result.journey_id}: rejected ({result.status}): {why}", err=True)
     typer.echo(", ".join(f"{outcome.value}: {n}" for outcome, n in counts.items()) or "nothing")
     if set(counts) - {Outcome.CREATED, Outcome.ALREADY_THERE}:
         raise typer.Exit(1)

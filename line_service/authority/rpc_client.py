@@ -1,25 +1,28 @@
-"""Adapter: posts journeys to the Registre de preuve de covoiturage (RPC API v3.3) with httpx.
+"""Adapter: posts journeys to the Registre de preuve de covoiturage (RPC API v3.4) with httpx.
 
-`POST {base}/v3.3/journeys` creates one journey; 409 means it is already registered (sending
+`POST {base}/v3.4/journeys` creates one journey; 409 means it is already registered (sending
 again is harmless: idempotent by `operator_journey_id`). `POST …/journeys/{id}/cancel` cancels.
-Transport errors, 429 and 5xx are retried with backoff; other answers are final.
+Transport errors, 429 and 5xx are retried with backoff; other answers are final. A journey
+invalid against the package's v3.4 schema, or under 1 km (the registry's terms), is not sent.
+A 422 names the broken terms: `terms_violation_error_details` is parsed into the result.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
 import httpx
 import structlog
 
+from line_service.authority.schemas import journey_problems, min_distance_m, rpc_api_version
+
 log = structlog.get_logger(__name__)
 
-API_VERSION = "v3.3"
+API_VERSION = rpc_api_version()
 
 
 class Outcome(StrEnum):
@@ -31,6 +34,20 @@ class Outcome(StrEnum):
     NOT_FOUND = "not_found"
     REJECTED = "rejected"
     UNREACHABLE = "unreachable"
+    INVALID = "invalid"  # fails our schema: not sent
+    BREAKS_TERMS = "breaks_terms"  # e.g. under 1 km: not sent
+
+
+@dataclass(frozen=True, slots=True)
+class TermsViolation:
+    """One broken rule of a 422: its label and, for `too_many_trips_by_day`, the counters."""
+
+    label: str
+    metas: dict[str, int] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        counters = ", ".join(f"{key} {value}" for key, value in self.metas.items())
+        return f"{self.label} ({counters})" if counters else self.label
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +58,44 @@ class Result:
     outcome: Outcome
     status: int | None = None
     detail: str = ""
+    terms: tuple[TermsViolation, ...] = ()
+
+
+def terms_of(body: Any) -> tuple[TermsViolation, ...]:
+    """The `error.data.terms_violation_error_details` of a 422 body (labels alone if only they)."""
+    error = body.get("error") if isinstance(body, dict) else None
+    data = error.get("data") if isinstance(error, dict) else None
+    if not isinstance(data, dict):
+        return ()
+    details = data.get("terms_violation_error_details")
+    found: list[TermsViolation] = []
+    for entry in details if isinstance(details, list) else []:
+        if isinstance(entry, dict) and isinstance(entry.get("label"), str):
+            metas = entry.get("metas")
+            counters = metas.items() if isinstance(metas, dict) else ()
+            found.append(
+                TermsViolation(
+                    entry["label"], {str(k): int(v) for k, v in counters if isinstance(v, int)}
+                )
+            )
+    if not found:
+        labels = data.get("terms_violation_labels")
+        labels = labels if isinstance(labels, list) else [labels]
+        found = [TermsViolation(label) for label in labels if isinstance(label, str)]
+    return tuple(found)
+
+
+def precheck(journey: dict[str, Any]) -> Result | None:
+    """Why a journey must not be sent (invalid, or under the terms' distance), or None."""
+    journey_id = str(journey.get("operator_journey_id", "?"))
+    problems = journey_problems(journey)
+    if problems:
+        return Result(journey_id, Outcome.INVALID, None, "; ".join(problems))
+    if journey["distance"] < min_distance_m():
+        detail = f"distance: {journey['distance']} m is under {min_distance_m()} m"
+        terms = (TermsViolation("distance_too_short"),)
+        return Result(journey_id, Outcome.BREAKS_TERMS, None, detail, terms)
+    return None
 
 
 class RpcClient:
@@ -69,7 +124,10 @@ class RpcClient:
             await self._client.aclose()
 
     async def send(self, journey: dict[str, Any]) -> Result:
-        """Register one journey (201 created, 409 already there)."""
+        """Register one valid journey (201 created, 409 already there, 422 broken terms)."""
+        refused = precheck(journey)
+        if refused is not None:
+            return refused
         journey_id = str(journey["operator_journey_id"])
         answer = await self._post(journey_id, f"{self._base}/journeys", journey)
         if isinstance(answer, Result):
@@ -78,7 +136,13 @@ class RpcClient:
             return Result(journey_id, Outcome.CREATED, answer.status_code)
         if answer.status_code == 409:
             return Result(journey_id, Outcome.ALREADY_THERE, 409)
-        return Result(journey_id, Outcome.REJECTED, answer.status_code, answer.text[:500])
+        terms: tuple[TermsViolation, ...] = ()
+        if answer.status_code == 422:
+            try:
+                terms = terms_of(answer.json())
+            except ValueError:
+                terms = ()
+        return Result(journey_id, Outcome.REJECTED, answer.status_code, answer.text[:500], terms)
 
     async def cancel(self, journey_id: str, code: str, message: str | None = None) -> Result:
         """Cancel a registered journey (`code`: up to 32 of [0-9A-Za-z_-]; `message`: why)."""
@@ -94,20 +158,21 @@ class RpcClient:
             return Result(journey_id, Outcome.NOT_FOUND, 404)
         return Result(journey_id, Outcome.REJECTED, answer.status_code, answer.text[:500])
 
-    async def send_all(self, journeys: Iterable[dict[str, Any]]) -> Counter[Outcome]:
-        """Send every journey in turn; count the outcomes (each one is logged)."""
-        counts: Counter[Outcome] = Counter()
+    async def send_all(self, journeys: Iterable[dict[str, Any]]) -> list[Result]:
+        """Send every journey in turn (each outcome is logged); the results, in order."""
+        results = []
         for journey in journeys:
             result = await self.send(journey)
-            counts[result.outcome] += 1
+            results.append(result)
             log.info(
                 "rpc.sent",
                 journey_id=result.journey_id,
                 outcome=result.outcome.value,
                 status=result.status,
                 detail=result.detail[:200] or None,
+                terms=[str(violation) for violation in result.terms] or None,
             )
-        return counts
+        return results
 
     async def _post(
         self, journey_id: str, url: str, body: dict[str, Any]

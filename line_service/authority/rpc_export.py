@@ -1,4 +1,4 @@
-"""Adapter: trips as journeys of the Registre de preuve de covoiturage (RPC API v3.3).
+"""Adapter: trips as journeys of the Registre de preuve de covoiturage (RPC API v3.4).
 
 One journey per driver/passenger pair (one trip record); `operator_trip_id` groups the
 passengers of one car run. A trip is exported only when it is clean (no anti-abuse flag) and
@@ -6,6 +6,8 @@ both occupants have a known phone number: the registry requires `phone_trunc` an
 `identity_key` for each. What we send, since no last name is ever collected:
 `identity_key = sha256("<E.164>-")` (the registry's "<phone>-<LASTNAME>" with an empty name),
 `phone_trunc` = the number without its last two digits, `operator_user_id` = our opaque ref.
+A trip under 1 km breaks the registry's terms (v3.4) and is left out. Every journey is checked
+against the package's v3.4 schema; an invalid one is reported with its field, not exported.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from dispatcher.model import LineId, Network, StopId
+from line_service.authority.schemas import journey_problems, min_distance_m
 from line_service.authority.trips import TripBook
 from line_service.storage.store import Store, TripRecord
 
@@ -26,6 +29,7 @@ SKIP_FLAGGED = "flagged by the anti-abuse rules"
 SKIP_NO_PASSENGER_PHONE = "passenger phone unknown (terminal-only rider)"
 SKIP_NO_DRIVER_PHONE = "driver phone unknown"
 SKIP_UNKNOWN_STOP = "stop no longer in lines.yaml"
+SKIP_TOO_SHORT = "under 1 km: breaks the registry's terms (distance_too_short)"
 
 
 def _utc(value: datetime) -> datetime:
@@ -104,15 +108,24 @@ def skip_reason(trip: TripRecord, network: Network) -> str | None:
     stops = (trip.origin_id, trip.destination_id)
     if line is None or any(line.stop(StopId(stop)) is None for stop in stops):
         return SKIP_UNKNOWN_STOP
+    if trip.distance_m < min_distance_m():
+        return SKIP_TOO_SHORT
     return None
+
+
+def invalid_reports(journey: dict[str, Any]) -> list[str]:
+    """`journey <id>: <field>: <problem>` for each schema violation (empty when valid)."""
+    journey_id = journey.get("operator_journey_id", "?")
+    return [f"journey {journey_id}: {problem}" for problem in journey_problems(journey)]
 
 
 @dataclass
 class RpcExport:
-    """The journeys of a period, and how many trips were left out and why."""
+    """The journeys of a period, how many trips were left out and why, and the invalid ones."""
 
     journeys: list[dict[str, Any]] = field(default_factory=list)
     skipped: Counter[str] = field(default_factory=Counter)
+    invalid: dict[str, list[str]] = field(default_factory=dict)  # journey id -> reports
 
 
 def _local_date(trip: TripRecord, network: Network) -> date:
@@ -130,10 +143,15 @@ def export_rpc(store: Store, network: Network, first: date, last: date) -> RpcEx
         if not first <= _local_date(trip, network) <= last:
             continue
         reason = skip_reason(trip, network)
-        if reason is None:
-            export.journeys.append(journey_of(trip, network))
-        else:
+        if reason is not None:
             export.skipped[reason] += 1
+            continue
+        journey = journey_of(trip, network)
+        reports = invalid_reports(journey)
+        if reports:
+            export.invalid[trip.id] = reports
+        else:
+            export.journeys.append(journey)
     return export
 
 

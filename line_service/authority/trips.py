@@ -3,8 +3,8 @@
 A request that reaches PICKED_UP by CODE_VALIDATED is a trip. The engine's listener only queues
 a draft (pure arithmetic on the request and its line); a task stores it off the engine, where
 the national registry's anti-abuse rules are applied against the trips already stored: under
-2 km, more than 4 trips a person a day, the same driver/passenger pair twice within 30 minutes.
-Such trips are kept, flagged, paid nothing and never exported.
+1 km (API v3.4; 2 km before), more than 4 trips a person a day, the same driver/passenger pair
+twice within 30 minutes. Such trips are kept, flagged, paid nothing and never exported.
 """
 
 from __future__ import annotations
@@ -26,11 +26,12 @@ from dispatcher.events import Event
 from dispatcher.model import Line, Network
 from dispatcher.request_machine import Cause, Channel, RequestState, RideRequest
 from dispatcher.state import DispatcherState
+from line_service.authority.schemas import min_distance_m
 from line_service.storage.store import Store, TripRecord
 
 log = structlog.get_logger(__name__)
 
-MIN_DISTANCE_M = 2000
+MIN_DISTANCE_M = min_distance_m()  # the registry's terms, v3.4: 1 km
 MAX_TRIPS_A_DAY = 4
 SAME_PAIR_WINDOW = timedelta(minutes=30)
 CAR_RUN_WINDOW = timedelta(minutes=10)
