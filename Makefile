@@ -14,9 +14,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-# Real programs the tests start by themselves: Mosquitto, and Debian's Chromium for the
-# dashboard tests (Playwright drives /usr/bin/chromium; it never downloads a browser).
-APT_PACKAGES := mosquitto chromium chromium-driver fonts-dejavu-core
+# Real programs the tests start by themselves: Mosquitto, PostgreSQL (a throwaway server per run
+# unless CARPOOL_TEST_POSTGRES_URL is set), and Debian's Chromium for the dashboard tests
+# (Playwright drives /usr/bin/chromium; it never downloads a browser).
+APT_PACKAGES := mosquitto postgresql chromium chromium-driver fonts-dejavu-core
 system-deps:
 	@missing=""; \
 	for pkg in $(APT_PACKAGES); do dpkg -s $$pkg >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
