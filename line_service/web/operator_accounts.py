@@ -16,12 +16,11 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
 
 from pydantic import SecretStr
-from sqlalchemy import Column, DateTime
-from sqlmodel import Field, Session, SQLModel, select
+from sqlmodel import Session, select
 
+from line_service.storage.operator_table import OperatorRecord
 from line_service.storage.store import Store
 
 TOKEN_PREFIX = "cpl_"
@@ -42,21 +41,6 @@ class Role(StrEnum):
     def allows(self, needed: Role) -> bool:
         """True when this role includes `needed`."""
         return self.rank >= needed.rank
-
-
-def _utc_column() -> Any:
-    return Field(sa_column=Column(DateTime(timezone=True), nullable=False))
-
-
-class OperatorRecord(SQLModel, table=True):
-    """A person or system allowed to use the API; the token itself is never stored."""
-
-    __tablename__ = "api_operator"
-
-    name: str = Field(primary_key=True, max_length=80)
-    role: str = Field(max_length=16)
-    token_hash: str = Field(max_length=64, index=True)
-    created_at: datetime = _utc_column()
 
 
 @dataclass(frozen=True, slots=True)

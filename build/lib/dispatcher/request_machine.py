@@ -1,0 +1,144 @@
+"""Pure: the lifecycle of one ride request.
+
+Theory of operation
+-------------------
+A request is born WAITING (the rider asked, the line is open, the destination lies downstream)
+or REFUSED (it never lights a sign). From WAITING exactly one way out is taken:
+
+    WAITING --driver validated the code / rider reported departure--> PICKED_UP
+    WAITING --rider or operator cancelled---------------------------> CANCELLED
+    WAITING --guarantee reached in service hours, line has a fallback-> FALLBACK
+    WAITING --an operator sends the fallback now---------------------> FALLBACK
+    WAITING --its creation could not be stored in time----------------> REFUSED
+    WAITING --deadline reached, no fallback--------------------------> EXPIRED
+    FALLBACK --driver validated the code before the taxi came--------> PICKED_UP
+
+Every other state is final. Invariants: only WAITING requests are shown on signs; a final state
+never changes; a transition not in `TRANSITIONS` is rejected and leaves the request unchanged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime
+from enum import StrEnum
+
+from dispatcher.model import LineId, RequestId, StopId, TerminalId
+
+
+class RequestState(StrEnum):
+    """Where a request stands."""
+
+    WAITING = "waiting"
+    PICKED_UP = "picked_up"
+    CANCELLED = "cancelled"
+    FALLBACK = "fallback"
+    EXPIRED = "expired"
+    REFUSED = "refused"
+
+
+class Channel(StrEnum):
+    """How the rider asked."""
+
+    TERMINAL = "terminal"
+    SMS = "sms"
+    API = "api"
+
+
+class Cause(StrEnum):
+    """Why a request changed state (recorded in its history)."""
+
+    REQUESTED = "requested"
+    CODE_VALIDATED = "code_validated"
+    RIDER_DEPARTED = "rider_departed"
+    RIDER_CANCELLED = "rider_cancelled"
+    OPERATOR_CANCELLED = "operator_cancelled"
+    GUARANTEE_REACHED = "guarantee_reached"
+    OPERATOR_FALLBACK = "operator_fallback"
+    DEADLINE_REACHED = "deadline_reached"
+    CLOSED = "closed"
+    UNKNOWN_DESTINATION = "unknown_destination"
+    STOP_FULL = "stop_full"
+    NO_FREE_CODE = "no_free_code"
+    ALREADY_WAITING = "already_waiting"
+    STORAGE_FAILED = "storage_failed"
+
+
+TRANSITIONS: dict[RequestState, dict[Cause, RequestState]] = {
+    RequestState.WAITING: {
+        Cause.CODE_VALIDATED: RequestState.PICKED_UP,
+        Cause.RIDER_DEPARTED: RequestState.PICKED_UP,
+        Cause.RIDER_CANCELLED: RequestState.CANCELLED,
+        Cause.OPERATOR_CANCELLED: RequestState.CANCELLED,
+        Cause.GUARANTEE_REACHED: RequestState.FALLBACK,
+        Cause.OPERATOR_FALLBACK: RequestState.FALLBACK,
+        Cause.DEADLINE_REACHED: RequestState.EXPIRED,
+        Cause.STORAGE_FAILED: RequestState.REFUSED,
+    },
+    RequestState.FALLBACK: {Cause.CODE_VALIDATED: RequestState.PICKED_UP},
+    RequestState.PICKED_UP: {},
+    RequestState.CANCELLED: {},
+    RequestState.EXPIRED: {},
+    RequestState.REFUSED: {},
+}
+
+FINAL_STATES = frozenset(state for state, way_out in TRANSITIONS.items() if not way_out)
+
+
+class IllegalTransition(Exception):  # noqa: N818 (public name, kept for callers)
+    """A transition not in `TRANSITIONS` was attempted; the request is unchanged."""
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """Where a request came from, for idempotency: a terminal's request_id, an SMS MessageSid…"""
+
+    channel: Channel
+    ref: str
+
+
+@dataclass(frozen=True, slots=True)
+class RideRequest:
+    """One rider's request at one stop, for one destination."""
+
+    id: RequestId
+    line_id: LineId
+    stop_id: StopId
+    destination_id: StopId
+    seats: int
+    source: Source
+    terminal_id: TerminalId | None
+    phone: str | None
+    code: str | None
+    state: RequestState
+    cause: Cause
+    created_at: datetime
+    deadline_at: datetime
+    updated_at: datetime
+    driver_ref: str | None = None
+
+    @property
+    def is_waiting(self) -> bool:
+        """True while the request may still light signs."""
+        return self.state is RequestState.WAITING
+
+
+def next_state(state: RequestState, cause: Cause) -> RequestState | None:
+    """The state `cause` leads to from `state`, or None when the transition is illegal."""
+    return TRANSITIONS[state].get(cause)
+
+
+def transition(
+    request: RideRequest, cause: Cause, at: datetime, driver_ref: str | None = None
+) -> RideRequest:
+    """The request after `cause`; raises IllegalTransition (request untouched) when not allowed."""
+    target = next_state(request.state, cause)
+    if target is None:
+        raise IllegalTransition(f"{request.id}: {cause} is not allowed in {request.state}")
+    return replace(
+        request,
+        state=target,
+        cause=cause,
+        updated_at=at,
+        driver_ref=driver_ref if driver_ref is not None else request.driver_ref,
+    )

@@ -1,0 +1,1 @@
+"""Composition root: the carpool line service (settings, engine, persistence, API, CLI)."""

@@ -1,0 +1,136 @@
+"""Composition root: the authority's commands (export rpc, export bnlc, report, send-rpc)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from dispatcher.model import Network
+from line_service.network.lines_file import LinesFileError, load_network
+from line_service.settings import Settings
+from line_service.storage.store import Store
+
+export_app = typer.Typer(help="Export data for the transport authority.", no_args_is_help=True)
+
+DateOption = Annotated[str, typer.Option(help="a date, YYYY-MM-DD")]
+OutOption = Annotated[Path, typer.Option("--out", help="file to write")]
+
+
+def _network(settings: Settings) -> Network:
+    try:
+        return load_network(settings.lines_file)
+    except LinesFileError as exc:
+        for problem in exc.problems:
+            typer.echo(f"{settings.lines_file}: {problem}", err=True)
+        raise typer.Exit(2) from exc
+
+
+def _store(settings: Settings) -> Store:
+    store = Store(settings.database_url)
+    store.create_schema()
+    return store
+
+
+def _date(text: str, option: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError as exc:
+        raise typer.BadParameter(
+            f"{text!r} is not a date like 2026-03-01", param_hint=option
+        ) from exc
+
+
+@export_app.command("rpc")
+def export_rpc_command(
+    first: Annotated[str, typer.Option("--from", help="first day, YYYY-MM-DD")],
+    last: Annotated[str, typer.Option("--to", help="last day (included), YYYY-MM-DD")],
+    out: OutOption,
+) -> None:
+    """Write the period's journeys for the Registre de preuve de covoiturage (JSON array)."""
+    from line_service.authority.rpc_export import export_rpc, write_journeys
+
+    start, end = _date(first, "--from"), _date(last, "--to")
+    if end < start:
+        raise typer.BadParameter("--to is before --from", param_hint="--to")
+    settings = Settings()
+    store = _store(settings)
+    try:
+        export = export_rpc(store, _network(settings), start, end)
+    finally:
+        store.dispose()
+    write_journeys(export.journeys, out)
+    typer.echo(f"{out}: {len(export.journeys)} journey(s) from {start} to {end}")
+    for reason, count in sorted(export.skipped.items()):
+        typer.echo(f"  not exported: {count} trip(s): {reason}")
+
+
+@export_app.command("bnlc")
+def export_bnlc_command(
+    out: OutOption,
+    siren: Annotated[str | None, typer.Option(help="SIREN of the publisher")] = None,
+    owner: Annotated[str | None, typer.Option(help="owner of the places")] = None,
+    updated: Annotated[str | None, typer.Option(help="date_maj, default today")] = None,
+) -> None:
+    """Write the stops as BNLC places (CSV, schema v0.3.0)."""
+    from line_service.authority.bnlc_export import export_bnlc, write_bnlc
+
+    if siren is not None and re.fullmatch(r"\d{9}", siren) is None:
+        raise typer.BadParameter("a SIREN is 9 digits", param_hint="--siren")
+    updated_on = date.today() if updated is None else _date(updated, "--updated")
+    export = export_bnlc(_network(Settings()), updated_on, siren, owner)
+    write_bnlc(export.rows, out)
+    typer.echo(f"{out}: {len(export.rows)} place(s)")
+    if export.skipped:
+        typer.echo(f"  not exported (no insee code): {', '.join(export.skipped)}")
+
+
+def report_command(
+    month: Annotated[str, typer.Option(help="the month, YYYY-MM")],
+    out: OutOption,
+) -> None:
+    """Write the monthly report (self-contained HTML with plots)."""
+    from line_service.authority.report import compute_figures, render_html
+
+    if re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", month) is None:
+        raise typer.BadParameter(f"{month!r} is not a month like 2026-03", param_hint="--month")
+    settings = Settings()
+    network = _network(settings)
+    store = _store(settings)
+    try:
+        figures = compute_figures(store, network, month)
+    finally:
+        store.dispose()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(render_html(figures, network), encoding="utf-8")
+    typer.echo(f"{out}: {figures.requests} request(s), {figures.trips} trip(s) in {month}")
+
+
+def send_rpc_command(
+    file: Annotated[Path, typer.Argument(help="journeys written by `export rpc`")],
+    url: Annotated[str, typer.Option(help="registry base URL")] = (
+        "https://api.covoiturage.beta.gouv.fr"
+    ),
+    token: Annotated[str, typer.Option(envvar="CARPOOL_RPC_TOKEN", help="API token")] = "",
+) -> None:
+    """Post journeys to the registry (409 = already there); exit 1 if any was not accepted."""
+    from line_service.authority.rpc_client import Outcome, RpcClient
+
+    journeys: list[dict[str, Any]] = json.loads(file.read_text(encoding="utf-8"))
+
+    async def send() -> dict[Outcome, int]:
+        client = RpcClient(url, token)
+        try:
+            return dict(await client.send_all(journeys))
+        finally:
+            await client.aclose()
+
+    counts = asyncio.run(send())
+    typer.echo(", ".join(f"{outcome.value}: {n}" for outcome, n in counts.items()) or "nothing")
+    if set(counts) - {Outcome.CREATED, Outcome.ALREADY_THERE}:
+        raise typer.Exit(1)

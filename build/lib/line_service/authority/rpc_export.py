@@ -1,0 +1,143 @@
+"""Adapter: trips as journeys of the Registre de preuve de covoiturage (RPC API v3.3).
+
+One journey per driver/passenger pair (one trip record); `operator_trip_id` groups the
+passengers of one car run. A trip is exported only when it is clean (no anti-abuse flag) and
+both occupants have a known phone number: the registry requires `phone_trunc` and
+`identity_key` for each. What we send, since no last name is ever collected:
+`identity_key = sha256("<E.164>-")` (the registry's "<phone>-<LASTNAME>" with an empty name),
+`phone_trunc` = the number without its last two digits, `operator_user_id` = our opaque ref.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from dispatcher.model import LineId, Network, StopId
+from line_service.authority.trips import TripBook
+from line_service.storage.store import Store, TripRecord
+
+SKIP_FLAGGED = "flagged by the anti-abuse rules"
+SKIP_NO_PASSENGER_PHONE = "passenger phone unknown (terminal-only rider)"
+SKIP_NO_DRIVER_PHONE = "driver phone unknown"
+SKIP_UNKNOWN_STOP = "stop no longer in lines.yaml"
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _stamp(value: datetime) -> str:
+    return _utc(value).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _opaque_ref(identity_key: str) -> str:
+    """Our id of a person for the registry: derived from the identity key, never the number
+    (a driver's stored `driver_ref` may be the `tel:` number an app sent)."""
+    return f"u-{identity_key[:24]}"
+
+
+def _identity(ref: str, phone_trunc: str, identity_key: str) -> dict[str, Any]:
+    return {"operator_user_id": ref, "identity_key": identity_key, "phone_trunc": phone_trunc}
+
+
+def journey_of(trip: TripRecord, network: Network, siret: str | None = None) -> dict[str, Any]:
+    """The RPC journey of one exportable trip (see `skip_reason`)."""
+    reason = skip_reason(trip, network)
+    line = network.line(LineId(trip.line_id))
+    origin = line.stop(StopId(trip.origin_id)) if line else None
+    destination = line.stop(StopId(trip.destination_id)) if line else None
+    if reason is not None or line is None or origin is None or destination is None:
+        raise ValueError(f"trip {trip.id} cannot be exported: {reason}")
+    payer = siret or line.compensation.siret
+    incentives = (
+        [{"index": 0, "siret": payer, "amount": trip.driver_compensation_cents}]
+        if payer and trip.driver_compensation_cents > 0
+        else []
+    )
+    return {
+        "operator_journey_id": trip.id,
+        "operator_trip_id": trip.operator_trip_id,
+        "operator_class": trip.operator_class,
+        "incentives": incentives,
+        "start": {"datetime": _stamp(trip.picked_up_at), "lat": origin.lat, "lon": origin.lon},
+        "end": {
+            "datetime": _stamp(trip.arrival_at),
+            "lat": destination.lat,
+            "lon": destination.lon,
+        },
+        "distance": trip.distance_m,
+        "driver": {
+            "identity": _identity(
+                _opaque_ref(trip.driver_identity_key or ""),
+                trip.driver_phone_trunc or "",
+                trip.driver_identity_key or "",
+            ),
+            "revenue": trip.driver_compensation_cents + trip.passenger_contribution_cents,
+        },
+        "passenger": {
+            "identity": _identity(
+                trip.passenger_ref or "",
+                trip.passenger_phone_trunc or "",
+                trip.passenger_identity_key or "",
+            ),
+            "contribution": trip.passenger_contribution_cents,
+            "seats": trip.seats,
+        },
+    }
+
+
+def skip_reason(trip: TripRecord, network: Network) -> str | None:
+    """Why a trip cannot go to the registry, or None when it can."""
+    if trip.flags:
+        return SKIP_FLAGGED
+    if not (trip.passenger_ref and trip.passenger_phone_trunc and trip.passenger_identity_key):
+        return SKIP_NO_PASSENGER_PHONE
+    if not (trip.driver_phone_trunc and trip.driver_identity_key):
+        return SKIP_NO_DRIVER_PHONE
+    line = network.line(LineId(trip.line_id))
+    stops = (trip.origin_id, trip.destination_id)
+    if line is None or any(line.stop(StopId(stop)) is None for stop in stops):
+        return SKIP_UNKNOWN_STOP
+    return None
+
+
+@dataclass
+class RpcExport:
+    """The journeys of a period, and how many trips were left out and why."""
+
+    journeys: list[dict[str, Any]] = field(default_factory=list)
+    skipped: Counter[str] = field(default_factory=Counter)
+
+
+def _local_date(trip: TripRecord, network: Network) -> date:
+    line = network.line(LineId(trip.line_id))
+    zone = ZoneInfo(line.timezone if line else "Europe/Paris")
+    return _utc(trip.picked_up_at).astimezone(zone).date()
+
+
+def export_rpc(store: Store, network: Network, first: date, last: date) -> RpcExport:
+    """Journeys of the trips picked up between `first` and `last` (local dates, inclusive)."""
+    start = datetime.combine(first - timedelta(days=1), time(), tzinfo=UTC)
+    end = datetime.combine(last + timedelta(days=2), time(), tzinfo=UTC)
+    export = RpcExport()
+    for trip in TripBook(store).between(start, end):
+        if not first <= _local_date(trip, network) <= last:
+            continue
+        reason = skip_reason(trip, network)
+        if reason is None:
+            export.journeys.append(journey_of(trip, network))
+        else:
+            export.skipped[reason] += 1
+    return export
+
+
+def write_journeys(journeys: list[dict[str, Any]], out: Path) -> None:
+    """Write the journeys as a JSON array (UTF-8), one object per driver/passenger pair."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(journeys, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")

@@ -1,0 +1,173 @@
+"""Composition root: the `carpool-line` command line."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from pydantic import SecretStr
+
+from dispatcher.model import Network
+from line_service.authority.cli import export_app, report_command, send_rpc_command
+from line_service.broker.cli import mosquitto_config
+from line_service.logging_setup import configure_logging, secret_values
+from line_service.network.lines_file import LinesFileError, load_network
+from line_service.privacy.cli import privacy_app
+from line_service.settings import EMBEDDED, Settings
+from line_service.storage.cli import db_app
+from line_service.storage.schema import SchemaError
+from line_service.web.operator_cli import operator_app
+
+DEMO_TOKEN = "demo-operateur"
+REASSERT_FIRST_SECONDS = 5.0
+
+app = typer.Typer(help="Operate dynamic carpool lines.", no_args_is_help=True)
+
+
+@app.command("check-config")
+def check_config(path: Annotated[Path, typer.Argument(help="lines.yaml to check")]) -> None:
+    """Check a lines file; print every problem with its path, exit 1 if any."""
+    try:
+        network = load_network(path)
+    except LinesFileError as exc:
+        for problem in exc.problems:
+            typer.echo(f"{path}: {problem}", err=True)
+        raise typer.Exit(1) from exc
+    stops = sum(len(line.all_stops()) for line in network.lines)
+    devices = len(network.devices())
+    typer.echo(f"{path}: OK — {len(network.lines)} line(s), {stops} stops, {devices} devices")
+
+
+app.command("mosquitto-config")(mosquitto_config)
+app.add_typer(operator_app, name="operator")
+app.add_typer(privacy_app, name="privacy")
+app.add_typer(export_app, name="export")
+app.add_typer(db_app, name="db")
+app.command("report")(report_command)
+app.command("send-rpc")(send_rpc_command)
+
+
+@app.command()
+def serve(
+    demo: Annotated[bool, typer.Option("--demo", help="Simulated devices and traffic")] = False,
+) -> None:
+    """Run the service (HTTP API, dispatcher, MQTT link)."""
+    settings = Settings()
+    if demo and "CARPOOL_IGNORE_SERVICE_HOURS" not in os.environ:
+        settings = settings.model_copy(update={"ignore_service_hours": True})
+    if demo and settings.sms_provider != "console":
+        # Simulated riders have made-up numbers: the demo must never text anybody.
+        typer.echo("demo mode: SMS go to the console provider (no SMS is sent)", err=True)
+        settings = settings.model_copy(update={"sms_provider": "console"})
+    if demo and "CARPOOL_API_TOKENS" not in os.environ:
+        settings = settings.model_copy(update={"api_tokens": SecretStr(f"demo:{DEMO_TOKEN}:admin")})
+        typer.echo(f"demo dashboard: http://{settings.http_host}:{settings.http_port}/", err=True)
+        typer.echo(f"demo token (admin, demo mode only): {DEMO_TOKEN}", err=True)
+    configure_logging(settings.log_format, settings.log_level, secret_values(settings))
+    try:
+        network = load_network(settings.lines_file, settings.cache_dir)
+    except LinesFileError as exc:
+        for problem in exc.problems:
+            typer.echo(f"{settings.lines_file}: {problem}", err=True)
+        typer.echo("refusing to start: fix the lines file", err=True)
+        raise typer.Exit(2) from exc
+    busy = _ports_in_use(settings)
+    if busy:
+        for problem in busy:
+            typer.echo(problem, err=True)
+        typer.echo("refusing to start: free the port or choose another", err=True)
+        raise typer.Exit(2)
+    try:
+        asyncio.run(_serve(settings, network, demo))
+    except SchemaError as exc:  # a new database is created; one that is behind is not touched
+        typer.echo(str(exc), err=True)
+        typer.echo("refusing to start: the database schema does not match this version", err=True)
+        raise typer.Exit(2) from exc
+
+
+async def _serve(settings: Settings, network: Network, demo: bool) -> None:
+    """Dispatch first, the web side after: a restart re-asserts every sign before it imports
+    and starts the HTTP API, the dashboard and the SMS webhook (the HTTP side waits for the
+    signs at most `REASSERT_FIRST_SECONDS`: a broker that is down must not keep /readyz away).
+
+    SIGTERM and SIGINT stop the HTTP server, then the dispatcher, which commits what is queued
+    before the process ends with the signal.
+    """
+    from line_service.demo import demo_jobs
+    from line_service.runtime import build_runtime, running
+
+    stop = asyncio.Event()
+    caught = _catch_stop_signals(stop)
+    runtime = build_runtime(settings, network=network)
+    async with running(runtime, demo_jobs(settings) if demo else ()) as live:
+        reasserted = asyncio.create_task(live.gateway.reasserted.wait())
+        stopping = asyncio.create_task(stop.wait())
+        await asyncio.wait(
+            (reasserted, stopping),
+            timeout=REASSERT_FIRST_SECONDS,
+            return_when=asyncio.FIRST_COMPLETED,
+        )
+        reasserted.cancel()
+        if not stop.is_set():
+            import uvicorn
+
+            from line_service.app import create_app
+
+            application = create_app(settings, runtime=live, already_running=True)
+            config = uvicorn.Config(
+                application,
+                host=settings.http_host,
+                port=settings.http_port,
+                log_config=None,
+                access_log=False,
+                lifespan="on",
+            )
+            server = uvicorn.Server(config)
+            stopping.add_done_callback(lambda _: setattr(server, "should_exit", True))
+            await server.serve()  # hands the signals it caught back to ours when it returns
+        stopping.cancel()
+    for signum in caught:
+        signal.signal(signum, signal.SIG_DFL)
+        signal.raise_signal(signum)
+
+
+def _catch_stop_signals(stop: asyncio.Event) -> list[int]:
+    """Route SIGTERM and SIGINT to `stop`; the list fills with the signals received."""
+    loop = asyncio.get_running_loop()
+    caught: list[int] = []
+
+    def on_signal(signum: int, _frame: object) -> None:
+        caught.append(signum)
+        loop.call_soon_threadsafe(stop.set)
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, on_signal)
+    return caught
+
+
+def _ports_in_use(settings: Settings) -> list[str]:
+    """Ports this service must bind that something else holds (a clear message, not a trace)."""
+    wanted = [(settings.http_host, settings.http_port, "CARPOOL_HTTP_PORT")]
+    if settings.mqtt_url == EMBEDDED:
+        wanted.append(("127.0.0.1", settings.embedded_mqtt_port, "CARPOOL_EMBEDDED_MQTT_PORT"))
+    busy = []
+    for host, port, setting in wanted:
+        if port == 0:
+            continue
+        with socket.socket() as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((host, port))
+            except OSError as exc:
+                busy.append(f"{host}:{port} is already in use ({exc.strerror}); set {setting}")
+    return busy
+
+
+def main() -> None:
+    """Entry point of `carpool-line`."""
+    app()

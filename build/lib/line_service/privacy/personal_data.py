@@ -1,0 +1,405 @@
+"""Shell: personal data (RGPD) — the retention job, and access and erasure for one number.
+
+Where a rider's or driver's number can sit in the database:
+- `ride_request.phone`: in clear while a request is WAITING or FALLBACK (the store drops it,
+  keeping a salted hash in `rider_phone_hash`, when the request ends any other way; a FALLBACK
+  request keeps it until the retention job runs);
+- `ride_request.driver_ref` / `trip.driver_ref`: `sms:<salted hash>` for drivers who validated by
+  SMS, or the number itself (`+33…`, `tel:+33…`) when the app sent it;
+- `trip`: the registry's identity of each occupant (`*_phone_trunc` = the number without its last
+  two digits, `*_identity_key` = unsalted SHA-256, `passenger_ref` = `u-` + part of that key);
+- `sms_inbound.phone_hash`: salted hash of the sender. `sms_delivery` holds no number.
+
+Retention: anything older than the retention period that holds a number in clear, or a value
+anyone can recompute from a number (unsalted keys), is erased; salted hashes stay (statistics).
+Erasure of one number: every trace goes, and its salted hashes are replaced by one random
+pseudonym, so statistics still count one distinct person but nothing links back to the number.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import structlog
+from sqlalchemy import func, inspect
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, SQLModel, col, or_, select
+
+from line_service.authority.trips import identity_of, phone_in_ref
+from line_service.settings import Settings
+from line_service.storage.sms_store import SmsDeliveryRecord, SmsInboundRecord
+from line_service.storage.store import (
+    PHONE_KEEPING_STATES,
+    PhoneHashRecord,
+    RequestEventRecord,
+    RideRequestRecord,
+    Store,
+    TripRecord,
+)
+from sms_gateway.phones import phone_hash
+
+log = structlog.get_logger(__name__)
+
+RETENTION_EVERY = timedelta(days=1)
+RETENTION_RETRY = timedelta(hours=1)
+HASHED_DRIVER = "hash:"  # a driver_ref that was a number, pseudonymised
+HASHED_PASSENGER = "h-"  # a trip passenger_ref derived from a number, pseudonymised
+ERASED_PASSENGER = "x-"  # a trip passenger_ref after an erasure request
+
+
+class NotACarpoolDatabaseError(Exception):
+    """The database holds none of the service's tables (wrong CARPOOL_DATABASE_URL?)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PhoneKeys:
+    """Every form under which one E.164 number may be stored."""
+
+    phone: str
+    hash: str  # salted: rider_phone_hash, sms_inbound, sms:/hash: driver refs
+    identity_key: str  # the registry's unsalted key (trips)
+    identity_ref: str  # trip passenger_ref before retention
+    pseudonym_ref: str  # trip passenger_ref after retention
+
+    @property
+    def driver_refs(self) -> tuple[str, ...]:
+        """The driver_ref values that designate this number."""
+        return (self.phone, f"tel:{self.phone}", f"sms:{self.hash}", HASHED_DRIVER + self.hash)
+
+    @property
+    def passenger_refs(self) -> tuple[str, ...]:
+        """The trip passenger_ref values that designate this number."""
+        return (self.identity_ref, self.pseudonym_ref)
+
+
+def keys_for(phone: str, salt: str) -> PhoneKeys:
+    """The stored forms of an E.164 number, with the service's hash salt."""
+    identity = identity_of(phone)
+    return PhoneKeys(
+        phone=phone,
+        hash=phone_hash(phone, salt),
+        identity_key=identity.identity_key,
+        identity_ref=identity.ref,
+        pseudonym_ref=HASHED_PASSENGER + phone_hash(identity.ref, salt),
+    )
+
+
+def existing_tables(engine: Engine) -> set[str]:
+    """The names of the tables present in the database now."""
+    return set(inspect(engine).get_table_names())
+
+
+def _require_service_tables(tables: set[str]) -> None:
+    if RideRequestRecord.__tablename__ not in tables:
+        raise NotACarpoolDatabaseError("no ride_request table: is CARPOOL_DATABASE_URL right?")
+
+
+def _aware(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _plain(record: SQLModel) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name in type(record).model_fields:
+        value = getattr(record, name)
+        out[name] = _aware(value).isoformat() if isinstance(value, datetime) else value
+    return out
+
+
+def export(engine: Engine, keys: PhoneKeys, now: datetime) -> dict[str, Any]:
+    """Everything the database holds about one number (the answer to an access request)."""
+    tables = existing_tables(engine)
+    _require_service_tables(tables)
+    with Session(engine) as session:
+        rider_ids = set(
+            session.exec(
+                select(RideRequestRecord.id).where(RideRequestRecord.phone == keys.phone)
+            ).all()
+        )
+        if PhoneHashRecord.__tablename__ in tables:
+            rider_ids |= set(
+                session.exec(
+                    select(PhoneHashRecord.request_id).where(
+                        PhoneHashRecord.phone_hash == keys.hash
+                    )
+                ).all()
+            )
+        driver_ids = set(
+            session.exec(
+                select(RideRequestRecord.id).where(
+                    col(RideRequestRecord.driver_ref).in_(keys.driver_refs)
+                )
+            ).all()
+        )
+        requests = []
+        for row in session.exec(
+            select(RideRequestRecord)
+            .where(col(RideRequestRecord.id).in_(rider_ids | driver_ids))
+            .order_by(col(RideRequestRecord.created_at))
+        ).all():
+            history = session.exec(
+                select(RequestEventRecord)
+                .where(RequestEventRecord.request_id == row.id)
+                .order_by(col(RequestEventRecord.id))
+            ).all()
+            item = _plain(row)
+            item["role"] = "rider" if row.id in rider_ids else "driver"
+            item["history"] = [_plain(event) for event in history]
+            requests.append(item)
+        sms = []
+        if SmsInboundRecord.__tablename__ in tables:
+            sms = [
+                _plain(message)
+                for message in session.exec(
+                    select(SmsInboundRecord)
+                    .where(SmsInboundRecord.phone_hash == keys.hash)
+                    .order_by(col(SmsInboundRecord.received_at))
+                ).all()
+            ]
+        trips = []
+        if TripRecord.__tablename__ in tables:
+            trips = [
+                _plain(trip)
+                for trip in session.exec(
+                    select(TripRecord)
+                    .where(_trip_of(keys, rider_ids))
+                    .order_by(col(TripRecord.picked_up_at))
+                ).all()
+            ]
+    return {
+        "phone": keys.phone,
+        "exported_at": now.isoformat(),
+        "requests": requests,
+        "sms_inbound": sms,
+        "sms_delivery": [],
+        "trips": trips,
+        "notes": [
+            "sms_inbound lists the texts received from this number (found by its salted hash).",
+            f"sms_delivery: statuses of outbound texts are kept by MessageSid only, with no link "
+            f"to a number ({_count(engine, tables, SmsDeliveryRecord)} statuses stored in all).",
+            "The SMS provider (Twilio) keeps its own message logs: ask it separately.",
+        ],
+    }
+
+
+def _count(engine: Engine, tables: set[str], model: type[SmsDeliveryRecord]) -> int:
+    if model.__tablename__ not in tables:
+        return 0
+    with Session(engine) as session:
+        return session.exec(select(func.count()).select_from(model)).one()
+
+
+def _trip_of(keys: PhoneKeys, rider_ids: set[str]) -> Any:
+    return or_(
+        col(TripRecord.passenger_ref).in_(keys.passenger_refs),
+        col(TripRecord.passenger_identity_key) == keys.identity_key,
+        col(TripRecord.driver_ref).in_(keys.driver_refs),
+        col(TripRecord.driver_identity_key) == keys.identity_key,
+        col(TripRecord.request_id).in_(rider_ids),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Erasure:
+    """What an erasure changed: rows per place, and requests still open in the service."""
+
+    counts: dict[str, int]
+    open_requests: int
+
+
+def erase(engine: Engine, keys: PhoneKeys, pseudonym: str | None = None) -> Erasure:
+    """Erase every trace of one number; its hashes become one random pseudonym. Idempotent."""
+    tables = existing_tables(engine)
+    _require_service_tables(tables)
+    alias = pseudonym or secrets.token_hex(16)
+    counts: Counter[str] = Counter()
+    open_requests = 0
+    with Session(engine) as session:
+        rider_ids: set[str] = set()
+        for row in session.exec(
+            select(RideRequestRecord).where(RideRequestRecord.phone == keys.phone)
+        ).all():
+            open_requests += row.state in {state.value for state in PHONE_KEEPING_STATES}
+            rider_ids.add(row.id)
+            row.phone = None
+            session.add(row)
+            session.merge(PhoneHashRecord(request_id=row.id, phone_hash=alias))
+            counts["ride_request.phone"] += 1
+        for row in session.exec(
+            select(RideRequestRecord).where(col(RideRequestRecord.driver_ref).in_(keys.driver_refs))
+        ).all():
+            row.driver_ref = _erased_driver(row.driver_ref or "", alias)
+            session.add(row)
+            counts["ride_request.driver_ref"] += 1
+        if PhoneHashRecord.__tablename__ in tables:
+            for hashed in session.exec(
+                select(PhoneHashRecord).where(PhoneHashRecord.phone_hash == keys.hash)
+            ).all():
+                rider_ids.add(hashed.request_id)
+                hashed.phone_hash = alias
+                session.add(hashed)
+                counts["rider_phone_hash"] += 1
+        if SmsInboundRecord.__tablename__ in tables:
+            for message in session.exec(
+                select(SmsInboundRecord).where(SmsInboundRecord.phone_hash == keys.hash)
+            ).all():
+                message.phone_hash = alias
+                session.add(message)
+                counts["sms_inbound"] += 1
+        if TripRecord.__tablename__ in tables:
+            for trip in session.exec(select(TripRecord).where(_trip_of(keys, rider_ids))).all():
+                counts.update(_erase_trip(trip, keys, rider_ids, alias))
+                session.add(trip)
+        session.commit()
+    return Erasure(dict(counts), open_requests)
+
+
+def _erased_driver(ref: str, alias: str) -> str:
+    return f"sms:{alias}" if ref.startswith("sms:") else HASHED_DRIVER + alias
+
+
+def _erase_trip(trip: TripRecord, keys: PhoneKeys, rider_ids: set[str], alias: str) -> Counter[str]:
+    changed: Counter[str] = Counter()
+    if (
+        trip.passenger_ref in keys.passenger_refs
+        or trip.passenger_identity_key == keys.identity_key
+        or (trip.request_id in rider_ids and trip.passenger_ref is not None)
+    ):
+        trip.passenger_ref = ERASED_PASSENGER + alias
+        trip.passenger_phone_trunc = None
+        trip.passenger_identity_key = None
+        changed["trip.passenger"] += 1
+    if trip.driver_ref in keys.driver_refs or trip.driver_identity_key == keys.identity_key:
+        trip.driver_ref = _erased_driver(trip.driver_ref, alias)
+        trip.driver_phone_trunc = None
+        trip.driver_identity_key = None
+        changed["trip.driver"] += 1
+    return changed
+
+
+def erase_expired(engine: Engine, salt: str, cutoff: datetime) -> dict[str, int]:
+    """Erase numbers (and unsalted keys) stored before `cutoff`; salted hashes stay."""
+    tables = existing_tables(engine)
+    counts: Counter[str] = Counter()
+    if RideRequestRecord.__tablename__ not in tables:
+        return {}
+    with Session(engine) as session:
+        for row in session.exec(
+            select(RideRequestRecord).where(
+                col(RideRequestRecord.phone).is_not(None),
+                col(RideRequestRecord.updated_at) < cutoff,
+            )
+        ).all():
+            if row.phone is None:
+                continue
+            if session.get(PhoneHashRecord, row.id) is None:
+                session.add(
+                    PhoneHashRecord(request_id=row.id, phone_hash=phone_hash(row.phone, salt))
+                )
+            row.phone = None
+            session.add(row)
+            counts["ride_request.phone"] += 1
+        for row in session.exec(
+            select(RideRequestRecord).where(
+                _number_like(col(RideRequestRecord.driver_ref)),
+                col(RideRequestRecord.updated_at) < cutoff,
+            )
+        ).all():
+            number = phone_in_ref(row.driver_ref or "")
+            if number is not None:
+                row.driver_ref = HASHED_DRIVER + phone_hash(number, salt)
+                session.add(row)
+                counts["ride_request.driver_ref"] += 1
+        if TripRecord.__tablename__ in tables:
+            for trip in session.exec(
+                select(TripRecord).where(
+                    col(TripRecord.picked_up_at) < cutoff,
+                    or_(
+                        col(TripRecord.passenger_phone_trunc).is_not(None),
+                        col(TripRecord.passenger_identity_key).is_not(None),
+                        col(TripRecord.driver_phone_trunc).is_not(None),
+                        col(TripRecord.driver_identity_key).is_not(None),
+                        col(TripRecord.passenger_ref).startswith("u-"),
+                        _number_like(col(TripRecord.driver_ref)),
+                    ),
+                )
+            ).all():
+                if _expire_trip(trip, salt):
+                    session.add(trip)
+                    counts["trip"] += 1
+        session.commit()
+    return dict(counts)
+
+
+def _number_like(column: Any) -> Any:
+    """A driver_ref that may hold a number in clear (`+33…`, `tel:+33…`)."""
+    return or_(column.startswith("+"), column.startswith("tel:"))
+
+
+def _expire_trip(trip: TripRecord, salt: str) -> bool:
+    before = (
+        trip.passenger_ref,
+        trip.passenger_phone_trunc,
+        trip.passenger_identity_key,
+        trip.driver_ref,
+        trip.driver_phone_trunc,
+        trip.driver_identity_key,
+    )
+    if trip.passenger_ref and trip.passenger_ref.startswith("u-"):
+        trip.passenger_ref = HASHED_PASSENGER + phone_hash(trip.passenger_ref, salt)
+    number = phone_in_ref(trip.driver_ref)
+    if number is not None:
+        trip.driver_ref = HASHED_DRIVER + phone_hash(number, salt)
+    trip.passenger_phone_trunc = trip.passenger_identity_key = None
+    trip.driver_phone_trunc = trip.driver_identity_key = None
+    after = (
+        trip.passenger_ref,
+        trip.passenger_phone_trunc,
+        trip.passenger_identity_key,
+        trip.driver_ref,
+        trip.driver_phone_trunc,
+        trip.driver_identity_key,
+    )
+    return before != after
+
+
+async def retention_loop(
+    store: Store,
+    salt: str,
+    retention: timedelta,
+    clock: Callable[[], datetime],
+    every: timedelta = RETENTION_EVERY,
+) -> None:
+    """Run the retention job now and then every `every`; a failure is logged and retried."""
+    while True:
+        cutoff = clock() - retention
+        try:
+            counts = await asyncio.to_thread(erase_expired, store.engine, salt, cutoff)
+        except Exception as exc:
+            log.error("privacy.retention_failed", error=str(exc)[:200])
+            wait = min(every, RETENTION_RETRY)
+        else:
+            log.info(
+                "privacy.retention",
+                cutoff=cutoff.isoformat(),
+                erased=sum(counts.values()),
+                **{place.replace(".", "_"): count for place, count in counts.items()},
+            )
+            wait = every
+        await asyncio.sleep(wait.total_seconds())
+
+
+async def run_retention(store: Store, settings: Settings, clock: Callable[[], datetime]) -> None:
+    """The service's retention task: numbers older than CARPOOL_PHONE_RETENTION_DAYS go."""
+    await retention_loop(
+        store,
+        settings.phone_hash_salt.get_secret_value(),
+        timedelta(days=settings.phone_retention_days),
+        clock,
+    )

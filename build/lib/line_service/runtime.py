@@ -1,0 +1,165 @@
+"""Composition root: builds every object of the service and runs them under one TaskGroup."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+from collections.abc import AsyncIterator, Callable, Coroutine
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import structlog
+
+from dispatcher.model import Network
+from dispatcher.state import DispatcherState
+from line_service.authority.wiring import AuthorityServices, wire_authority
+from line_service.dispatch.device_gateway import DeviceGateway
+from line_service.dispatch.engine import Clock, Engine
+from line_service.dispatch.timers import Timers
+from line_service.dispatch.writer import Writer
+from line_service.network.lines_file import load_network
+from line_service.privacy.personal_data import run_retention
+from line_service.settings import EMBEDDED, Settings
+from line_service.sms.channel import SmsChannel, build_sms_channel
+from line_service.storage.store import Store
+from stop_devices.mqtt_link import BrokerAddress
+
+log = structlog.get_logger(__name__)
+
+RESTORE_WINDOW = timedelta(hours=2)
+SHUTDOWN_FLUSH_SECONDS = 5.0
+HOUSEKEEPING_WAIT = timedelta(minutes=1)
+
+BackgroundJob = Callable[["Runtime"], Coroutine[Any, Any, None]]
+
+
+def utc_now() -> datetime:
+    """The wall clock, aware UTC."""
+    return datetime.now(UTC)
+
+
+@dataclass
+class Runtime:
+    """Everything the running service holds; handed to routes through the lifespan state."""
+
+    settings: Settings
+    network: Network
+    store: Store
+    engine: Engine
+    writer: Writer
+    timers: Timers
+    gateway: DeviceGateway
+    clock: Clock
+    started_at: datetime = field(default_factory=utc_now)
+    sms: SmsChannel | None = None
+    authority: AuthorityServices | None = None  # fallbacks and trip recorder (issue 5)
+
+    async def ready(self) -> dict[str, bool]:
+        """Whether the broker and the database are reachable now."""
+        database = await asyncio.to_thread(self.store.ping)
+        return {"broker": self.gateway.link.connected, "database": database}
+
+
+def build_runtime(
+    settings: Settings, clock: Clock = utc_now, network: Network | None = None
+) -> Runtime:
+    """Wire every part from settings (raises LinesFileError on a broken lines file); `network`
+    is the lines file already read and checked, when the caller has it."""
+    if network is None:
+        network = load_network(settings.lines_file)
+    if settings.ignore_service_hours:
+        log.warning("service_hours.ignored", reason="CARPOOL_IGNORE_SERVICE_HOURS (demo mode)")
+        network = Network(tuple(replace(line, service_hours=None) for line in network.lines))
+    store = Store(settings.database_url)
+    writer = Writer(store, refuse_after=settings.storage_refuse_seconds)
+    gateway = DeviceGateway(
+        network, BrokerAddress.from_url(settings.broker_url), settings.mqtt_client_id
+    )
+    engine_box: list[Engine] = []
+    timers = Timers(lambda event: engine_box[0].submit_nowait(event), settings.lease_refresh)
+    engine = Engine(DispatcherState(network=network), clock, gateway, timers, writer)
+    engine_box.append(engine)
+    gateway.attach(engine)
+    runtime = Runtime(settings, network, store, engine, writer, timers, gateway, clock)
+    runtime.sms = build_sms_channel(settings, network, store, engine, clock)
+    sms_sender = runtime.sms.sender if runtime.sms else None
+    runtime.authority = wire_authority(network, store, engine, sms_sender)
+    return runtime
+
+
+async def _once_reasserted(
+    gateway: DeviceGateway, job: Callable[[], Coroutine[Any, Any, None]]
+) -> None:
+    """Start housekeeping once every device was re-asserted (or after HOUSEKEEPING_WAIT with
+    no broker): its database work must not slow the signs' re-assertion after a restart."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(gateway.reasserted.wait(), HOUSEKEEPING_WAIT.total_seconds())
+    await job()
+
+
+@contextlib.asynccontextmanager
+async def running(
+    runtime: Runtime, background: tuple[BackgroundJob, ...] = ()
+) -> AsyncIterator[Runtime]:
+    """Start the broker (if embedded), restore state, run every task; stop cleanly on exit."""
+    settings = runtime.settings
+    async with contextlib.AsyncExitStack() as stack:
+        if settings.mqtt_url == EMBEDDED:
+            from line_service.broker.embedded import embedded_broker  # demo mode only: amqtt
+
+            await stack.enter_async_context(embedded_broker(settings.embedded_mqtt_port))
+        await asyncio.to_thread(runtime.store.check_schema)
+        stored = await asyncio.to_thread(
+            runtime.store.live_requests, runtime.clock(), RESTORE_WINDOW
+        )
+        runtime.timers.start()
+        stack.callback(runtime.timers.shutdown)
+        stack.callback(runtime.store.dispose)
+        aliases = await asyncio.to_thread(
+            runtime.store.aliases_of, [request.id for request in stored]
+        )
+        runtime.engine.restore(stored, aliases)
+        # What start-up built (modules, the network, restored state) lives as long as the process:
+        # keep it out of the cyclic collector's full passes, which otherwise stall dispatch. No
+        # collection first: start-up leaves no cycles to free (measured: 0 unreachable), and a
+        # full pass over it costs ~70 ms before the first sign can be re-asserted.
+        gc.freeze()
+        async with asyncio.TaskGroup() as group:
+            tasks = [
+                group.create_task(runtime.writer.run(), name="writer"),
+                group.create_task(runtime.engine.run(), name="engine"),
+                group.create_task(runtime.gateway.link.run(), name="mqtt-link"),
+                group.create_task(
+                    _once_reasserted(
+                        runtime.gateway,
+                        lambda: run_retention(runtime.store, settings, runtime.clock),
+                    ),
+                    name="privacy-retention",
+                ),
+                *([group.create_task(runtime.sms.run(), name="sms-sender")] if runtime.sms else []),
+                *(
+                    [group.create_task(runtime.authority.run(), name="authority")]
+                    if runtime.authority
+                    else []
+                ),
+                *(
+                    group.create_task(job(runtime), name=f"job-{i}")
+                    for i, job in enumerate(background)
+                ),
+            ]
+            log.info(
+                "service.started",
+                lines=[line.id for line in runtime.network.lines],
+                broker=settings.broker_url,
+                database=runtime.store.engine.dialect.name,
+            )
+            try:
+                yield runtime
+            finally:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(runtime.writer.drained(), SHUTDOWN_FLUSH_SECONDS)
+                for task in tasks:
+                    task.cancel()
+        log.info("service.stopped")

@@ -1,0 +1,79 @@
+"""Adapter: service settings from the environment (prefix CARPOOL_), built in main only."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+EMBEDDED = "embedded"
+
+
+class Settings(BaseSettings):
+    """Every knob of the service; see README for what each one does."""
+
+    model_config = SettingsConfigDict(env_prefix="CARPOOL_", extra="ignore", frozen=True)
+
+    lines_file: Path = Path("config/lines.yaml")
+    cache_dir: Path = Path("var/cache")  # the lines file's parsed form (a faster restart)
+    database_url: str = "sqlite:///var/carpool.sqlite3"
+    mqtt_url: str = EMBEDDED
+    embedded_mqtt_port: int = Field(default=1884, ge=1, le=65535)
+    mqtt_client_id: str = "carpool-dispatcher"
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(default=8000, ge=0, le=65535)
+    sms_provider: Literal["console", "twilio"] = "console"
+    twilio_account_sid: str = ""
+    twilio_auth_token: SecretStr = SecretStr("")
+    twilio_from: str = ""
+    twilio_api_base: str = "https://api.twilio.com"
+    public_url: str = "http://127.0.0.1:8000"
+    api_tokens: SecretStr = SecretStr("")  # "token:role,…" or JSON {"token": "role"}
+    phone_hash_salt: SecretStr = SecretStr("")
+    sms_rate_limit_count: int = Field(default=10, ge=1)
+    sms_rate_limit_window_seconds: float = Field(default=600.0, gt=0)
+    phone_retention_days: int = Field(default=30, ge=1)  # clear numbers erased after (RGPD)
+    lease_refresh_seconds: float = Field(default=30.0, gt=0)
+    ignore_service_hours: bool = False
+    storage_refuse_seconds: float = Field(default=5.0, gt=0)
+    log_format: Literal["auto", "json", "console"] = "auto"
+    log_level: str = "INFO"
+
+    @field_validator("mqtt_url")
+    @classmethod
+    def _mqtt_url_shape(cls, value: str) -> str:
+        if value != EMBEDDED and not value.startswith("mqtt://"):
+            raise ValueError("CARPOOL_MQTT_URL must be 'embedded' or mqtt://[user:pass@]host:port")
+        return value
+
+    @model_validator(mode="after")
+    def _twilio_needs_secrets(self) -> Settings:
+        if self.sms_provider == "twilio":
+            missing = [
+                f"CARPOOL_{name.upper()}"
+                for name, value in (
+                    ("twilio_account_sid", self.twilio_account_sid),
+                    ("twilio_auth_token", self.twilio_auth_token.get_secret_value()),
+                    ("twilio_from", self.twilio_from),
+                    ("phone_hash_salt", self.phone_hash_salt.get_secret_value()),
+                )
+                if not value.strip()
+            ]
+            if missing:
+                raise ValueError(f"CARPOOL_SMS_PROVIDER=twilio needs {', '.join(missing)}")
+        return self
+
+    @property
+    def lease_refresh(self) -> timedelta:
+        """How often lit signs get their lease renewed."""
+        return timedelta(seconds=self.lease_refresh_seconds)
+
+    @property
+    def broker_url(self) -> str:
+        """The broker to connect to, the embedded one resolved to its address."""
+        if self.mqtt_url == EMBEDDED:
+            return f"mqtt://127.0.0.1:{self.embedded_mqtt_port}"
+        return self.mqtt_url

@@ -1,0 +1,164 @@
+"""Shell: Prometheus metrics of the service, in a registry of its own built by the composition root.
+
+Counters and the wait histogram are fed by an engine listener (O(1) per effect); gauges and the
+counters other parts already keep (MQTT drops, engine step time) are read at scrape time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from fastapi import APIRouter, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.exposition import generate_latest
+from prometheus_client.registry import Collector
+
+from dispatcher.effects import AlertKind, Effect, RaiseAlert, SaveRequest, ShowOnSign
+from dispatcher.events import Event
+from dispatcher.model import DeviceKind
+from dispatcher.request_machine import RequestState
+from dispatcher.state import DispatcherState
+from line_service.runtime import Runtime
+
+WAIT_BUCKETS = (30, 60, 120, 180, 300, 420, 600, 900, 1200, 1800, 3600)
+
+
+class _RuntimeCollector(Collector):
+    """Values read from the running service when Prometheus scrapes."""
+
+    def __init__(self, runtime: Runtime, live_clients: Callable[[], int]) -> None:
+        self._runtime = runtime
+        self._live_clients = live_clients
+
+    def collect(self) -> Iterable[Metric]:
+        state = self._runtime.engine.state
+        online = GaugeMetricFamily(
+            "carpool_devices_online", "Devices whose last status said online", labels=["kind"]
+        )
+        known = GaugeMetricFamily(
+            "carpool_devices_configured", "Devices in lines.yaml", labels=["kind"]
+        )
+        devices = self._runtime.network.devices()
+        for kind in DeviceKind:
+            count = sum(1 for (k, _id), up in state.online.items() if k is kind and up)
+            online.add_metric([kind.value], count)
+            known.add_metric([kind.value], sum(1 for (k, _id) in devices if k is kind))
+        yield online
+        yield known
+        waiting = GaugeMetricFamily(
+            "carpool_requests_waiting", "Riders waiting now", labels=["line"]
+        )
+        for line in self._runtime.network.lines:
+            waiting.add_metric([line.id], sum(1 for r in state.waiting() if r.line_id == line.id))
+        yield waiting
+        alerts = GaugeMetricFamily("carpool_alerts_active", "Active device alerts", labels=["kind"])
+        for alert_kind in AlertKind:
+            alerts.add_metric(
+                [alert_kind.value], sum(1 for k, _ in state.alerts if k is alert_kind)
+            )
+        yield alerts
+        gateway = self._runtime.gateway
+        dropped = CounterMetricFamily(
+            "carpool_mqtt_dropped", "MQTT messages dropped, by reason", labels=["reason"]
+        )
+        for reason, count in sorted(gateway.dropped.items()):
+            dropped.add_metric([reason], count)
+        yield dropped
+        yield CounterMetricFamily(
+            "carpool_mqtt_received", "MQTT messages received from devices", value=gateway.received
+        )
+        yield CounterMetricFamily(
+            "carpool_mqtt_repeated_statuses",
+            "Device heartbeats repeating the device's last status, skipped before decoding",
+            value=gateway.repeated_statuses,
+        )
+        engine = self._runtime.engine
+        yield CounterMetricFamily(
+            "carpool_engine_events", "Events processed by the engine", value=engine.processed
+        )
+        yield CounterMetricFamily(
+            "carpool_engine_step_seconds",
+            "Time spent processing events (divide by carpool_engine_events_total for the mean)",
+            value=engine.step_seconds_total,
+        )
+        rejected = CounterMetricFamily(
+            "carpool_engine_rejected", "Events rejected by the core", labels=["reason"]
+        )
+        for reason, count in sorted(engine.rejected.items()):
+            rejected.add_metric([reason], count)
+        yield rejected
+        yield GaugeMetricFamily(
+            "carpool_live_clients",
+            "Dashboards connected over WebSocket",
+            value=self._live_clients(),
+        )
+
+
+STEP_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5)
+
+
+class ServiceMetrics:
+    """The registry and the listener that feeds it."""
+
+    def __init__(self, runtime: Runtime, live_clients: Callable[[], int] = lambda: 0) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter(
+            "carpool_requests",
+            "Ride requests by the state they reached",
+            ["line", "outcome"],
+            registry=self.registry,
+        )
+        self.wait = Histogram(
+            "carpool_wait_seconds",
+            "How long riders waited, by how the wait ended",
+            ["line", "outcome"],
+            buckets=WAIT_BUCKETS,
+            registry=self.registry,
+        )
+        self.sign_updates = Counter(
+            "carpool_sign_updates", "Displays sent to signs", ["line"], registry=self.registry
+        )
+        self.alerts = Counter(
+            "carpool_alerts_raised", "Operator alerts raised", ["kind"], registry=self.registry
+        )
+        self.step_duration = Histogram(
+            "carpool_engine_step_duration_seconds",
+            "Time the engine took to apply one event and hand out its effects, by event",
+            ["event"],
+            buckets=STEP_BUCKETS,
+            registry=self.registry,
+        )
+        self.registry.register(_RuntimeCollector(runtime, live_clients))
+
+    def observe_step(self, event: str, seconds: float) -> None:
+        """Engine step timer: one observation per event processed."""
+        self.step_duration.labels(event).observe(seconds)
+
+    def on_step(self, _event: Event | None, effects: list[Effect], _state: DispatcherState) -> None:
+        """Engine listener: count what the step did."""
+        for effect in effects:
+            if isinstance(effect, SaveRequest):
+                request = effect.request
+                self.requests.labels(request.line_id, request.state.value).inc()
+                if effect.previous_state == RequestState.WAITING.value and not request.is_waiting:
+                    waited = (request.updated_at - request.created_at).total_seconds()
+                    self.wait.labels(request.line_id, request.state.value).observe(max(0.0, waited))
+            elif isinstance(effect, ShowOnSign):
+                self.sign_updates.labels(effect.line_id).inc()
+            elif isinstance(effect, RaiseAlert):
+                self.alerts.labels(effect.alert.kind.value).inc()
+
+    def exposition(self) -> bytes:
+        """The text format Prometheus scrapes."""
+        return generate_latest(self.registry)
+
+
+metrics_router = APIRouter(tags=["health"])
+
+
+@metrics_router.get("/metrics", response_class=Response)
+async def metrics(request: Request) -> Response:
+    """Prometheus metrics (text exposition format)."""
+    service: ServiceMetrics = request.app.state.operations.metrics
+    return Response(service.exposition(), media_type=CONTENT_TYPE_LATEST)

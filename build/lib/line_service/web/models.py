@@ -1,0 +1,256 @@
+"""Adapter: HTTP request and response bodies of the REST API (frozen pydantic models)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from dispatcher.request_machine import RideRequest
+
+Slug = Annotated[str, Field(pattern=r"^[a-z0-9-]{1,64}$")]
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ValidationIn(_Body):
+    """A driver validates a rider's code."""
+
+    code: Annotated[str, Field(pattern=r"^\d{4}$")]
+    driver_ref: Annotated[str, Field(min_length=1, max_length=120)]
+
+
+class RideRequestIn(_Body):
+    """A ride asked through the API (an app)."""
+
+    line_id: Slug
+    stop_id: Slug
+    destination_id: Slug
+    seats: Annotated[int, Field(ge=1, le=4)] = 1
+    client_ref: Annotated[str | None, Field(max_length=64, pattern=r"^[A-Za-z0-9_-]+$")] = None
+    phone: Annotated[
+        str | None,
+        Field(
+            max_length=32,
+            pattern=r"^\+?[0-9 .()-]{6,31}$",
+            description="optional: the rider is told by SMS what becomes of the request",
+        ),
+    ] = None
+
+
+class RideRequestOut(_Body):
+    """A ride request as the API shows it."""
+
+    id: str
+    line_id: str
+    stop_id: str
+    destination_id: str
+    seats: int
+    channel: str
+    state: str
+    cause: str
+    code: str | None
+    created_at: datetime
+    deadline_at: datetime
+    updated_at: datetime
+    phone: str | None = Field(default=None, description="shown to operators only")
+    driver_ref: str | None = None
+
+    @classmethod
+    def of(
+        cls, request: RideRequest, with_code: bool = True, with_phone: bool = False
+    ) -> RideRequestOut:
+        """The public view of a request."""
+        return cls(
+            id=request.id,
+            line_id=request.line_id,
+            stop_id=request.stop_id,
+            destination_id=request.destination_id,
+            seats=request.seats,
+            channel=request.source.channel.value,
+            state=request.state.value,
+            cause=request.cause.value,
+            code=request.code if with_code else None,
+            created_at=request.created_at,
+            deadline_at=request.deadline_at,
+            updated_at=request.updated_at,
+            phone=request.phone if with_phone else None,
+            driver_ref=request.driver_ref,
+        )
+
+
+class TransitionOut(_Body):
+    """One step in a request's history."""
+
+    at: datetime
+    from_state: str | None
+    to_state: str
+    cause: str
+
+
+class RideRequestDetail(_Body):
+    """A request with its history."""
+
+    request: RideRequestOut
+    history: list[TransitionOut]
+
+
+class OperatorMessageOut(_Body):
+    """An operator message on a sign (`pages == []` blanks it)."""
+
+    message_id: str
+    pages: list[list[str]]
+    priority: int
+    posted_at: datetime
+    expires_at: datetime
+    shown: bool = Field(description="true when it is the message the sign shows now")
+
+
+class SignOut(_Body):
+    """A sign: what it was asked to show, what it says it shows, whether it is online."""
+
+    id: str
+    stop_id: str
+    pages: list[list[str]]
+    seq: int | None
+    expires_at: datetime | None
+    reported_pages: list[list[str]] | None
+    online: bool | None
+    distance_upstream_m: int = 0
+    rows: int = 3
+    columns: int = 18
+    mismatch: bool = False
+    operator_messages: list[OperatorMessageOut] = []
+
+
+class LiveLineOut(_Body):
+    """A line's live state."""
+
+    line_id: str
+    waiting: list[RideRequestOut]
+    signs: list[SignOut]
+    alerts: list[str]
+
+
+class Problem(_Body):
+    """An error answer."""
+
+    detail: str
+
+
+class Readiness(_Body):
+    """What /readyz checked."""
+
+    broker: bool
+    database: bool
+
+
+class TerminalOut(_Body):
+    """A stop's terminal: online or not, and what its screen says."""
+
+    id: str
+    stop_id: str
+    online: bool | None
+    screen_state: str | None
+    screen_lines: list[str]
+
+
+class StopOut(_Body):
+    """A stop of a direction, in travel order, with its devices and waiting riders."""
+
+    id: str
+    name: str
+    code: str
+    km: float
+    lat: float
+    lon: float
+    direction_id: str
+    terminal: TerminalOut | None
+    signs: list[SignOut]
+    waiting: int
+
+
+class DirectionOut(_Body):
+    """A direction of a line: its stops in travel order."""
+
+    id: str
+    name: str
+    stops: list[StopOut]
+
+
+class AlertOut(_Body):
+    """Something an operator should look at."""
+
+    kind: str = Field(description="device_offline, sign_mismatch or guarantee_near")
+    device_kind: str | None
+    device_id: str | None
+    request_id: str | None = None
+    message: str
+    raised_at: datetime
+
+
+class LineSummaryOut(_Body):
+    """A line in the list of lines."""
+
+    id: str
+    name: str
+    open_now: bool
+    waiting: int
+    alerts: int
+
+
+class LineOut(_Body):
+    """A line's configuration and live state: everything the dashboard shows (also sent live)."""
+
+    id: str
+    name: str
+    timezone: str
+    now: datetime
+    open_now: bool
+    wait_guarantee_minutes: float | None
+    has_fallback: bool
+    directions: list[DirectionOut]
+    waiting: list[RideRequestOut]
+    recent: list[RideRequestOut] = Field(description="requests finished lately, newest first")
+    alerts: list[AlertOut]
+
+
+class RequestListOut(_Body):
+    """Requests matching a filter, newest first."""
+
+    items: list[RideRequestOut]
+    count: int
+
+
+class SignMessageIn(_Body):
+    """An operator message: rows of text per page (`pages: []` blanks the sign)."""
+
+    pages: Annotated[
+        list[Annotated[list[Annotated[str, Field(max_length=60)]], Field(max_length=6)]],
+        Field(max_length=6, examples=[[["ROUTE BARREE", "PRENEZ A16"]], []]),
+    ]
+    priority: Annotated[int, Field(ge=0, le=100)] = 50
+    expires_in_minutes: Annotated[float, Field(gt=0, le=24 * 60)] = 30
+
+
+class SignMessagePosted(_Body):
+    """An operator message as the sign will show it."""
+
+    sign: SignOut
+    message: OperatorMessageOut
+
+
+class CancelIn(_Body):
+    """Why an operator cancels (kept in the log)."""
+
+    reason: Annotated[str, Field(max_length=200)] = ""
+
+
+class PrincipalOut(_Body):
+    """Who the token belongs to."""
+
+    name: str
+    role: str

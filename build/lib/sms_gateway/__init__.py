@@ -1,0 +1,1 @@
+"""Adapter: the SMS channel (Twilio webhook, French command parser, senders)."""

@@ -1,0 +1,187 @@
+"""Pure: the French SMS grammar — a message body becomes one frozen command, never an exception.
+
+Grammar (case-, accent- and spacing-insensitive):
+    <STOP CODE> <DESTINATION>   ask for a ride ("cal dunkerque", "CAL Dunkerke", "cal dkq")
+    ANNULER                     cancel the sender's waiting request
+    PARTI                       the sender left (with a driver or otherwise)
+    AIDE                        how to use the service (also an empty or unreadable message)
+    <4 digits>                  a driver validates a passenger's code ("4821", "code 4821")
+
+Destinations are matched only among the stops downstream of the asking stop, by name or code,
+with prefixes ("dunk") and small typos (rapidfuzz) accepted when one destination clearly wins.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+
+from rapidfuzz import fuzz
+
+from dispatcher.model import LineId, Network, Stop, StopId
+
+MAX_BODY = 1000
+MAX_WRITTEN = 40
+FUZZY_CUTOFF = 75.0
+FUZZY_MARGIN = 8.0
+MIN_PREFIX = 3
+
+CANCEL_WORDS = frozenset({"ANNULER", "ANNULE", "ANNULEE", "ANNULEZ", "ANNULATION", "ANNUL"})
+DEPARTED_WORDS = frozenset({"PARTI", "PARTIE", "PARTIS", "PARTIES", "DEPART", "DEPARTI"})
+HELP_WORDS = frozenset({"AIDE", "HELP", "INFO", "INFOS", "AIDEZ", "COMMENT"})
+CODE_WORDS = frozenset({"CODE", "VALIDE", "VALIDER", "VALIDATION"})
+_NOT_ALNUM = re.compile(r"[^A-Z0-9]+")
+_STOP_CODE_SHAPE = re.compile(r"^[A-Z]{2,5}$")
+
+
+@dataclass(frozen=True, slots=True)
+class AskRide:
+    """A ride from a stop to a destination downstream of it."""
+
+    line_id: LineId
+    stop_id: StopId
+    destination_id: StopId
+
+
+@dataclass(frozen=True, slots=True)
+class NeedDestination:
+    """A known stop, but the destination is missing, unknown or ambiguous."""
+
+    line_id: LineId
+    stop_id: StopId
+    written: str
+
+
+@dataclass(frozen=True, slots=True)
+class NoRideFrom:
+    """A known stop where no ride starts (end of its direction)."""
+
+    line_id: LineId
+    stop_id: StopId
+
+
+@dataclass(frozen=True, slots=True)
+class UnknownStop:
+    """The first word looks like a stop code, but no stop has it."""
+
+    written: str
+
+
+@dataclass(frozen=True, slots=True)
+class Cancel:
+    """ANNULER: cancel the sender's waiting request."""
+
+
+@dataclass(frozen=True, slots=True)
+class Departed:
+    """PARTI: the sender left; the signs can go dark."""
+
+
+@dataclass(frozen=True, slots=True)
+class Help:
+    """AIDE, or a message we could not read: explain how to use the service."""
+
+    understood: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class DriverCode:
+    """A driver sends the passenger's 4-digit code."""
+
+    code: str
+
+
+Command = (
+    AskRide | NeedDestination | NoRideFrom | UnknownStop | Cancel | Departed | Help | DriverCode
+)
+
+
+def normalize(body: str) -> str:
+    """Upper case, accents and punctuation dropped, words separated by single spaces."""
+    decomposed = unicodedata.normalize("NFKD", body[:MAX_BODY])
+    bare = "".join(char for char in decomposed if not unicodedata.combining(char))
+    return _NOT_ALNUM.sub(" ", bare.upper()).strip()
+
+
+def parse(body: str, network: Network) -> Command:
+    """The command an SMS body carries; unreadable input gives `Help(understood=False)`."""
+    words = normalize(body).split()
+    if not words:
+        return Help(understood=False)
+    first = words[0]
+    found = network.stop_by_code(first) if _STOP_CODE_SHAPE.match(first) else None
+    if found is not None and len(words) > 1:
+        line, stop = found
+        return _ride(line.id, stop, line.destinations_from(stop.id), words[1:])
+    keyword = _keyword(words)
+    if keyword is not None:
+        return keyword
+    if found is not None:
+        line, stop = found
+        return _ride(line.id, stop, line.destinations_from(stop.id), [])
+    if _STOP_CODE_SHAPE.match(first):
+        return UnknownStop(first)
+    return Help(understood=False)
+
+
+def _keyword(words: list[str]) -> Command | None:
+    first = words[0]
+    if len(words) == 1 and first.isdigit() and len(first) == 4:
+        return DriverCode(first)
+    if len(words) == 2 and first in CODE_WORDS and words[1].isdigit() and len(words[1]) == 4:
+        return DriverCode(words[1])
+    if first in CANCEL_WORDS or (len(words) <= 3 and fuzz.ratio(first, "ANNULER") >= 80):
+        return Cancel()
+    if any(word in DEPARTED_WORDS for word in words[:3]):
+        return Departed()
+    if first in HELP_WORDS:
+        return Help()
+    return None
+
+
+def _ride(line_id: LineId, stop: Stop, downstream: tuple[Stop, ...], rest: list[str]) -> Command:
+    if not downstream:
+        return NoRideFrom(line_id, stop.id)
+    written = " ".join(rest)[:MAX_WRITTEN]
+    destination = match_destination(rest, downstream)
+    if destination is None:
+        return NeedDestination(line_id, stop.id, written)
+    return AskRide(line_id, stop.id, destination.id)
+
+
+def match_destination(words: list[str], downstream: tuple[Stop, ...]) -> Stop | None:
+    """The one destination these words name (exact, prefix, then fuzzy), or None."""
+    if not words:
+        return None
+    # The destination may be followed by extra words ("dunkerque svp"): try the leading words.
+    attempts = [words[:n] for n in range(len(words), 0, -1)][:3]
+    for attempt in attempts:
+        compact = "".join(attempt)[:MAX_WRITTEN]
+        exact = [s for s in downstream if compact in (_compact(s.name), s.code.upper())]
+        if len(exact) == 1:
+            return exact[0]
+    for attempt in attempts:
+        compact = "".join(attempt)[:MAX_WRITTEN]
+        if len(compact) >= MIN_PREFIX:
+            prefixed = [s for s in downstream if _compact(s.name).startswith(compact)]
+            if len(prefixed) == 1:
+                return prefixed[0]
+    best: tuple[float, Stop] | None = None
+    for attempt in attempts:
+        compact = "".join(attempt)[:MAX_WRITTEN]
+        scored = sorted(
+            ((fuzz.ratio(compact, _compact(s.name)), s) for s in downstream),
+            key=lambda pair: pair[0],
+            reverse=True,
+        )
+        top_score, top = scored[0]
+        runner_up = scored[1][0] if len(scored) > 1 else 0.0
+        clear = top_score >= FUZZY_CUTOFF and top_score - runner_up >= FUZZY_MARGIN
+        if clear and (best is None or top_score > best[0]):
+            best = (top_score, top)
+    return best[1] if best else None
+
+
+def _compact(name: str) -> str:
+    return normalize(name).replace(" ", "")

@@ -1,0 +1,181 @@
+"""Pure: the French texts sent to riders and drivers, each meant to fit one GSM-7 SMS segment.
+
+Only GSM 03.38 characters are used (é è à ù are in it; ê ç â î ô are not and would switch the
+message to UCS-2 and 70-character segments): "arret", "etes", "deja" are written on purpose.
+Names coming from lines.yaml are folded to GSM-7 too (`to_gsm7`).
+"""
+
+from __future__ import annotations
+
+from dispatcher.model import Line, LineId, Network, ServiceHours, Stop, StopId, Weekday
+from dispatcher.request_machine import Cause, RequestState, RideRequest
+from sms_gateway.gsm7 import GSM7_SINGLE, segments, to_gsm7
+
+__all__ = ["segments"]
+
+EXAMPLE = "Ex: CAL DUNKERQUE"
+DAY_NAMES = {
+    Weekday.MON: "lun",
+    Weekday.TUE: "mar",
+    Weekday.WED: "mer",
+    Weekday.THU: "jeu",
+    Weekday.FRI: "ven",
+    Weekday.SAT: "sam",
+    Weekday.SUN: "dim",
+}
+
+HELP = (
+    "Covoiturage: envoyez le code de l'arret (sur son panneau) et la destination, "
+    "ex: CAL DUNKERQUE. ANNULER pour annuler, PARTI si vous etes parti."
+)
+NOT_UNDERSTOOD = (
+    "Message non compris. Envoyez le code de l'arret (sur son panneau) et la destination, "
+    "ex: CAL DUNKERQUE. AIDE pour l'aide."
+)
+CANCELLED = "Demande annulée, panneaux éteints. Bonne journée."
+DEPARTED = "Merci, bon voyage! Votre demande est close."
+NOTHING_WAITING = "Aucune demande en cours pour ce numéro. " + EXAMPLE
+CODE_VALIDATED = "Merci! Trajet validé, bon covoiturage."
+OWN_CODE = "C'est votre code: donnez-le au conducteur qui vous prend."
+RATE_LIMITED = "Trop de messages de ce numéro. Merci de réessayer dans quelques minutes."
+BAD_NUMBER = "Numéro d'expéditeur non reconnu: le service SMS ne peut pas vous répondre."
+UNAVAILABLE = "Service momentanément indisponible. Merci de réessayer dans une minute."
+STOP_FULL = "Trop de passagers attendent à cet arret. Réessayez dans quelques minutes."
+NO_FREE_CODE = "Service saturé. Réessayez dans une minute."
+
+
+def unknown_stop(written: str) -> str:
+    """The first word is no stop code: say where the code is written."""
+    code = to_gsm7(written[:6])
+    return (
+        f"Arret {code} inconnu. Le code de l'arret (3 lettres) est écrit sur le panneau "
+        f"de l'arret, sous son nom. {EXAMPLE}"
+    )
+
+
+def code_unknown(code: str) -> str:
+    """A driver's code matches no waiting passenger."""
+    return f"Code {to_gsm7(code[:6])} inconnu ou déjà utilisé. Vérifiez le code du passager."
+
+
+def no_ride_from(network: Network, line_id: LineId, stop_id: StopId) -> str:
+    """The stop is the end of its direction."""
+    stop = _stop(network, line_id, stop_id)
+    return f"Aucun départ depuis {_name(stop)}: c'est un terminus. Utilisez l'arret d'en face."
+
+
+def need_destination(network: Network, line_id: LineId, stop_id: StopId) -> str:
+    """The destination is missing or unclear: list the valid ones from this stop."""
+    line = network.line(line_id)
+    stop = line.stop(stop_id) if line else None
+    downstream = line.destinations_from(stop_id) if line else ()
+    head = f"Destination non reconnue. Depuis {_name(stop)}: "
+    code = stop.code.upper() if stop else "CAL"
+    tail = f". Ex: {code} {to_gsm7(downstream[-1].name).upper() if downstream else ''}".rstrip()
+    names: list[str] = []
+    for destination in downstream:
+        candidate = ", ".join([*names, _name(destination)])
+        if len(head) + len(candidate) + len(", etc") + len(tail) > GSM7_SINGLE:
+            names.append("etc")
+            break
+        names.append(_name(destination))
+    return head + ", ".join(names) + tail
+
+
+def ride_outcome(network: Network, request: RideRequest) -> str:
+    """The answer to a ride request: its code and what to do, or why it was refused."""
+    line = network.line(request.line_id)
+    stop = line.stop(request.stop_id) if line else None
+    destination = line.stop(request.destination_id) if line else None
+    trip = f"{_name(stop)} -> {_name(destination)}"
+    if request.state is RequestState.WAITING:
+        return (
+            f"Demande enregistrée {trip}. Donnez le code {request.code} au conducteur. "
+            "Panneaux allumés. ANNULER pour annuler, PARTI si vous partez."
+        )
+    if request.state is RequestState.REFUSED:
+        return _refusal(line, request)
+    return notification(network, request) or f"Votre demande {trip} est close."
+
+
+def already_waiting(network: Network, waiting: RideRequest) -> str:
+    """The sender already waits (one waiting request per phone)."""
+    line = network.line(waiting.line_id)
+    destination = line.stop(waiting.destination_id) if line else None
+    return (
+        f"Vous avez déjà une demande en cours vers {_name(destination)} "
+        f"(code {waiting.code}). Envoyez ANNULER pour l'annuler avant d'en faire une autre."
+    )
+
+
+def notification(network: Network, request: RideRequest) -> str | None:
+    """What to text a rider about a later change of their request, or None (nothing to say)."""
+    line = network.line(request.line_id)
+    stop = line.stop(request.stop_id) if line else None
+    destination = line.stop(request.destination_id) if line else None
+    match request.state, request.cause:
+        case RequestState.PICKED_UP, Cause.CODE_VALIDATED:
+            return f"Bon voyage! Le conducteur a validé votre code {request.code}. Merci."
+        case RequestState.FALLBACK, _:
+            return (
+                f"Pas de conducteur pour l'instant: un taxi arrive à l'arret {_name(stop)}. "
+                f"Gardez votre code {request.code}."
+            )
+        case RequestState.EXPIRED, _:
+            return (
+                f"Désolé, pas de conducteur à temps vers {_name(destination)}. Demande close, "
+                "panneaux éteints. Renvoyez un SMS pour réessayer."
+            )
+        case RequestState.CANCELLED, Cause.OPERATOR_CANCELLED:
+            return (
+                f"Votre demande {_name(stop)} -> {_name(destination)} a été annulée par "
+                "l'exploitant de la ligne."
+            )
+    return None
+
+
+def service_hours(hours: ServiceHours) -> str:
+    """Opening hours in short French ("lun-ven 06:30-09:30 16:00-19:30")."""
+    groups: list[tuple[list[Weekday], str]] = []
+    for day in Weekday:
+        windows = hours.windows.get(day, ())
+        text = " ".join(f"{w.start:%H:%M}-{w.end:%H:%M}" for w in windows)
+        if groups and groups[-1][1] == text:
+            groups[-1][0].append(day)
+        else:
+            groups.append(([day], text))
+    parts = []
+    for days, text in groups:
+        if not text:
+            continue
+        label = DAY_NAMES[days[0]]
+        if len(days) > 1:
+            label += f"-{DAY_NAMES[days[-1]]}"
+        parts.append(f"{label} {text}")
+    return ", ".join(parts) or "aucun horaire"
+
+
+def _refusal(line: Line | None, request: RideRequest) -> str:
+    match request.cause:
+        case Cause.CLOSED:
+            hours = line.service_hours if line else None
+            opening = f" Horaires: {service_hours(hours)}." if hours else ""
+            return f"Ligne fermée en ce moment, aucun panneau allumé.{opening}"
+        case Cause.UNKNOWN_DESTINATION:
+            return "Cette destination n'est pas desservie depuis cet arret. " + EXAMPLE
+        case Cause.STOP_FULL:
+            return STOP_FULL
+        case Cause.NO_FREE_CODE:
+            return NO_FREE_CODE
+        case Cause.ALREADY_WAITING:
+            return "Vous avez déjà une demande en cours. ANNULER pour l'annuler."
+    return "Demande refusée. " + EXAMPLE
+
+
+def _stop(network: Network, line_id: LineId, stop_id: StopId) -> Stop | None:
+    line = network.line(line_id)
+    return line.stop(stop_id) if line else None
+
+
+def _name(stop: Stop | None) -> str:
+    return to_gsm7(stop.name) if stop else "?"

@@ -1,0 +1,1 @@
+"""Adapter: roadside devices (terminals and variable-message signs) over MQTT v1."""

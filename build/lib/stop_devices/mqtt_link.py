@@ -1,0 +1,295 @@
+"""Adapter: the one module that imports aiomqtt — sessions, and a link that stays connected.
+
+The link reconnects with capped, jittered backoff (aiomqtt does not), then publishes its birth
+message, calls `on_connected` so the owner can re-publish desired state, and re-subscribes —
+once the owner says that state is out (`before_subscribing`, bounded by SUBSCRIBE_HOLD_SECONDS):
+a subscription makes the broker send every retained message it matches at once (after a
+restart, one status per device), which would otherwise compete with the re-publication.
+Outbound messages are retained device states: the link keeps only the newest per topic, so a
+dead broker never grows a queue and never blocks whoever publishes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from urllib.parse import unquote, urlsplit
+
+import aiomqtt
+import paho.mqtt.client as mqtt
+import structlog
+
+log = structlog.get_logger(__name__)
+
+QOS = 1
+MAX_INFLIGHT = 0  # no limit: paho sends at once, and never rescans its queue on each PUBACK
+TCP_NODELAY = (socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+SUBSCRIBE_HOLD_SECONDS = 5.0
+
+
+class BrokerUrlError(ValueError):
+    """CARPOOL_MQTT_URL is not an mqtt:// URL."""
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerAddress:
+    """Where the broker listens, and how to log in."""
+
+    host: str
+    port: int
+    username: str | None = None
+    password: str | None = None
+
+    @classmethod
+    def from_url(cls, url: str) -> BrokerAddress:
+        """Parse `mqtt://[user:pass@]host:port`."""
+        parts = urlsplit(url)
+        if parts.scheme != "mqtt" or not parts.hostname:
+            raise BrokerUrlError(f"expected mqtt://[user:pass@]host:port, got {url!r}")
+        try:
+            port = parts.port or 1883
+        except ValueError as exc:
+            raise BrokerUrlError(f"bad port in {url!r}") from exc
+        user = unquote(parts.username) if parts.username else None
+        password = unquote(parts.password) if parts.password else None
+        return cls(parts.hostname, port, user, password)
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    """One message as it came off the wire (immutable record)."""
+
+    topic: str
+    payload: bytes
+    retain: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """One message to publish."""
+
+    topic: str
+    payload: bytes
+    retain: bool = True
+
+
+class Session:
+    """A connected client: publish, subscribe, read."""
+
+    def __init__(self, client: aiomqtt.Client) -> None:
+        self._client = client
+
+    async def publish(self, message: Outgoing) -> None:
+        """Publish with QoS 1 (returns once the broker acknowledged)."""
+        await self._client.publish(message.topic, message.payload, qos=QOS, retain=message.retain)
+
+    async def publish_all(self, messages: Iterable[Outgoing]) -> None:
+        """Publish several messages at once; return when the broker acknowledged every one.
+
+        All but the last are handed to paho without a future of their own: a broker sends QoS 1
+        acknowledgements in the order it received the messages (MQTT 3.1.1 §4.6), so the last
+        one's acknowledgement is every one's. One awaited publish each would cost a future, a
+        timer and a task apiece, and aiomqtt counts its pending calls on every publish: a
+        resync of thousands of displays would be quadratic.
+        """
+        batch = list(messages)
+        if not batch:
+            return
+        paho = self._client._client
+        for message in batch[:-1]:
+            info = paho.publish(message.topic, message.payload, qos=QOS, retain=message.retain)
+            if info.rc != mqtt.MQTT_ERR_SUCCESS:
+                raise aiomqtt.MqttCodeError(info.rc, "Could not publish message")
+        # Through gather, not awaited directly: aiomqtt waits with asyncio.wait_for, which on
+        # Python 3.11 swallows a cancellation arriving together with the acknowledgement, and a
+        # pump that ignored its cancellation would hang its session's shutdown. A cancelled
+        # gather always raises CancelledError.
+        await asyncio.gather(self.publish(batch[-1]))
+
+    async def subscribe(self, *filters: str) -> None:
+        """Subscribe to topic filters with QoS 1."""
+        await self._client.subscribe([(topic_filter, QOS) for topic_filter in filters])
+
+    def raw_socket(self) -> socket.socket | None:
+        """The TCP socket under the session (diagnostics and fault injection only)."""
+        sock = self._client._client.socket()
+        return sock if isinstance(sock, socket.socket) else None
+
+    async def messages(self) -> AsyncIterator[Received]:
+        """Messages in arrival order, until the connection drops."""
+        async for message in self._client.messages:
+            payload = message.payload
+            raw = payload if isinstance(payload, bytes | bytearray) else str(payload).encode()
+            yield Received(message.topic.value, bytes(raw), bool(message.retain))
+
+
+@contextlib.asynccontextmanager
+async def connect(
+    address: BrokerAddress,
+    client_id: str | None = None,
+    will: Outgoing | None = None,
+    persistent: bool = False,
+    keepalive: int = 30,
+) -> AsyncIterator[Session]:
+    """A session on the broker (TCP_NODELAY set); raises LinkError when it cannot connect."""
+    client = aiomqtt.Client(
+        address.host,
+        address.port,
+        username=address.username,
+        password=address.password,
+        identifier=client_id,
+        clean_session=not persistent,
+        keepalive=keepalive,
+        will=aiomqtt.Will(will.topic, will.payload, qos=QOS, retain=will.retain) if will else None,
+        socket_options=[TCP_NODELAY],
+        timeout=10,
+        # A resync publishes every display at once: let them all be on the wire together.
+        max_inflight_messages=MAX_INFLIGHT,
+    )
+    try:
+        async with client:
+            yield Session(client)
+    except aiomqtt.MqttError as exc:
+        raise LinkError(str(exc)) from exc
+
+
+class LinkError(Exception):
+    """The broker could not be reached, or the connection dropped."""
+
+
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    """Capped exponential backoff with full jitter on its upper half."""
+
+    initial: float = 0.2
+    cap: float = 10.0
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait before attempt number `attempt` (0-based)."""
+        ceiling = min(self.cap, self.initial * 2 ** min(attempt, 16))
+        return random.uniform(ceiling / 2, ceiling)
+
+
+class MqttLink:
+    """A long-lived connection: reconnects, re-subscribes, re-births, pumps outbound state."""
+
+    def __init__(
+        self,
+        address: BrokerAddress,
+        *,
+        client_id: str,
+        subscriptions: tuple[str, ...],
+        on_message: Callable[[Received], None],
+        on_connected: Callable[[], None],
+        before_subscribing: Callable[[], Awaitable[None]] | None = None,
+        birth: Outgoing | None = None,
+        will: Outgoing | None = None,
+        persistent: bool = False,
+        backoff: Backoff = Backoff(),
+    ) -> None:
+        self._address = address
+        self._client_id = client_id
+        self._subscriptions = subscriptions
+        self._on_message = on_message
+        self._on_connected = on_connected
+        self._before_subscribing = before_subscribing
+        self._birth = birth
+        self._will = will
+        self._persistent = persistent
+        self._backoff = backoff
+        self._pending: dict[str, Outgoing] = {}
+        self._wake = asyncio.Event()
+        self._flushed = asyncio.Event()
+        self._flushed.set()
+        self._connected = asyncio.Event()
+        self.connections = 0
+
+    @property
+    def connected(self) -> bool:
+        """True while a session is up."""
+        return self._connected.is_set()
+
+    async def wait_connected(self) -> None:
+        """Return once a session is up."""
+        await self._connected.wait()
+
+    def publish(self, message: Outgoing) -> None:
+        """Queue a message; a newer one for the same topic replaces it. Never blocks."""
+        self._pending.pop(message.topic, None)
+        self._pending[message.topic] = message
+        self._flushed.clear()
+        self._wake.set()
+
+    async def flushed(self) -> None:
+        """Return once every message queued so far is acknowledged by the broker."""
+        await self._flushed.wait()
+
+    async def run(self) -> None:
+        """Stay connected until cancelled."""
+        attempt = 0
+        while True:
+            try:
+                async with connect(
+                    self._address, self._client_id, self._will, self._persistent
+                ) as session:
+                    attempt = 0
+                    await self._serve(session)
+            except LinkError as exc:
+                log.warning("mqtt.disconnected", error=str(exc)[:200], client_id=self._client_id)
+            finally:
+                self._connected.clear()
+            await asyncio.sleep(self._backoff.delay(attempt))
+            attempt += 1
+
+    async def _serve(self, session: Session) -> None:
+        if self._birth is not None:
+            await session.publish(self._birth)
+        self.connections += 1
+        self._connected.set()
+        log.info(
+            "mqtt.connected",
+            client_id=self._client_id,
+            host=self._address.host,
+            port=self._address.port,
+        )
+        self._on_connected()
+        pump = asyncio.create_task(self._pump(session), name=f"mqtt-pump-{self._client_id}")
+        try:
+            if self._subscriptions:
+                if self._before_subscribing is not None:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._before_subscribing(), SUBSCRIBE_HOLD_SECONDS)
+                await session.subscribe(*self._subscriptions)
+            async for received in session.messages():
+                self._deliver(received)
+        finally:
+            pump.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pump
+
+    def _deliver(self, received: Received) -> None:
+        try:
+            self._on_message(received)
+        except Exception:
+            log.exception(
+                "mqtt.handler_failed", topic=received.topic, payload=received.payload[:200]
+            )
+
+    async def _pump(self, session: Session) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            batch, self._pending = list(self._pending.values()), {}
+            try:
+                await session.publish_all(batch)
+            except aiomqtt.MqttError as exc:
+                for message in batch:
+                    self._pending.setdefault(message.topic, message)
+                log.warning("mqtt.publish_failed", error=str(exc)[:200], pending=len(self._pending))
+                return
+            if not self._pending:
+                self._flushed.set()

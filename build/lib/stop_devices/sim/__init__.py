@@ -1,0 +1,1 @@
+"""Test and demo tooling: simulated devices and traffic, the safety monitor (not production)."""
