@@ -20,7 +20,7 @@ from line_service.network.lines_file import LinesFileError, load_network
 from line_service.privacy.cli import privacy_app
 from line_service.settings import EMBEDDED, Settings
 from line_service.storage.cli import db_app
-from line_service.storage.schema import SchemaError
+from line_service.storage.revision import SchemaError
 from line_service.web.operator_cli import operator_app
 
 DEMO_TOKEN = "demo-operateur"

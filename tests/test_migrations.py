@@ -20,7 +20,7 @@ from dispatcher.model import Line, LineId, RequestId, StopId
 from dispatcher.request_machine import Cause, Channel, RequestState, RideRequest, Source
 from line_service.authority.trips import TripBook, draft_trip
 from line_service.network.lines_file import load_network
-from line_service.storage import schema
+from line_service.storage import revision, schema
 from line_service.storage.store import Store
 from line_service.storage.tables import metadata
 
@@ -105,6 +105,7 @@ def legacy_metadata() -> MetaData:
 def test_a_new_database_migrated_to_head_matches_the_models(store: Store) -> None:
     store.create_schema()
     assert schema.current_revision(store.engine) == schema.head_revision() == "0002"
+    assert revision.stored_revision(store.engine) == revision.HEAD == schema.head_revision()
     assert differences(store) == []
     with store.engine.connect() as connection:
         where = connection.execute(

@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from alembic import command
 
 from line_service.settings import Settings
-from line_service.storage import schema
 from line_service.storage.store import Store
+
+# Alembic is imported by each command, not here: `serve` loads this module and never needs it
+# on a database already at head.
 
 db_app = typer.Typer(
     help="The database schema: upgrade it, show its revision, write a new migration.",
@@ -26,6 +27,8 @@ def upgrade_command(
     revision: Annotated[str, typer.Argument(help="target revision")] = "head",
 ) -> None:
     """Migrate CARPOOL_DATABASE_URL to the newest revision (or the one given)."""
+    from line_service.storage import schema
+
     store = _store()
     try:
         before = schema.current_revision(store.engine)
@@ -42,6 +45,8 @@ def upgrade_command(
 @db_app.command("current")
 def current_command() -> None:
     """Print the revision of CARPOOL_DATABASE_URL and the one this version needs."""
+    from line_service.storage import schema
+
     store = _store()
     try:
         with store.engine.connect() as connection:
@@ -71,6 +76,10 @@ def revision_command(
 
     Autogenerate compares the models with CARPOOL_DATABASE_URL, which must be at head.
     """
+    from alembic import command
+
+    from line_service.storage import schema
+
     store = _store()
     try:
         schema.upgrade(store.engine)

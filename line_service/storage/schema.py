@@ -17,24 +17,12 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, inspect
 from sqlalchemy.engine import Connection, Engine
 
+from line_service.storage.revision import UPGRADE_HINT, SchemaBehindError, SchemaError
+
+__all__ = ["UPGRADE_HINT", "SchemaBehindError", "SchemaError"]
+
 MIGRATIONS = Path(__file__).with_name("migrations")
 FIRST_REVISION = "0001"
-UPGRADE_HINT = "run `carpool-line db upgrade`"
-
-
-class SchemaError(RuntimeError):
-    """The database's schema is not one this version can use as it is."""
-
-
-class SchemaBehindError(SchemaError):
-    """The database is at an older revision than this version needs."""
-
-    def __init__(self, current: str, head: str) -> None:
-        super().__init__(
-            f"the database is at revision {current}, this version needs {head}: {UPGRADE_HINT}"
-        )
-        self.current = current
-        self.head = head
 
 
 def alembic_config(connection: Connection | None = None) -> Config:

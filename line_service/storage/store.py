@@ -22,7 +22,7 @@ from sqlmodel import Field, Session, SQLModel, col, create_engine, select
 
 from dispatcher.model import LineId, RequestId, StopId, TerminalId
 from dispatcher.request_machine import Cause, Channel, RequestState, RideRequest, Source
-from line_service.storage import schema
+from line_service.storage import revision
 
 UpsertShape = tuple[type[SQLModel], tuple[str, ...], tuple[str, ...]]
 
@@ -200,10 +200,16 @@ class Store:
 
     def create_schema(self) -> None:
         """Upgrade the schema to the newest revision (a new database gets every table)."""
+        from line_service.storage import schema  # Alembic: only when migrating
+
         schema.upgrade(self.engine)
 
     def check_schema(self) -> None:
         """For serving: create a new database; raise `SchemaError` if one is behind or unknown."""
+        if revision.stored_revision(self.engine) == revision.HEAD:
+            return
+        from line_service.storage import schema  # Alembic: only when not at head
+
         schema.check_ready(self.engine)
 
     def dispose(self) -> None:

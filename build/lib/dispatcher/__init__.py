@@ -1,1 +1,0 @@
-"""Pure: the dispatcher core of a dynamic carpool line (events in, effects out, time injected)."""

@@ -1,1 +1,0 @@
-"""Composition root: the carpool line service (settings, engine, persistence, API, CLI)."""

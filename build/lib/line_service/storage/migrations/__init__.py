@@ -1,1 +1,0 @@
-"""Adapter: the Alembic environment of the service's schema (env.py, versions/)."""

@@ -1,1 +1,0 @@
-"""Adapter: schema revisions, one module each, oldest first (rev_NNNN_*.py)."""

@@ -1,1 +1,0 @@
-"""Adapter: the SMS channel (Twilio webhook, French command parser, senders)."""

@@ -1,1 +1,0 @@
-"""Adapter: roadside devices (terminals and variable-message signs) over MQTT v1."""

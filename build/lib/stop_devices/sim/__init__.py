@@ -1,1 +1,0 @@
-"""Test and demo tooling: simulated devices and traffic, the safety monitor (not production)."""
