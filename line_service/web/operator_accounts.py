@@ -1,7 +1,8 @@
 """Adapter: API accounts — roles, token hashes, the operator table, who holds a token.
 
 Tokens come from two places: `CARPOOL_API_TOKENS` (settings, for automation) and the
-`api_operator` table (`carpool-line operator add`). Only SHA-256 hashes are kept in memory and in
+`api_operator` table (`carpool-line operator add`; its model is in `storage.operator_table`,
+with the other tables the migrations build). Only SHA-256 hashes are kept in memory and in
 the database; a token is never logged. Roles are ordered: viewer < operator < admin. The web
 guards are in `auth`; this module has no web framework in it, so the service can create its
 tables and start dispatching before the HTTP side is even imported.
