@@ -4,19 +4,33 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install system-deps run test lint typecheck bench soak conformance clean
+.PHONY: install system-deps run test lint typecheck bench soak conformance clean lock
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+# Versions pinned by constraints.txt (`make lock` refreshes it; README "Refreshing the lock").
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
-# Real programs the tests start by themselves: Mosquitto, and Debian's Chromium for the
-# dashboard tests (Playwright drives /usr/bin/chromium; it never downloads a browser).
-APT_PACKAGES := mosquitto chromium chromium-driver fonts-dejavu-core
+# The newest versions pyproject.toml allows, installed in a fresh venv and frozen (the project
+# itself left out). Dependencies added to pyproject.toml install unpinned until the next lock.
+LOCK_VENV := $(VENV)-lock
+lock:
+	rm -rf $(LOCK_VENV)
+	$(PY) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/pip install --quiet --upgrade pip
+	$(LOCK_VENV)/bin/pip install --quiet -e '.[dev]'
+	{ echo "# Pinned versions for make install; regenerate with make lock (do not edit)."; \
+	  $(LOCK_VENV)/bin/pip freeze --exclude-editable; } > constraints.txt
+	rm -rf $(LOCK_VENV)
+
+# Real programs the tests start by themselves: Mosquitto, PostgreSQL (a throwaway server per run
+# unless CARPOOL_TEST_POSTGRES_URL is set), and Debian's Chromium for the dashboard tests
+# (Playwright drives /usr/bin/chromium; it never downloads a browser).
+APT_PACKAGES := mosquitto postgresql chromium chromium-driver fonts-dejavu-core
 system-deps:
 	@missing=""; \
 	for pkg in $(APT_PACKAGES); do dpkg -s $$pkg >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
@@ -58,4 +72,4 @@ conformance: install
 	$(BIN)/python -m tools.conformance $(SPECS)
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(VENV)-lock var .pytest_cache .mypy_cache .ruff_cache

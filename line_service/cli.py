@@ -21,6 +21,8 @@ from line_service.planning.cli import register as register_plan
 from line_service.planning.corridors_check import check_corridors
 from line_service.privacy.cli import privacy_app
 from line_service.settings import EMBEDDED, Settings
+from line_service.storage.cli import db_app
+from line_service.storage.revision import SchemaError
 from line_service.web.operator_cli import operator_app
 
 DEMO_TOKEN = "demo-operateur"
@@ -69,6 +71,7 @@ app.command("mosquitto-config")(mosquitto_config)
 app.add_typer(operator_app, name="operator")
 app.add_typer(privacy_app, name="privacy")
 app.add_typer(export_app, name="export")
+app.add_typer(db_app, name="db")
 app.command("report")(report_command)
 app.command("send-rpc")(send_rpc_command)
 register_plan(app)
@@ -104,7 +107,12 @@ def serve(
             typer.echo(problem, err=True)
         typer.echo("refusing to start: free the port or choose another", err=True)
         raise typer.Exit(2)
-    asyncio.run(_serve(settings, network, demo))
+    try:
+        asyncio.run(_serve(settings, network, demo))
+    except SchemaError as exc:  # a new database is created; one that is behind is not touched
+        typer.echo(str(exc), err=True)
+        typer.echo("refusing to start: the database schema does not match this version", err=True)
+        raise typer.Exit(2) from exc
 
 
 async def _serve(settings: Settings, network: Network, demo: bool) -> None:

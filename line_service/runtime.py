@@ -12,7 +12,6 @@ from typing import Any
 
 import structlog
 
-import line_service.web.operator_accounts  # noqa: F401 - its table must exist before create_schema
 from dispatcher.events import StorageFailed
 from dispatcher.model import Network
 from dispatcher.state import DispatcherState
@@ -143,7 +142,7 @@ async def running(
             from line_service.broker.embedded import embedded_broker  # demo mode only: amqtt
 
             await stack.enter_async_context(embedded_broker(settings.embedded_mqtt_port))
-        await asyncio.to_thread(runtime.store.create_schema)
+        await asyncio.to_thread(runtime.store.check_schema)
         stored = await asyncio.to_thread(
             runtime.store.live_requests, runtime.clock(), RESTORE_WINDOW
         )

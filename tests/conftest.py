@@ -12,10 +12,10 @@ import sqlalchemy
 
 from tests.support.brokers import Mosquitto, free_port
 from tests.support.mqtt_probe import MqttProbe
+from tests.support.postgres import ThrowawayPostgres
 
-POSTGRES_URL = os.environ.get(
-    "CARPOOL_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
+# Where the throwaway server of this session listens, for the summary at the end of the run.
+_STARTED_POSTGRES: list[str] = []
 
 
 @pytest.fixture
@@ -35,17 +35,39 @@ def probe(mosquitto: Mosquitto) -> Iterator[MqttProbe]:
     client.close()
 
 
-def _postgres_schema_url() -> Iterator[str]:
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """`CARPOOL_TEST_POSTGRES_URL` when set; else a throwaway server of this session's own."""
+    configured = os.environ.get("CARPOOL_TEST_POSTGRES_URL")
+    if configured:
+        yield configured
+        return
+    server = ThrowawayPostgres()
+    try:
+        server.start()
+        _STARTED_POSTGRES.append(f"127.0.0.1:{server.port} ({server.directory})")
+        yield server.url
+    finally:
+        server.stop()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Say which PostgreSQL the run used."""
+    for where in _STARTED_POSTGRES:
+        terminalreporter.write_line(f"throwaway PostgreSQL of this run: {where}, now removed")
+
+
+def _postgres_schema_url(server_url: str) -> Iterator[str]:
     schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = sqlalchemy.create_engine(POSTGRES_URL)
+    admin = sqlalchemy.create_engine(server_url)
     try:
         with admin.begin() as connection:
             connection.execute(sqlalchemy.text(f'CREATE SCHEMA "{schema}"'))
     except sqlalchemy.exc.OperationalError as exc:
         admin.dispose()
-        raise RuntimeError(f"PostgreSQL is required at {POSTGRES_URL}: {exc}") from exc
-    separator = "&" if "?" in POSTGRES_URL else "?"
-    yield f"{POSTGRES_URL}{separator}options=-csearch_path%3D{schema}"
+        raise RuntimeError(f"PostgreSQL is required at {server_url}: {exc}") from exc
+    separator = "&" if "?" in server_url else "?"
+    yield f"{server_url}{separator}options=-csearch_path%3D{schema}"
     with admin.begin() as connection:
         connection.execute(sqlalchemy.text(f'DROP SCHEMA "{schema}" CASCADE'))
     admin.dispose()
@@ -57,4 +79,4 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path}/carpool.sqlite3"
     else:
-        yield from _postgres_schema_url()
+        yield from _postgres_schema_url(request.getfixturevalue("postgres_url"))

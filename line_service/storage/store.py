@@ -22,6 +22,7 @@ from sqlmodel import Field, Session, SQLModel, col, create_engine, select
 
 from dispatcher.model import LineId, RequestId, StopId, TerminalId
 from dispatcher.request_machine import Cause, Channel, RequestState, RideRequest, Source
+from line_service.storage import revision
 
 UpsertShape = tuple[type[SQLModel], tuple[str, ...], tuple[str, ...]]
 
@@ -51,7 +52,7 @@ class RideRequestRecord(SQLModel, table=True):
     state: str = Field(max_length=16)
     cause: str = Field(max_length=32)
     driver_ref: str | None = Field(default=None, max_length=160)
-    created_at: datetime = _utc_column(nullable=False)
+    created_at: datetime = _utc_column(nullable=False, index=True)  # revision 0002
     deadline_at: datetime = _utc_column(nullable=False)
     updated_at: datetime = _utc_column(nullable=False, index=True)
 
@@ -200,8 +201,18 @@ class Store:
             event.listen(self.engine, "connect", _sqlite_pragmas)
 
     def create_schema(self) -> None:
-        """Create missing tables."""
-        SQLModel.metadata.create_all(self.engine)
+        """Upgrade the schema to the newest revision (a new database gets every table)."""
+        from line_service.storage import schema  # Alembic: only when migrating
+
+        schema.upgrade(self.engine)
+
+    def check_schema(self) -> None:
+        """For serving: create a new database; raise `SchemaError` if one is behind or unknown."""
+        if revision.stored_revision(self.engine) == revision.HEAD:
+            return
+        from line_service.storage import schema  # Alembic: only when not at head
+
+        schema.check_ready(self.engine)
 
     def dispose(self) -> None:
         """Close every pooled connection."""

@@ -1,7 +1,8 @@
 """Adapter: API accounts — roles, token hashes, the operator table, who holds a token.
 
 Tokens come from two places: `CARPOOL_API_TOKENS` (settings, for automation) and the
-`api_operator` table (`carpool-line operator add`). Only SHA-256 hashes are kept in memory and in
+`api_operator` table (`carpool-line operator add`; its model is in `storage.operator_table`,
+with the other tables the migrations build). Only SHA-256 hashes are kept in memory and in
 the database; a token is never logged. Roles are ordered: viewer < operator < admin. The web
 guards are in `auth`; this module has no web framework in it, so the service can create its
 tables and start dispatching before the HTTP side is even imported.
@@ -16,12 +17,11 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
 
 from pydantic import SecretStr
-from sqlalchemy import Column, DateTime
-from sqlmodel import Field, Session, SQLModel, select
+from sqlmodel import Session, select
 
+from line_service.storage.operator_table import OperatorRecord
 from line_service.storage.store import Store
 
 TOKEN_PREFIX = "cpl_"
@@ -42,21 +42,6 @@ class Role(StrEnum):
     def allows(self, needed: Role) -> bool:
         """True when this role includes `needed`."""
         return self.rank >= needed.rank
-
-
-def _utc_column() -> Any:
-    return Field(sa_column=Column(DateTime(timezone=True), nullable=False))
-
-
-class OperatorRecord(SQLModel, table=True):
-    """A person or system allowed to use the API; the token itself is never stored."""
-
-    __tablename__ = "api_operator"
-
-    name: str = Field(primary_key=True, max_length=80)
-    role: str = Field(max_length=16)
-    token_hash: str = Field(max_length=64, index=True)
-    created_at: datetime = _utc_column()
 
 
 @dataclass(frozen=True, slots=True)

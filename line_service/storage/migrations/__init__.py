@@ -1,0 +1,1 @@
+"""Adapter: the Alembic environment of the service's schema (env.py, versions/)."""

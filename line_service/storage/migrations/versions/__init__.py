@@ -1,0 +1,1 @@
+"""Adapter: schema revisions, one module each, oldest first (rev_NNNN_*.py)."""

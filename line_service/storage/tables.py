@@ -1,0 +1,15 @@
+"""Adapter: every table of the service, in one SQLAlchemy MetaData (what migrations must match)."""
+
+from __future__ import annotations
+
+from sqlalchemy import MetaData
+from sqlmodel import SQLModel
+
+import line_service.storage.operator_table
+import line_service.storage.sms_store
+import line_service.storage.store  # noqa: F401 - importing the modules registers their tables
+
+
+def metadata() -> MetaData:
+    """The models' MetaData, every table module imported."""
+    return SQLModel.metadata
