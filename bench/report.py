@@ -48,15 +48,27 @@ def rows(runs: list[RunResult], options: Options) -> list[Row]:
 def _cpu_rows(runs: list[RunResult]) -> list[Row]:
     """What one press cycle costs in CPU, compared at the highest rate both targets held."""
     rate = reference_rate(runs)
+    held = rate is not None
     if rate is None:
-        return []
+        # No step held by both in every run (a loaded machine): compare at the lowest step.
+        rates = [step.rate for step in runs[0].steps.get(SERVICE.name, [])] if runs else []
+        if not rates:
+            return []
+        rate = min(rates)
     pairs = [(step_at(run, SERVICE, rate), step_at(run, RELAY, rate)) for run in runs]
     service = median([own.cpu.consumer for own, _ in pairs])
     relay = median([base.cpu.consumer for _, base in pairs])
     service_rest = median([own.cpu.broker + own.cpu.harness for own, _ in pairs])
     relay_rest = median([base.cpu.broker + base.cpu.harness for _, base in pairs])
     return [
-        Row(f"CPU per press cycle, consumer (at {rate:g}/s)", service, relay, "ms", "", None),
+        Row(
+            f"CPU per press cycle, consumer (at {rate:g}/s{'' if held else ', not held'})",
+            service,
+            relay,
+            "ms",
+            "",
+            None,
+        ),
         Row("  broker + harness, same steps", service_rest, relay_rest, "ms", "", None),
     ]
 
