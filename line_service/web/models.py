@@ -123,6 +123,8 @@ class SignOut(_Body):
     expires_at: datetime | None
     reported_pages: list[list[str]] | None
     online: bool | None
+    reported_seq: int | None = Field(default=None, description="seq of the display it reported")
+    reported_at: datetime | None = None
     distance_upstream_m: int = 0
     rows: int = 3
     columns: int = 18

@@ -53,6 +53,8 @@ def sign_out(state: DispatcherState, stop: Stop, spec: SignSpec, now: datetime) 
         expires_at=shown.expires_at if shown else None,
         reported_pages=[list(p) for p in report.pages] if report else None,
         online=state.online.get((DeviceKind.SIGN, spec.id)),
+        reported_seq=report.seq if report else None,
+        reported_at=report.at if report else None,
         distance_upstream_m=spec.distance_upstream_m,
         rows=spec.geometry.rows,
         columns=spec.geometry.columns,
