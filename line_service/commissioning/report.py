@@ -15,7 +15,7 @@ h1 { font-size: 1.5em; margin-bottom: .2em; } .meta { color: #52606d; margin-top
 table { border-collapse: collapse; width: 100%; margin: 1.2em 0; font-size: .92em; }
 th, td { border: 1px solid #aab4be; padding: .35em .5em; text-align: left; vertical-align: top; }
 th { background: #eef1f4; } td.time { white-space: nowrap; font-variant-numeric: tabular-nums; }
-td.result { font-weight: bold; white-space: nowrap; }
+td.result { font-weight: bold; white-space: nowrap; } .id { white-space: nowrap; }
 tr.ok td.result { color: #17693a; } tr.fail td.result { color: #a4262c; }
 .summary { font-size: 1.1em; padding: .6em .8em; border-radius: .3em; }
 .summary.ok { background: #e3f4ea; } .summary.fail { background: #fbe7e8; }
@@ -95,7 +95,7 @@ def _row(check: DeviceCheck, local: Callable[[datetime], str]) -> str:
         f'<tr class="{kind}" data-device="{escape(check.device_id)}" '
         f'data-result="{check.result.value}">'
         f"<td>{escape(check.stop_name)}</td>"
-        f"<td>{escape(check.kind)} {escape(check.device_id)}</td>"
+        f'<td>{escape(check.kind)} <span class="id">{escape(check.device_id)}</span></td>'
         f"<td>{escape(check.test)}</td>"
         f'<td class="result">{escape(RESULT_FR[check.result])}</td>'
         f"<td>{escape(check.detail)}</td>"
