@@ -22,6 +22,7 @@ from stop_devices.sim.devices import VirtualSign, VirtualTerminal
 from tests.support.brokers import Mosquitto
 from tests.support.service import CARPOOL_LINE, LINE, REPO, ServiceProcess, write_lines_file
 
+ARTIFACTS = REPO / "tests" / "artifacts"
 STOP = "marck-est"
 TERMINAL = "t-marck-est"
 GOOD_SIGN, SILENT_SIGN = "pmv-marck-est-1", "pmv-marck-est-2"
@@ -120,6 +121,8 @@ async def test_commission_reports_each_device_and_the_stop_serves_no_rider(
         output = "".join(printed)
         assert code == 1, output
         report = out.read_text()
+        ARTIFACTS.mkdir(exist_ok=True)
+        (ARTIFACTS / "commissioning-e2e.html").write_text(report, encoding="utf-8")
         assert result_of(report, GOOD_SIGN) == "ok"
         assert result_of(report, SILENT_SIGN) == "silent"
         assert result_of(report, TERMINAL) == "ok"
