@@ -157,6 +157,9 @@ def current_screen(
     """What a terminal should show now (for a resync)."""
     previous = state.screens.get(terminal)
     seq = sign_pages.next_seq(previous.seq if previous else 0, now)
+    if line.in_commissioning(stop):
+        press = state.commissioning_presses.get(terminal)
+        return terminal_screens.commissioning_screen(seq, now, line, press)
     if previous is not None and previous.expires_at > now:
         return replace(previous, seq=seq)
     # After a restart no screen is remembered: a rider still waiting must see their code again.
@@ -164,6 +167,34 @@ def current_screen(
     if mine:
         return terminal_screens.screen_for(mine[-1], line, seq, now)
     return terminal_screens.idle_screen(seq, now, line)
+
+
+def show_commissioning(
+    state: DispatcherState, line: Line, terminal: TerminalId, now: datetime
+) -> Step:
+    """Send a commissioning terminal its screen (with its last test press) again."""
+    previous = state.screens.get(terminal)
+    seq = sign_pages.next_seq(previous.seq if previous else 0, now)
+    press = state.commissioning_presses.get(terminal)
+    screen = terminal_screens.commissioning_screen(seq, now, line, press)
+    state = replace(state, screens=state.screens.set(terminal, screen))
+    return state, [ShowOnTerminal(line.id, terminal, screen)]
+
+
+def refresh_commissioning_screens(state: DispatcherState, now: datetime) -> Step:
+    """Renew the commissioning screens that have lived half their time (lease refresh)."""
+    effects: list[Effect] = []
+    half = terminal_screens.COMMISSIONING_SCREEN_TIME / 2
+    for line in state.network.lines:
+        for stop in line.all_stops():
+            if stop.terminal is None or not line.in_commissioning(stop):
+                continue
+            shown = state.screens.get(stop.terminal)
+            if shown is not None and shown.expires_at - now > half:
+                continue
+            state, sent = show_commissioning(state, line, stop.terminal, now)
+            effects += sent
+    return state, effects
 
 
 def post_operator_message(

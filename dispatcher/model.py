@@ -80,6 +80,7 @@ class Stop:
     signs: tuple[SignSpec, ...]
     bnlc_id: str | None = None  # the place's id in the national carpool-places base (BNLC)
     insee: str | None = None  # INSEE code of the commune
+    commissioning: bool = False  # installed, under test: riders are not served here yet
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +135,7 @@ class Line:
     has_fallback: bool = False
     fallback: FallbackContact | None = None
     compensation: Compensation = Compensation()
+    commissioning: bool = False  # the whole line is under test: no stop serves riders yet
     _stops: dict[StopId, tuple[Direction, int]] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
@@ -147,6 +149,10 @@ class Line:
         """The stop with this id, or None."""
         found = self._stops.get(stop_id)
         return found[0].stops[found[1]] if found else None
+
+    def in_commissioning(self, stop: Stop) -> bool:
+        """True while `stop` is being commissioned (itself, or its whole line)."""
+        return self.commissioning or stop.commissioning
 
     def destinations_from(self, stop_id: StopId) -> tuple[Stop, ...]:
         """The stops reachable from `stop_id`: later stops of its direction."""

@@ -3,7 +3,8 @@
 Theory of operation
 -------------------
 A request is born WAITING (the rider asked, the line is open, the destination lies downstream)
-or REFUSED (it never lights a sign). From WAITING exactly one way out is taken:
+or REFUSED (it never lights a sign; a stop in commissioning refuses every rider). From WAITING
+exactly one way out is taken:
 
     WAITING --driver validated the code / rider reported departure--> PICKED_UP
     WAITING --rider or operator cancelled---------------------------> CANCELLED
@@ -58,6 +59,7 @@ class Cause(StrEnum):
     OPERATOR_FALLBACK = "operator_fallback"
     DEADLINE_REACHED = "deadline_reached"
     CLOSED = "closed"
+    COMMISSIONING = "commissioning"
     UNKNOWN_DESTINATION = "unknown_destination"
     STOP_FULL = "stop_full"
     NO_FREE_CODE = "no_free_code"

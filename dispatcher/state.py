@@ -21,7 +21,7 @@ from dispatcher.effects import (
 )
 from dispatcher.model import DeviceKind, LineId, Network, RequestId, SignId, StopId, TerminalId
 from dispatcher.persistent_map import PersistentMap
-from dispatcher.request_machine import RequestState, RideRequest, Source
+from dispatcher.request_machine import DeviceRequestId, RequestState, RideRequest, Source
 
 CodeKey = tuple[LineId, str]
 DeviceKey = tuple[DeviceKind, str]
@@ -39,6 +39,16 @@ class SignReport:
     seq: int
     pages: tuple[tuple[str, ...], ...]
     at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class CommissioningPress:
+    """The last button pressed on a terminal whose stop is in commissioning (not a ride)."""
+
+    device_request_id: DeviceRequestId | None
+    destination_id: StopId
+    known: bool  # the button names a destination served from this stop
+    pressed_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +79,9 @@ class DispatcherState:
     online: PersistentMap[DeviceKey, bool] = field(default_factory=PersistentMap)
     alerts: PersistentMap[AlertKey, Alert] = field(default_factory=PersistentMap)
     operator_messages: Mapping[SignId, tuple[OperatorMessage, ...]] = field(default_factory=dict)
+    commissioning_presses: PersistentMap[TerminalId, CommissioningPress] = field(
+        default_factory=PersistentMap
+    )
 
     def operator_message(self, sign_id: SignId, now: datetime) -> OperatorMessage | None:
         """The operator message a sign shows now: highest priority, then newest; None if none."""

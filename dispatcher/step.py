@@ -19,6 +19,9 @@ Invariants kept by every step:
   names a code and no line (one number serves every line), so it must find one rider only.
 - A rider who gave a phone number is told (`NotifyRider`) of every later change of their request.
 - The fallback is dispatched at the wait guarantee only while the line is in service.
+- A stop in commissioning (itself or its whole line) serves no rider: SMS and API asks are
+  REFUSED (`COMMISSIONING`); a press on its terminal is a test, recorded in
+  `commissioning_presses` and answered on the terminal's screen, and makes no request.
 """
 
 from __future__ import annotations
@@ -55,7 +58,7 @@ from dispatcher.events import (
     SignReported,
     StorageFailed,
 )
-from dispatcher.model import Line, LineId, RequestId
+from dispatcher.model import Line, LineId, RequestId, TerminalId
 from dispatcher.request_machine import (
     Cause,
     RequestState,
@@ -65,7 +68,14 @@ from dispatcher.request_machine import (
     transition,
 )
 from dispatcher.service_calendar import is_open
-from dispatcher.state import CODE_HOLDING_STATES, DispatcherState, Step, index_requests, reject
+from dispatcher.state import (
+    CODE_HOLDING_STATES,
+    CommissioningPress,
+    DispatcherState,
+    Step,
+    index_requests,
+    reject,
+)
 
 CODE_SPACE = 10_000
 
@@ -85,7 +95,8 @@ def step(state: DispatcherState, event: Event, now: datetime) -> Step:
             return _fallback_requested(state, event, now)
         case LeaseRefreshDue():
             state, effects = displays.refresh_leases(state, now)
-            return _forget_finished(state, now), effects
+            state, screens = displays.refresh_commissioning_screens(state, now)
+            return _forget_finished(state, now), effects + screens
         case DevicesResyncRequested():
             return displays.resync(state, now)
         case SignReported():
@@ -136,6 +147,8 @@ def _ride_requested(state: DispatcherState, event: RideRequested, now: datetime)
     stop = line.stop(event.stop_id)
     if stop is None:
         return reject(state, RejectionReason.UNKNOWN_STOP, event.stop_id)
+    if event.terminal_id is not None and line.in_commissioning(stop):
+        return _test_press(state, line, event, event.terminal_id, now)
     known = state.request_by_source(event.source)
     if known is not None:
         return _show_again(state, known, event.source, now)
@@ -188,9 +201,34 @@ def _ride_requested(state: DispatcherState, event: RideRequested, now: datetime)
     return state, effects + shown
 
 
+def _test_press(
+    state: DispatcherState, line: Line, event: RideRequested, terminal: TerminalId, now: datetime
+) -> Step:
+    """A press on a terminal of a stop in commissioning: recorded and answered, never a ride.
+
+    The same device request id again (a terminal re-sending) keeps the first press's time.
+    """
+    device_request_id = event.source.device_request_id
+    last = state.commissioning_presses.get(terminal)
+    if last is None or device_request_id is None or last.device_request_id != device_request_id:
+        served = {stop.id for stop in line.destinations_from(event.stop_id)}
+        press = CommissioningPress(
+            device_request_id=device_request_id,
+            destination_id=event.destination_id,
+            known=event.destination_id in served,
+            pressed_at=now,
+        )
+        presses = state.commissioning_presses.set(terminal, press)
+        state = replace(state, commissioning_presses=presses)
+    return displays.show_commissioning(state, line, terminal, now)
+
+
 def _refusal(
     state: DispatcherState, line: Line, event: RideRequested, now: datetime
 ) -> Cause | None:
+    stop = line.stop(event.stop_id)
+    if stop is not None and line.in_commissioning(stop):
+        return Cause.COMMISSIONING
     if not is_open(line, now):
         return Cause.CLOSED
     if event.destination_id not in {stop.id for stop in line.destinations_from(event.stop_id)}:

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from dispatcher.effects import ScreenState, TerminalScreen
 from dispatcher.model import Line, Weekday
 from dispatcher.request_machine import Cause, RequestState, RideRequest
+from dispatcher.state import CommissioningPress
+
+COMMISSIONING_SCREEN_TIME = timedelta(hours=1)
+"""How long a commissioning screen lasts; lease refreshes renew it once half of it is gone.
+
+It shows no rider's data, so a dead dispatcher leaving it up harms no one: it can outlive
+the signs' short leases, and the test result it carries stays readable for the installer.
+"""
+COMMISSIONING_TITLE = "MISE EN SERVICE"
 
 _SCREEN_OF_STATE: dict[RequestState, ScreenState] = {
     RequestState.WAITING: ScreenState.WAITING,
@@ -21,6 +30,7 @@ _REFUSAL_TEXT: dict[Cause, tuple[str, ...]] = {
     Cause.UNKNOWN_DESTINATION: ("Destination non desservie", "depuis cet arret"),
     Cause.STOP_FULL: ("Trop de demandes ici", "Reessayez dans un instant"),
     Cause.NO_FREE_CODE: ("Service sature", "Reessayez dans un instant"),
+    Cause.COMMISSIONING: (COMMISSIONING_TITLE, "Arret pas encore ouvert"),
     Cause.STORAGE_FAILED: ("Service momentanement indisponible", "Reessayez dans un instant"),
 }
 
@@ -71,6 +81,32 @@ def idle_screen(seq: int, now: datetime, line: Line) -> TerminalScreen:
         code=None,
         lines=("Choisissez votre destination",),
         expires_at=now + line.tuning.sign_lease,
+    )
+
+
+def commissioning_screen(
+    seq: int, now: datetime, line: Line, press: CommissioningPress | None
+) -> TerminalScreen:
+    """The screen of a terminal whose stop is in commissioning, with its last test press.
+
+    State `closed` (the stop serves no rider); the first row names the button last pressed so
+    the installer sees it work. It answers that press (`device_request_id`), so the terminal
+    stops re-sending it.
+    """
+    rows: tuple[str, ...] = (COMMISSIONING_TITLE, "Arret pas encore ouvert")
+    if press is not None:
+        destination = line.stop(press.destination_id)
+        if press.known and destination is not None:
+            rows = (f"TEST OK - bouton {destination.name.upper()}", *rows)
+        else:
+            rows = (f"TEST - bouton inconnu {press.destination_id}", *rows)
+    return TerminalScreen(
+        seq=seq,
+        state=ScreenState.CLOSED,
+        device_request_id=press.device_request_id if press else None,
+        code=None,
+        lines=rows,
+        expires_at=now + COMMISSIONING_SCREEN_TIME,
     )
 
 

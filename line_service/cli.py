@@ -15,6 +15,7 @@ from pydantic import SecretStr
 from dispatcher.model import Network
 from line_service.authority.cli import export_app, report_command, send_rpc_command
 from line_service.broker.cli import mosquitto_config
+from line_service.commissioning.cli import commission_command
 from line_service.logging_setup import configure_logging, secret_values
 from line_service.network.lines_file import LinesFileError, load_network
 from line_service.planning.cli import register as register_plan
@@ -74,6 +75,7 @@ app.add_typer(export_app, name="export")
 app.add_typer(db_app, name="db")
 app.command("report")(report_command)
 app.command("send-rpc")(send_rpc_command)
+app.command("commission")(commission_command)
 register_plan(app)
 
 

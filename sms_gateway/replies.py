@@ -46,6 +46,7 @@ BAD_NUMBER = "Numéro d'expéditeur non reconnu: le service SMS ne peut pas vous
 UNAVAILABLE = "Service momentanément indisponible. Merci de réessayer dans une minute."
 STOP_FULL = "Trop de passagers attendent à cet arret. Réessayez dans quelques minutes."
 NO_FREE_CODE = "Service saturé. Réessayez dans une minute."
+COMMISSIONING = "Arret en cours de mise en service, pas encore ouvert. Aucun panneau allumé."
 
 
 def unknown_stop(written: str) -> str:
@@ -165,6 +166,8 @@ def _refusal(line: Line | None, request: RideRequest) -> str:
             hours = line.service_hours if line else None
             opening = f" Horaires: {service_hours(hours)}." if hours else ""
             return f"Ligne fermée en ce moment, aucun panneau allumé.{opening}"
+        case Cause.COMMISSIONING:
+            return COMMISSIONING
         case Cause.UNKNOWN_DESTINATION:
             return "Cette destination n'est pas desservie depuis cet arret. " + EXAMPLE
         case Cause.STOP_FULL:

@@ -239,6 +239,7 @@ def _line(entry: LineEntry) -> Line:
         if entry.fallback is None
         else FallbackContact(entry.fallback.kind, entry.fallback.address),
         compensation=_compensation(entry),
+        commissioning=entry.commissioning,
     )
 
 
@@ -313,4 +314,5 @@ def _stop(entry: StopEntry, km: float) -> Stop:
         ),
         bnlc_id=entry.bnlc_id,
         insee=entry.insee,
+        commissioning=entry.commissioning,
     )

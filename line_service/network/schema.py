@@ -153,6 +153,7 @@ class StopEntry(_Spec):
     insee: Insee | None = None
     terminal: Slug | None = None
     signs: tuple[SignEntry, ...] = Field(default=(), max_length=8)
+    commissioning: Annotated[bool, Strict()] = False  # under test: riders not served yet
 
 
 class DirectionEntry(_Spec):
@@ -185,6 +186,7 @@ class LineEntry(_Spec):
     fallback: FallbackEntry | None = None  # who the wait guarantee calls
     compensation: CompensationEntry | None = None  # money of a trip (cents)
     public_holidays: HolidayPolicy = "closed"  # French public holidays: closed unless "open"
+    commissioning: Annotated[bool, Strict()] = False  # every stop under test: no rider served
     directions: tuple[DirectionEntry, ...] = Field(min_length=1, max_length=20)
 
     @field_validator("service_hours")

@@ -86,7 +86,7 @@ async def list_stops(
 ) -> list[StopOut]:
     """Stops of every direction, in travel order."""
     line = line_of(network, line_id)
-    return [stop_out(state, direction, stop, now) for direction, stop in _stops(line)]
+    return [stop_out(state, line, direction, stop, now) for direction, stop in _stops(line)]
 
 
 @router.get("/lines/{line_id}/stops/{stop_id}", responses=AUTH_ERRORS | NOT_FOUND)
@@ -94,9 +94,10 @@ async def get_stop(
     line_id: str, stop_id: str, network: NetworkDep, state: StateDep, now: NowDep, _caller: Viewer
 ) -> StopOut:
     """One stop with its terminal and signs."""
-    for direction, stop in _stops(line_of(network, line_id)):
+    line = line_of(network, line_id)
+    for direction, stop in _stops(line):
         if stop.id == stop_id:
-            return stop_out(state, direction, stop, now)
+            return stop_out(state, line, direction, stop, now)
     raise HTTPException(404, f"unknown stop {stop_id!r} on {line_id}")
 
 
@@ -119,7 +120,9 @@ async def get_sign(
 
 
 def _terminals(line: Line, state: DispatcherState, now: datetime) -> list[TerminalOut]:
-    found = (stop_out(state, direction, stop, now).terminal for direction, stop in _stops(line))
+    found = (
+        stop_out(state, line, direction, stop, now).terminal for direction, stop in _stops(line)
+    )
     return [terminal for terminal in found if terminal is not None]
 
 

@@ -123,6 +123,8 @@ class SignOut(_Body):
     expires_at: datetime | None
     reported_pages: list[list[str]] | None
     online: bool | None
+    reported_seq: int | None = Field(default=None, description="seq of the display it reported")
+    reported_at: datetime | None = None
     distance_upstream_m: int = 0
     rows: int = 3
     columns: int = 18
@@ -165,6 +167,15 @@ class Readiness(_Body):
     database: bool
 
 
+class TestPressOut(_Body):
+    """The last button pressed on a terminal of a stop in commissioning (a test, not a ride)."""
+
+    destination_id: str
+    known: bool = Field(description="true when the button names a destination of this stop")
+    pressed_at: datetime
+    request_id: str | None = Field(description="the terminal's own id of the press")
+
+
 class TerminalOut(_Body):
     """A stop's terminal: online or not, and what its screen says."""
 
@@ -173,6 +184,8 @@ class TerminalOut(_Body):
     online: bool | None
     screen_state: ScreenState | None
     screen_lines: list[str]
+    commissioning: bool = False
+    last_test_press: TestPressOut | None = None
 
 
 class StopOut(_Body):
@@ -188,6 +201,9 @@ class StopOut(_Body):
     terminal: TerminalOut | None
     signs: list[SignOut]
     waiting: int
+    commissioning: bool = Field(
+        default=False, description="in commissioning: riders are not served here yet"
+    )
 
 
 class DirectionOut(_Body):
@@ -225,6 +241,7 @@ class LineSummaryOut(_Body):
     open_now: bool
     waiting: int
     alerts: int
+    commissioning: bool = False
 
 
 class LineOut(_Body):
@@ -237,6 +254,9 @@ class LineOut(_Body):
     open_now: bool
     wait_guarantee_minutes: float | None
     has_fallback: bool
+    commissioning: bool = Field(
+        default=False, description="the whole line is in commissioning (no rider served)"
+    )
     directions: list[DirectionOut]
     waiting: list[RideRequestOut]
     recent: list[RideRequestOut] = Field(description="requests finished lately, newest first")

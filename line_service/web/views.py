@@ -20,6 +20,7 @@ from line_service.web.models import (
     SignOut,
     StopOut,
     TerminalOut,
+    TestPressOut,
 )
 
 RECENT_LIMIT = 20
@@ -52,6 +53,8 @@ def sign_out(state: DispatcherState, stop: Stop, spec: SignSpec, now: datetime) 
         expires_at=shown.expires_at if shown else None,
         reported_pages=[list(p) for p in report.pages] if report else None,
         online=state.online.get((DeviceKind.SIGN, spec.id)),
+        reported_seq=report.seq if report else None,
+        reported_at=report.at if report else None,
         distance_upstream_m=spec.distance_upstream_m,
         rows=spec.geometry.rows,
         columns=spec.geometry.columns,
@@ -60,21 +63,33 @@ def sign_out(state: DispatcherState, stop: Stop, spec: SignSpec, now: datetime) 
     )
 
 
-def terminal_out(state: DispatcherState, stop: Stop) -> TerminalOut | None:
+def terminal_out(state: DispatcherState, line: Line, stop: Stop) -> TerminalOut | None:
     """A stop's terminal, or None when the stop has none."""
     if stop.terminal is None:
         return None
     screen = state.screens.get(stop.terminal)
+    press = state.commissioning_presses.get(stop.terminal)
     return TerminalOut(
         id=stop.terminal,
         stop_id=stop.id,
         online=state.online.get((DeviceKind.TERMINAL, stop.terminal)),
         screen_state=screen.state if screen else None,
         screen_lines=list(screen.lines) if screen else [],
+        commissioning=line.in_commissioning(stop),
+        last_test_press=None
+        if press is None
+        else TestPressOut(
+            destination_id=press.destination_id,
+            known=press.known,
+            pressed_at=press.pressed_at,
+            request_id=press.device_request_id,
+        ),
     )
 
 
-def stop_out(state: DispatcherState, direction: Direction, stop: Stop, now: datetime) -> StopOut:
+def stop_out(
+    state: DispatcherState, line: Line, direction: Direction, stop: Stop, now: datetime
+) -> StopOut:
     """A stop with its devices."""
     return StopOut(
         id=stop.id,
@@ -84,9 +99,10 @@ def stop_out(state: DispatcherState, direction: Direction, stop: Stop, now: date
         lat=stop.lat,
         lon=stop.lon,
         direction_id=direction.id,
-        terminal=terminal_out(state, stop),
+        terminal=terminal_out(state, line, stop),
         signs=[sign_out(state, stop, spec, now) for spec in stop.signs],
         waiting=len(state.waiting_by_stop.get(stop.id, ())),
+        commissioning=line.in_commissioning(stop),
     )
 
 
@@ -161,11 +177,12 @@ def line_out(line: Line, state: DispatcherState, now: datetime, with_phone: bool
         open_now=is_open(line, now),
         wait_guarantee_minutes=guarantee.total_seconds() / 60 if guarantee else None,
         has_fallback=line.has_fallback,
+        commissioning=line.commissioning,
         directions=[
             DirectionOut(
                 id=direction.id,
                 name=direction.name,
-                stops=[stop_out(state, direction, stop, now) for stop in direction.stops],
+                stops=[stop_out(state, line, direction, stop, now) for stop in direction.stops],
             )
             for direction in line.directions
         ],
@@ -183,4 +200,5 @@ def line_summary(line: Line, state: DispatcherState, now: datetime) -> LineSumma
         open_now=is_open(line, now),
         waiting=len(waiting_on(line, state)),
         alerts=len(alerts_out(line, state, now)),
+        commissioning=line.commissioning,
     )

@@ -164,8 +164,13 @@ function render(line) {
   $("line-name").textContent = line.name;
   document.title = `${line.name} — supervision`;
   const badge = $("open-badge");
-  badge.textContent = line.open_now ? "En service" : "Hors service";
-  badge.className = `badge ${line.open_now ? "open" : "closed"}`;
+  if (line.commissioning) {
+    badge.textContent = "En mise en service";
+    badge.className = "badge commissioning";
+  } else {
+    badge.textContent = line.open_now ? "En service" : "Hors service";
+    badge.className = `badge ${line.open_now ? "open" : "closed"}`;
+  }
   let online = 0, devices = 0;
   for (const d of line.directions) for (const s of d.stops) {
     for (const sign of s.signs) { devices++; if (sign.online) online++; }
@@ -212,8 +217,10 @@ function stripMap(direction) {
         points: `${cx},${68} ${cx},${roadY - 22} ${sx - 16},${roadY - 6}` }));
       stop.signs.forEach((sign, index) => svg.append(signBox(sign, cx, 16 + index * 66)));
     }
-    svg.append(el("svg:circle", { class: `stop${stop.waiting ? " busy" : ""}`, cx: sx, cy: roadY, r: 11,
-      "data-stop": stop.id }, el("svg:title", { text: `${stop.name} (${stop.code})` })));
+    const testing = stop.commissioning ? " — en mise en service" : "";
+    const stopClass = `stop${stop.waiting ? " busy" : ""}${stop.commissioning ? " commissioning" : ""}`;
+    svg.append(el("svg:circle", { class: stopClass, cx: sx, cy: roadY, r: 11,
+      "data-stop": stop.id }, el("svg:title", { text: `${stop.name} (${stop.code})${testing}` })));
     if (stop.waiting) {
       svg.append(el("svg:circle", { class: "count-bg", cx: sx + 14, cy: roadY - 14, r: 10 }));
       svg.append(el("svg:text", { class: "count", x: sx + 14, y: roadY - 10, text: stop.waiting }));
@@ -222,7 +229,8 @@ function stripMap(direction) {
     lastLabel = sx; lastRow = row;
     const ly = roadY + 44 + row * 36;
     svg.append(el("svg:text", { class: "stop-name", x: sx, y: ly, text: stop.name }));
-    const km = `km ${String(stop.km).replace(".", ",")} · ${stop.code}`;
+    const km = `km ${String(stop.km).replace(".", ",")} · ${stop.code}`
+      + (stop.commissioning && !ui.line.commissioning ? " · en mise en service" : "");
     svg.append(el("svg:text", { class: "stop-km", x: sx, y: ly + 15, text: km }));
     if (stop.terminal) {
       const t = stop.terminal;

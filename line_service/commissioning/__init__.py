@@ -1,0 +1,1 @@
+"""The commissioning room: walking a stop's devices through the API and reporting."""
