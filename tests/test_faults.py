@@ -21,6 +21,7 @@ import pytest
 import sqlalchemy
 
 from dispatcher.model import Network, StopId
+from line_service.broker.mosquitto_config import DEFAULT_OBSERVER_USER as OBSERVER
 from line_service.network.lines_file import load_network
 from tests.support.faults import (
     SCALE,
@@ -85,7 +86,7 @@ async def rig(tmp_path: Path, database_url: str) -> AsyncIterator[Rig]:
     broker = SecureBroker(network, tmp_path / "broker")
     await asyncio.to_thread(broker.start)
     service = ServiceProcess(
-        broker_url=broker.url("dispatcher"),
+        broker_url=broker.url(),
         database_url=database_url,
         lines_file=lines,
         directory=tmp_path,
@@ -320,7 +321,7 @@ async def test_a_flapping_sign_raises_and_clears_its_alert_without_flooding_disp
     flaps = 10 * SCALE
     rig.fleet.terminals["t-marck-est"].press("dunkerque-est")
     await eventually(lambda: len(told_waiting(rig)) == 1, 10, "a rider waiting at Marck")
-    watcher = DeviceClient(rig.broker.port, "dispatcher", rig.broker.password("dispatcher"))
+    watcher = DeviceClient(rig.broker.port, OBSERVER, rig.broker.password(OBSERVER))
     flapper = DeviceClient(
         rig.broker.port, "pmv-marck-est-1", rig.broker.password("pmv-marck-est-1")
     )
