@@ -6,11 +6,11 @@ import getpass
 import json
 import os
 import shutil
-import tempfile
 import ssl
 import stat
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
