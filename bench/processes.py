@@ -153,6 +153,10 @@ def service(
         "CARPOOL_HTTP_PORT": str(http_port),
         "CARPOOL_LOG_FORMAT": "json",
         "CARPOOL_MQTT_CLIENT_ID": f"bench-dispatcher-{broker_port}",
+        # The probe presses a few hundred stops up to 2,000 times a second (each terminal far
+        # above a real one's rate): the per-device limit is lifted so that it measures the path.
+        "CARPOOL_DEVICE_RATE_PER_SECOND": "1000",
+        "CARPOOL_DEVICE_BURST": "1000",
     }
     argv = [str(CARPOOL_LINE), "serve"]
     if profile is not None:

@@ -209,15 +209,24 @@ class Fleet:
     terminals: dict[str, VirtualTerminal]
 
     @classmethod
-    def of(cls, network: Network, address: Callable[[str], BrokerAddress]) -> Fleet:
-        """Devices for every configured sign and terminal; `address(device_id)` logs each in."""
+    def of(
+        cls,
+        network: Network,
+        address: Callable[[str], BrokerAddress],
+        without: frozenset[str] = frozenset(),
+    ) -> Fleet:
+        """Devices for every configured sign and terminal; `address(device_id)` logs each in.
+
+        `without`: accounts a test drives itself (the broker allows one session per account).
+        """
         signs: dict[str, VirtualSign] = {}
         terminals: dict[str, VirtualTerminal] = {}
         for line in network.lines:
             for stop in line.all_stops():
                 for spec in stop.signs:
-                    signs[spec.id] = VirtualSign(address(spec.id), line.id, spec.id)
-                if stop.terminal is not None:
+                    if spec.id not in without:
+                        signs[spec.id] = VirtualSign(address(spec.id), line.id, spec.id)
+                if stop.terminal is not None and stop.terminal not in without:
                     terminals[stop.terminal] = VirtualTerminal(
                         address(stop.terminal), line.id, stop.terminal, stop
                     )
