@@ -181,6 +181,12 @@ def relay(directory: Path, broker_port: int, fanout: int) -> Child:
     return Child(argv, directory / "relay.log")
 
 
+def flooder(directory: Path, broker_port: int, line_id: str, sign_id: str) -> Child:
+    """One sign flooding its own status (`python -m bench.flooder`)."""
+    argv = [sys.executable, "-m", "bench.flooder", str(broker_port), line_id, sign_id]
+    return Child(argv, directory / "flooder.log")
+
+
 def heartbeats(
     directory: Path, broker_port: int, devices: int, period: float, fanout: int
 ) -> Child:
