@@ -153,6 +153,10 @@ def service(
         "CARPOOL_HTTP_PORT": str(http_port),
         "CARPOOL_LOG_FORMAT": "json",
         "CARPOOL_MQTT_CLIENT_ID": f"bench-dispatcher-{broker_port}",
+        # The probe presses a few hundred stops up to 2,000 times a second (each terminal far
+        # above a real one's rate): the per-device limit is lifted so that it measures the path.
+        "CARPOOL_DEVICE_RATE_PER_SECOND": "1000",
+        "CARPOOL_DEVICE_BURST": "1000",
     }
     argv = [str(CARPOOL_LINE), "serve"]
     if profile is not None:
@@ -175,6 +179,12 @@ def relay(directory: Path, broker_port: int, fanout: int) -> Child:
     """The bare aiomqtt echo relay and consumer (`python -m bench.relay`)."""
     argv = [sys.executable, "-m", "bench.relay", str(broker_port), str(fanout)]
     return Child(argv, directory / "relay.log")
+
+
+def flooder(directory: Path, broker_port: int, line_id: str, sign_id: str) -> Child:
+    """One sign flooding its own status (`python -m bench.flooder`)."""
+    argv = [sys.executable, "-m", "bench.flooder", str(broker_port), line_id, sign_id]
+    return Child(argv, directory / "flooder.log")
 
 
 def heartbeats(

@@ -11,7 +11,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench.probe import RELAY, SERVICE
-from bench.scenarios import Options, RunResult, Step, median, reference_rate, step_at
+from bench.scenarios import (
+    FLOODED,
+    Options,
+    RunResult,
+    Step,
+    median,
+    reference_rate,
+    step_at,
+)
 
 BEGIN = "<!-- bench:results:begin -->"
 END = "<!-- bench:results:end -->"
@@ -106,6 +114,7 @@ def _latency_rows(runs: list[RunResult], options: Options) -> list[Row]:
             "0",
             _med(runs, lambda r: r.latency[s].lost) == 0,
         ),
+        *_flood_rows(runs),
         Row(
             "sustained rate (p99 < 50 ms)",
             sustained,
@@ -113,6 +122,42 @@ def _latency_rows(runs: list[RunResult], options: Options) -> list[Row]:
             "presses/s",
             "≥ 1000",
             sustained >= 1000,
+        ),
+    ]
+
+
+def _flood_rows(runs: list[RunResult]) -> list[Row]:
+    """Press→sign of every stop while one sign floods its status (target: as without it)."""
+    s, b = "service" + FLOODED, "bare relay" + FLOODED
+    if any(s not in run.latency for run in runs):
+        return []
+    p99 = _med(runs, lambda r: r.latency[s].p99)
+    p99_calm = _med(runs, lambda r: r.latency["service"].p99)
+    lost = _med(runs, lambda r: r.latency[s].lost)
+    return [
+        Row(
+            "press→sign p50, one device flooding",
+            _med(runs, lambda r: r.latency[s].p50),
+            _med(runs, lambda r: r.latency[b].p50),
+            "ms",
+            "",
+            None,
+        ),
+        Row(
+            "press→sign p99, one device flooding",
+            p99,
+            _med(runs, lambda r: r.latency[b].p99),
+            "ms",
+            "≤ 2× without flood",
+            p99 <= 2 * p99_calm,
+        ),
+        Row(
+            "presses lost, one device flooding",
+            lost,
+            _med(runs, lambda r: r.latency[b].lost),
+            "",
+            "0",
+            lost == 0,
         ),
     ]
 

@@ -103,6 +103,8 @@ class _Stack:
         self.heartbeats = processes.heartbeats(
             directory, self.port, options.devices, options.heartbeat_period, options.signs_per_stop
         )
+        flooded = self.net.stops[-1]
+        self.flooder = processes.flooder(directory, self.port, flooded.line_id, flooded.sign_ids[0])
         self.probe: Probe | None = None
 
     def start(self) -> Probe:
@@ -122,7 +124,7 @@ class _Stack:
         return self.probe
 
     def stop(self) -> None:
-        for child in (self.heartbeats, self.relay, self.service):
+        for child in (self.flooder, self.heartbeats, self.relay, self.service):
             child.stop()
         if self.probe is not None:
             self.probe.close()
@@ -143,6 +145,7 @@ def one_run(options: Options, say: Say) -> RunResult:
                 phase = probe.run_rate(target, options.rate, options.seconds)
                 result.latency[target.name] = Latency.of(phase)
                 say(f"  latency {target.name}: {result.latency[target.name]}")
+            _flooded(probe, stack, options, result, say)
             result.rss_mib[SERVICE.name] = processes.rss_kib(stack.service.pid) / 1024
             result.rss_mib[RELAY.name] = processes.rss_kib(stack.relay.pid) / 1024
             for target in (SERVICE, RELAY):
@@ -158,6 +161,22 @@ def one_run(options: Options, say: Say) -> RunResult:
         finally:
             stack.stop()
     return result
+
+
+FLOODED = " during a flood"
+"""Suffix of the latency phases measured while one device floods its own status."""
+
+
+def _flooded(probe: Probe, stack: _Stack, options: Options, result: RunResult, say: Say) -> None:
+    """Press→sign of every stop while one sign floods: a device degrades itself only."""
+    stack.flooder.spawn()
+    try:
+        for target in (RELAY, SERVICE):
+            phase = probe.run_rate(target, options.rate, options.seconds)
+            result.latency[target.name + FLOODED] = Latency.of(phase)
+            say(f"  latency {target.name}{FLOODED}: {result.latency[target.name + FLOODED]}")
+    finally:
+        stack.flooder.stop()
 
 
 def _sustained(

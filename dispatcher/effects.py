@@ -135,6 +135,7 @@ class AlertKind(StrEnum):
 
     DEVICE_OFFLINE = "device_offline"
     SIGN_MISMATCH = "sign_mismatch"
+    DEVICE_FLOODING = "device_flooding"
 
 
 @dataclass(frozen=True, slots=True)

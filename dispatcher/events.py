@@ -96,6 +96,19 @@ class DeviceStatusReported:
 
 
 @dataclass(frozen=True, slots=True)
+class DeviceFloodReported:
+    """The gateway dropped a device's messages beyond its rate (`flooding`), or it calmed down.
+
+    Sent once when a flood episode opens and once when it closes, never per message.
+    """
+
+    line_id: LineId
+    kind: DeviceKind
+    device_id: str
+    flooding: bool
+
+
+@dataclass(frozen=True, slots=True)
 class FallbackRequested:
     """An operator sends the line's fallback to a waiting rider now."""
 
@@ -148,6 +161,7 @@ Event = (
     | DevicesResyncRequested
     | SignReported
     | DeviceStatusReported
+    | DeviceFloodReported
     | FallbackRequested
     | OperatorMessagePosted
     | OperatorMessageCleared

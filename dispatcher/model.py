@@ -102,6 +102,8 @@ class LineTuning:
     result_screen_time: timedelta = timedelta(seconds=30)
     max_waiting_per_stop: int = 6
     max_pages: int = 3
+    device_settle: timedelta = timedelta(seconds=10)
+    """How long a device that flapped must stay online before its offline alert clears."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -77,6 +77,9 @@ class DispatcherState:
     sign_reports: PersistentMap[SignId, SignReport] = field(default_factory=PersistentMap)
     screens: PersistentMap[TerminalId, TerminalScreen] = field(default_factory=PersistentMap)
     online: PersistentMap[DeviceKey, bool] = field(default_factory=PersistentMap)
+    presence_changed_at: PersistentMap[DeviceKey, datetime] = field(default_factory=PersistentMap)
+    settling: PersistentMap[DeviceKey, datetime] = field(default_factory=PersistentMap)
+    """Devices back online after a flap, by when they came back: their alert is still on."""
     alerts: PersistentMap[AlertKey, Alert] = field(default_factory=PersistentMap)
     operator_messages: Mapping[SignId, tuple[OperatorMessage, ...]] = field(default_factory=dict)
     commissioning_presses: PersistentMap[TerminalId, CommissioningPress] = field(

@@ -31,7 +31,12 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 
 from dispatcher import displays
-from dispatcher.device_reports import device_status, sign_reported
+from dispatcher.device_reports import (
+    device_flood,
+    device_status,
+    settle_devices,
+    sign_reported,
+)
 from dispatcher.effects import (
     ArmDeadline,
     DisarmDeadline,
@@ -46,6 +51,7 @@ from dispatcher.events import (
     Actor,
     CodeValidated,
     DeadlineReached,
+    DeviceFloodReported,
     DevicesResyncRequested,
     DeviceStatusReported,
     Event,
@@ -94,15 +100,18 @@ def step(state: DispatcherState, event: Event, now: datetime) -> Step:
         case FallbackRequested():
             return _fallback_requested(state, event, now)
         case LeaseRefreshDue():
+            state, cleared = settle_devices(state, now)
             state, effects = displays.refresh_leases(state, now)
             state, screens = displays.refresh_commissioning_screens(state, now)
-            return _forget_finished(state, now), effects + screens
+            return _forget_finished(state, now), cleared + effects + screens
         case DevicesResyncRequested():
             return displays.resync(state, now)
         case SignReported():
             return sign_reported(state, event, now)
         case DeviceStatusReported():
             return device_status(state, event, now)
+        case DeviceFloodReported():
+            return device_flood(state, event, now)
         case OperatorMessagePosted():
             return displays.post_operator_message(state, event, now)
         case OperatorMessageCleared():

@@ -17,6 +17,7 @@ from dispatcher.model import Network
 from dispatcher.state import DispatcherState
 from line_service.authority.wiring import AuthorityServices, build_authority
 from line_service.dispatch.device_gateway import DeviceGateway
+from line_service.dispatch.device_limits import DeviceLimiter
 from line_service.dispatch.engine import Clock, Engine, Inbox
 from line_service.dispatch.intake import Intake
 from line_service.dispatch.timers import Timers
@@ -86,7 +87,15 @@ def build_runtime(
         on_stuck=lambda ids: inbox.submit_nowait(StorageFailed(tuple(ids))),
     )
     gateway = DeviceGateway(
-        network, BrokerAddress.from_url(settings.broker_url), settings.mqtt_client_id, inbox
+        network,
+        BrokerAddress.from_url(settings.broker_url),
+        settings.mqtt_client_id,
+        inbox,
+        DeviceLimiter(
+            settings.device_rate_per_second,
+            settings.device_burst,
+            settings.device_flood_quiet_seconds,
+        ),
     )
     timers = Timers(inbox.submit_nowait, settings.lease_refresh)
     sms_store = SmsStore(store.engine)

@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     sms_rate_limit_count: int = Field(default=10, ge=1)
     sms_rate_limit_window_seconds: float = Field(default=600.0, gt=0)
     phone_retention_days: int = Field(default=30, ge=1)  # clear numbers erased after (RGPD)
+    device_rate_per_second: float = Field(default=5.0, gt=0)  # each device's messages, average
+    device_burst: int = Field(default=20, ge=1)  # … and at once; beyond: dropped, alerted once
+    device_flood_quiet_seconds: float = Field(default=10.0, gt=0)  # no drop this long: calm
     lease_refresh_seconds: float = Field(default=30.0, gt=0)
     ignore_service_hours: bool = False
     storage_refuse_seconds: float = Field(default=5.0, gt=0)

@@ -18,6 +18,8 @@ def test_tiny_benchmark_run_prints_every_row_and_keeps_hand_written_notes(tmp_pa
     run = runs[0]
     assert run.latency["service"].count > 0
     assert run.latency["bare relay"].count > 0
+    assert run.latency["service during a flood"].count > 0
+    assert run.latency["bare relay during a flood"].count > 0
     assert run.recovered_signs == 2 * 20  # 60 devices: 20 stops with a terminal and 2 signs
     assert run.recovered_lit == 2 * 10
     text = output.read_text()
@@ -25,6 +27,7 @@ def test_tiny_benchmark_run_prints_every_row_and_keeps_hand_written_notes(tmp_pa
         "press→sign p50",
         "press→sign p99",
         "presses lost",
+        "press→sign p99, one device flooding",
         "sustained rate",
         "heartbeat ingest",
         "recovery (10 waiting",

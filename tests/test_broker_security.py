@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import getpass
 import json
+import os
+import shutil
 import ssl
 import stat
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +21,15 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from dispatcher.model import Network, RequestId
-from line_service.broker.mosquitto_config import TlsListener, password_hash, write_broker_config
+from line_service.broker.mosquitto_config import (
+    DEFAULT_DISPATCHER_USER,
+    DEFAULT_OBSERVER_USER,
+    FileOwner,
+    TlsListener,
+    default_owner,
+    password_hash,
+    write_broker_config,
+)
 from line_service.network.lines_file import load_network
 from stop_devices import translate
 from stop_devices.mqtt_link import Received
@@ -52,7 +63,7 @@ def broker(network: Network, tmp_path: Path) -> Iterator[SecureBroker]:
 @pytest.fixture
 def service(broker: SecureBroker, tmp_path: Path) -> Iterator[ServiceProcess]:
     process = ServiceProcess(
-        broker_url=broker.url("dispatcher"),
+        broker_url=broker.url(),
         database_url=f"sqlite:///{tmp_path}/carpool.sqlite3",
         lines_file=tmp_path / "lines.yaml",
         directory=tmp_path,
@@ -72,20 +83,66 @@ def test_cli_writes_private_files_and_keeps_passwords_on_a_second_run(tmp_path: 
     out = tmp_path / "mosquitto"
     command = [str(CARPOOL_LINE), "mosquitto-config", "--out", str(out)]
     first = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=True)
-    assert "25 new password(s)" in first.stdout
-    assert "dispatcher" in first.stdout
-    for private in ("passwords", "acl", "credentials.json"):
-        assert stat.S_IMODE((out / private).stat().st_mode) == 0o600, private
+    assert "26 new password(s)" in first.stdout  # 24 devices, the dispatcher, the observer
+    assert DEFAULT_DISPATCHER_USER in first.stdout
+    assert stat.S_IMODE((out / "credentials.json").stat().st_mode) == 0o600
+    owner = default_owner()  # root with a `mosquitto` user: the broker's files are handed over
+    for read_by_broker in ("passwords", "acl", "mosquitto.conf"):
+        status = (out / read_by_broker).stat()
+        if owner is None:
+            assert stat.S_IMODE(status.st_mode) == 0o600, read_by_broker
+        else:
+            assert stat.S_IMODE(status.st_mode) == 0o640, read_by_broker
+            assert (status.st_uid, status.st_gid) == (owner.uid, owner.gid), read_by_broker
+    for anything in out.iterdir():
+        assert not anything.stat().st_mode & stat.S_IRWXO, f"{anything} is world-accessible"
     before = json.loads((out / "credentials.json").read_text())
     second = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=True)
     assert "0 new password(s)" in second.stdout
     assert json.loads((out / "credentials.json").read_text()) == before
     conf = (out / "mosquitto.conf").read_text()
     assert "allow_anonymous false" in conf
+    assert "use_username_as_clientid true" in conf
     assert "set_tcp_nodelay true" in conf
+    assert "max_inflight_messages 20" in conf
     # Clear passwords are in credentials.json only, never in what the broker reads.
     secret = before["accounts"][1]["password"]
     assert secret not in (out / "passwords").read_text() + conf + (out / "acl").read_text()
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or default_owner() is None, reason="needs root and a `mosquitto` user"
+)
+def test_a_broker_started_as_root_reads_the_files_as_its_own_user(network: Network) -> None:
+    # pytest's temporary directories are private to root: the broker's user could not enter.
+    directory = Path(tempfile.mkdtemp(prefix="carpool-broker-"))
+    try:
+        directory.chmod(0o755)
+        owner = FileOwner.of("mosquitto")
+        port = free_port()
+        written = write_broker_config(
+            network, directory / "conf", port=port, bind="127.0.0.1", owner=owner
+        )
+        (directory / "conf").chmod(0o755)
+        assert stat.S_IMODE((directory / "conf" / "data").stat().st_mode) == 0o750
+        assert (directory / "conf" / "data").stat().st_uid == owner.uid
+        log = (directory / "mosquitto.log").open("ab")
+        # No `user` line: Mosquitto drops root to `mosquitto`, then reads passwords and ACL.
+        process = subprocess.Popen(
+            [MOSQUITTO, "-c", str(written.config_file)], stdout=log, stderr=log
+        )
+        try:
+            wait_until(lambda: accepts_connections(port), 10, "mosquitto as its own user")
+            client = DeviceClient(port, VICTIM, written.account(VICTIM).password)
+            try:
+                assert client.wait_connected(), "the password file was not readable"
+            finally:
+                client.close()
+        finally:
+            process.terminate()
+            process.wait(10)
+    finally:
+        shutil.rmtree(directory)
 
 
 def test_cli_refuses_half_a_tls_listener(tmp_path: Path) -> None:
@@ -117,7 +174,7 @@ def test_a_device_cannot_act_for_another_and_the_service_works_with_auth(
 ) -> None:
     victim = device(broker, VICTIM)
     attacker = device(broker, ATTACKER)
-    watcher = device(broker, "dispatcher")
+    watcher = device(broker, DEFAULT_OBSERVER_USER)
     try:
         watcher.subscribe(f"{PREFIX}/#")
         victim.subscribe(f"{PREFIX}/terminals/{VICTIM}/screen")
@@ -175,6 +232,61 @@ def test_a_device_cannot_act_for_another_and_the_service_works_with_auth(
         assert attacker.topics() == {f"{PREFIX}/terminals/{ATTACKER}/screen"}
     finally:
         for client in (victim, attacker, watcher):
+            client.close()
+
+
+def test_no_account_can_take_the_session_of_another(
+    broker: SecureBroker, service: ServiceProcess
+) -> None:
+    observer = device(broker, DEFAULT_OBSERVER_USER)
+    sign_status = f"{PREFIX}/signs/pmv-calais-est-1/status"
+    sign = DeviceClient(
+        broker.port,
+        "pmv-calais-est-1",
+        broker.password("pmv-calais-est-1"),
+        client_id="pmv-calais-est-1",
+        will=(sign_status, b'{"v":1,"online":false}'),
+    )
+    rider = device(broker, VICTIM)
+    intruders: list[DeviceClient] = []
+    try:
+        assert sign.wait_connected()
+        observer.subscribe("carpool/v1/dispatcher/status", f"{PREFIX}/signs/+/status")
+        sign.publish(sign_status, {"v": 1, "online": True})
+        wait_until(lambda: bool(observer.received("carpool/v1/dispatcher/status")), 5, "presence")
+
+        # A sign's credentials asking for the dispatcher's client id; a terminal's for the sign's.
+        for username, client_id in (
+            ("pmv-marck-est-1", DEFAULT_DISPATCHER_USER),
+            (ATTACKER, "pmv-calais-est-1"),
+        ):
+            intruder = DeviceClient(
+                broker.port, username, broker.password(username), client_id=client_id
+            )
+            intruders.append(intruder)
+            assert intruder.wait_connected()  # in, but under its own name
+            intruder.publish(f"{PREFIX}/terminals/{ATTACKER}/status", {"v": 1, "online": True})
+
+        # Barrier: a press served after both intrusions proves the dispatcher is still there.
+        rider.subscribe(f"{PREFIX}/terminals/{VICTIM}/screen")
+        rider.publish(f"{PREFIX}/terminals/{VICTIM}/request", press_body("after-intrusions"))
+        wait_until(
+            lambda: any(
+                s["request_id"] == "after-intrusions"
+                for s in rider.received(f"{PREFIX}/terminals/{VICTIM}/screen")
+            ),
+            5,
+            "a press served after the intrusions",
+        )
+        assert all(p["online"] for p in observer.received("carpool/v1/dispatcher/status"))
+        assert all(p["online"] for p in observer.received(sign_status)), "the sign was kicked"
+        assert not sign.disconnected.is_set()
+        assert sign.client.is_connected()
+        assert service.log().count('"mqtt.connected"') == 1, "the dispatcher had to reconnect"
+        live = httpx.get(f"{service.base_url}/api/v1/lines/{LINE}/live").json()
+        assert not any("pmv-calais-est-1" in str(alert) for alert in live["alerts"])
+    finally:
+        for client in (observer, sign, rider, *intruders):
             client.close()
 
 

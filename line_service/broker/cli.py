@@ -9,8 +9,12 @@ import typer
 
 from line_service.broker.mosquitto_config import (
     CREDENTIALS_FILE,
+    DEFAULT_DISPATCHER_USER,
+    DEFAULT_OBSERVER_USER,
     BrokerConfigError,
+    FileOwner,
     TlsListener,
+    default_owner,
     write_broker_config,
 )
 from line_service.network.lines_file import LinesFileError, load_network
@@ -21,7 +25,13 @@ def mosquitto_config(
     lines_file: Annotated[Path, typer.Option("--lines-file", help="the line network")] = Path(
         "config/lines.yaml"
     ),
-    dispatcher_user: Annotated[str, typer.Option(help="the dispatcher's username")] = "dispatcher",
+    dispatcher_user: Annotated[
+        str,
+        typer.Option(help="the dispatcher's username, also its client id (CARPOOL_MQTT_CLIENT_ID)"),
+    ] = DEFAULT_DISPATCHER_USER,
+    observer_user: Annotated[
+        str, typer.Option(help="a read-only account (monitoring, the safety monitor)")
+    ] = DEFAULT_OBSERVER_USER,
     broker_dir: Annotated[
         Path | None,
         typer.Option(help="where the broker will read these files (default: --out)"),
@@ -35,6 +45,13 @@ def mosquitto_config(
     run_as: Annotated[
         str | None, typer.Option(help="user the broker drops privileges to (its `user`)")
     ] = None,
+    owner: Annotated[
+        str | None,
+        typer.Option(
+            help="user owning what the broker reads (mode 0640); default: `mosquitto` when run "
+            "as root and that user exists, else the files stay yours (0600)"
+        ),
+    ] = None,
 ) -> None:
     """Write mosquitto.conf, passwords, acl and credentials.json: each device locked to its topics.
 
@@ -47,11 +64,14 @@ def mosquitto_config(
             raise typer.Exit(2)
         tls = TlsListener(tls_port, tls_cert, tls_key, tls_ca)
     try:
+        file_owner = FileOwner.of(owner) if owner else default_owner()
         network = load_network(lines_file)
         written = write_broker_config(
             network,
             out,
             dispatcher_user=dispatcher_user,
+            observer_user=observer_user,
+            owner=file_owner,
             broker_dir=broker_dir,
             port=port,
             bind=bind,
@@ -65,15 +85,20 @@ def mosquitto_config(
     except BrokerConfigError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from exc
-    devices = len(written.accounts) - 1
+    except PermissionError as exc:
+        typer.echo(f"cannot hand the files to {owner!r} ({exc}): run as root", err=True)
+        raise typer.Exit(1) from exc
+    devices = len(written.accounts) - 2
     typer.echo(
-        f"{out}: mosquitto.conf, passwords, acl for {devices} devices and '{dispatcher_user}'; "
-        f"{len(written.created)} new password(s)"
+        f"{out}: mosquitto.conf, passwords, acl for {devices} devices, '{dispatcher_user}' and "
+        f"'{observer_user}' (read-only); {len(written.created)} new password(s)"
     )
+    readable = "you only (0600)" if file_owner is None else f"uid {file_owner.uid} (0640)"
+    typer.echo(f"the broker's files are readable by {readable}")
     typer.echo(
         f"clear passwords for provisioning: {out / CREDENTIALS_FILE} (mode 0600; keep it secret)"
     )
     typer.echo(
         f"dispatcher: CARPOOL_MQTT_URL=mqtt://{dispatcher_user}:<password from "
-        f"{CREDENTIALS_FILE}>@<broker host>:{port}"
+        f"{CREDENTIALS_FILE}>@<broker host>:{port} CARPOOL_MQTT_CLIENT_ID={dispatcher_user}"
     )

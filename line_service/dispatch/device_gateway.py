@@ -8,8 +8,9 @@ from collections import Counter
 import structlog
 
 from dispatcher.effects import ShowOnSign, ShowOnTerminal
-from dispatcher.events import DevicesResyncRequested, DeviceStatusReported
-from dispatcher.model import Network
+from dispatcher.events import DeviceFloodReported, DevicesResyncRequested, DeviceStatusReported
+from dispatcher.model import DeviceKind, LineId, Network
+from line_service.dispatch.device_limits import Admission, DeviceLimiter
 from line_service.dispatch.engine import Inbox
 from line_service.dispatch.intake import new_request_ids
 from stop_devices import topics, translate
@@ -22,10 +23,18 @@ class DeviceGateway:
     """The dispatcher's side of MQTT v1."""
 
     def __init__(
-        self, network: Network, address: BrokerAddress, client_id: str, inbox: Inbox
+        self,
+        network: Network,
+        address: BrokerAddress,
+        client_id: str,
+        inbox: Inbox,
+        limiter: DeviceLimiter[tuple[DeviceKind, str]],
     ) -> None:
         self._network = network
         self._inbox = inbox
+        # Each device's messages beyond its rate are dropped here, before decoding.
+        self.limiter = limiter
+        self._sweep: asyncio.TimerHandle | None = None
         self.dropped: Counter[str] = Counter()
         self._last_seq: dict[tuple[str, str], int] = {}
         self.stale_skipped = 0
@@ -75,6 +84,8 @@ class DeviceGateway:
             # which keeps a region's heartbeats off the engine.
             self.repeated_statuses += 1
             return
+        if not self._admitted(received.topic):
+            return
         decoded = translate.decode(self._network, received, new_request_ids)
         if isinstance(decoded, translate.Dropped):
             self.dropped[decoded.reason.value] += 1
@@ -89,6 +100,41 @@ class DeviceGateway:
         if isinstance(decoded, DeviceStatusReported):
             self._last_status[received.topic] = received.payload
         self._inbox.submit_nowait(decoded)
+
+    def _admitted(self, topic: str) -> bool:
+        """Take a token from the device's bucket; on the first drop of an episode, say so."""
+        parsed = topics.parse(topic)
+        if parsed is None or self._network.device(parsed.kind, parsed.device_id) is None:
+            return True  # not a device of ours: decoding drops it (bounded by the ACL)
+        key = (parsed.kind, parsed.device_id)
+        admission = self.limiter.admit(key)
+        if admission is Admission.ADMITTED:
+            return True
+        if admission is Admission.FLOOD_STARTED:
+            log.warning("mqtt.device_flooding", kind=parsed.kind.value, device=parsed.device_id)
+            self._report_flood(key, flooding=True)
+            self._arm_sweep()
+        return False
+
+    def _report_flood(self, key: tuple[DeviceKind, str], *, flooding: bool) -> None:
+        place = self._network.device(*key)
+        if place is not None:
+            line_id = LineId(place.line_id)
+            self._inbox.submit_nowait(DeviceFloodReported(line_id, key[0], key[1], flooding))
+
+    def _arm_sweep(self) -> None:
+        if self._sweep is None:
+            loop = asyncio.get_running_loop()
+            self._sweep = loop.call_later(self.limiter.quiet, self.sweep_floods)
+
+    def sweep_floods(self) -> None:
+        """Close the flood episodes gone quiet (the core clears their alerts); re-arm if any."""
+        self._sweep = None
+        for key in self.limiter.close_quiet_episodes():
+            log.info("mqtt.device_calm", kind=key[0].value, device=key[1])
+            self._report_flood(key, flooding=False)
+        if self.limiter.flooding():
+            self._arm_sweep()
 
     def _on_connected(self) -> None:
         self.reasserted.clear()

@@ -233,6 +233,7 @@ def _line(entry: LineEntry) -> Line:
             result_screen_time=timedelta(seconds=tuning.result_screen_seconds),
             max_waiting_per_stop=tuning.max_waiting_per_stop,
             max_pages=tuning.max_pages,
+            device_settle=timedelta(seconds=tuning.device_settle_seconds),
         ),
         has_fallback=entry.fallback is not None,
         fallback=None

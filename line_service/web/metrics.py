@@ -98,6 +98,16 @@ class _ServiceCollector(Collector):
             dropped.add_metric([reason], count)
         yield dropped
         yield CounterMetricFamily(
+            "carpool_mqtt_rate_limited",
+            "Device messages dropped beyond the device's rate (before decoding)",
+            value=gateway.limiter.dropped,
+        )
+        yield CounterMetricFamily(
+            "carpool_mqtt_flood_episodes",
+            "Flood episodes (a device sending beyond its rate), one alert each",
+            value=gateway.limiter.episodes,
+        )
+        yield CounterMetricFamily(
             "carpool_mqtt_received", "MQTT messages received from devices", value=gateway.received
         )
         yield CounterMetricFamily(

@@ -219,6 +219,7 @@ class AlertKindOut(StrEnum):
 
     DEVICE_OFFLINE = AlertKind.DEVICE_OFFLINE.value
     SIGN_MISMATCH = AlertKind.SIGN_MISMATCH.value
+    DEVICE_FLOODING = AlertKind.DEVICE_FLOODING.value
     GUARANTEE_NEAR = "guarantee_near"
 
 

@@ -18,7 +18,12 @@ from dispatcher.effects import (
     ShowOnSign,
     SignDisplay,
 )
-from dispatcher.events import DeviceStatusReported, LeaseRefreshDue, SignReported
+from dispatcher.events import (
+    DeviceFloodReported,
+    DeviceStatusReported,
+    LeaseRefreshDue,
+    SignReported,
+)
 from dispatcher.model import DeviceKind, LineId, Network, SignId
 from dispatcher.state import SignReport
 from tests.core.core_kit import (
@@ -40,6 +45,7 @@ from tests.core.core_kit import (
 )
 
 LEASE = timedelta(seconds=90)
+SETTLE = timedelta(seconds=10)  # the line's device_settle (default)
 LIT: tuple[Page, ...] = ((HEADING, "DUNKERQUE"),)
 SEQ = ms(T0)
 
@@ -237,9 +243,10 @@ def test_a_sign_first_heard_online_is_not_re_sent_what_it_was_just_sent(
     assert core.run(DeviceStatusReported(LINE, DeviceKind.SIGN, PMV_MARCK, True), at) == [
         presence(DeviceKind.SIGN, PMV_MARCK, True, at)
     ]
-    # Once heard offline, its return is a return: told its display again.
+    # Once heard offline, its return is a return: told its display again. (Offline for the
+    # line's settle time at least: a shorter blip is a flap, tested below.)
     core.run(DeviceStatusReported(LINE, DeviceKind.SIGN, PMV_CALAIS_2, False), at)
-    back = at + timedelta(seconds=1)
+    back = at + SETTLE
     effects = core.run(DeviceStatusReported(LINE, DeviceKind.SIGN, PMV_CALAIS_2, True), back)
     assert effects[-1] == ShowOnSign(LINE, PMV_CALAIS_2, SignDisplay(ms(back), LIT, back + LEASE))
 
@@ -253,11 +260,13 @@ def test_a_terminal_offline_alerts_and_back_online_clears(network: Network) -> N
     ]
     assert core.run(offline, T0 + timedelta(seconds=5)) == []
     online = DeviceStatusReported(LINE, DeviceKind.TERMINAL, T_CALAIS, online=True)
-    assert core.run(online, T0 + timedelta(seconds=6)) == [
-        presence(DeviceKind.TERMINAL, T_CALAIS, True, T0 + timedelta(seconds=6)),
+    # Back after the settle time (10 s offline): the alert clears at once.
+    back = T0 + timedelta(seconds=4) + SETTLE
+    assert core.run(online, back) == [
+        presence(DeviceKind.TERMINAL, T_CALAIS, True, back),
         ClearAlert(AlertKind.DEVICE_OFFLINE, LINE, T_CALAIS),
     ]
-    assert core.run(online, T0 + timedelta(seconds=7)) == []
+    assert core.run(online, back + timedelta(seconds=1)) == []
 
 
 @pytest.mark.parametrize(
@@ -282,3 +291,79 @@ def test_status_of_an_unknown_device_is_rejected(
         RejectEvent(RejectionReason.UNKNOWN_DEVICE, device)
     ]
     assert core.state is before
+
+
+def test_a_flapping_sign_raises_one_alert_per_episode_and_gets_no_display_per_flap(
+    network: Network,
+) -> None:
+    core = lit_core(network)
+    offline = DeviceStatusReported(LINE, DeviceKind.SIGN, PMV_CALAIS_1, online=False)
+    online = DeviceStatusReported(LINE, DeviceKind.SIGN, PMV_CALAIS_1, online=True)
+    effects = []
+    at = T0 + timedelta(seconds=10)
+    for flap in range(50):  # 50 offline/online cycles, 100 ms apart
+        effects += core.run(offline, at + timedelta(milliseconds=200 * flap))
+        effects += core.run(online, at + timedelta(milliseconds=200 * flap + 100))
+    assert [e for e in effects if isinstance(e, RaiseAlert)] == [
+        offline_alert(DeviceKind.SIGN, PMV_CALAIS_1, 10)
+    ]
+    assert not [e for e in effects if isinstance(e, ClearAlert | ShowOnSign)]
+    assert all(isinstance(e, SaveDevicePresence | RaiseAlert) for e in effects)
+    last_back = at + timedelta(milliseconds=200 * 49 + 100)
+
+    # A refresh before it stayed online for the settle time keeps the alert on.
+    early = core.run(LeaseRefreshDue(), last_back + SETTLE - timedelta(seconds=1))
+    assert not [e for e in early if isinstance(e, ClearAlert)]
+    # The first refresh after it: one clear, and the lease refresh is the sign's one re-send.
+    settled_at = last_back + SETTLE
+    settled = core.run(LeaseRefreshDue(), settled_at)
+    assert settled[0] == ClearAlert(AlertKind.DEVICE_OFFLINE, LINE, PMV_CALAIS_1)
+    assert ShowOnSign(LINE, PMV_CALAIS_1, SignDisplay(ms(settled_at), LIT, T0 + LEASE)) not in (
+        settled
+    )
+    assert [e.sign_id for e in settled if isinstance(e, ShowOnSign)].count(PMV_CALAIS_1) == 1
+    assert core.state.alerts == {}
+    assert core.state.settling == {}
+
+
+def test_a_blip_shorter_than_the_settle_time_clears_at_the_next_refresh(
+    network: Network,
+) -> None:
+    core = lit_core(network)
+    core.run(DeviceStatusReported(LINE, DeviceKind.TERMINAL, T_CALAIS, False), T0)
+    back = T0 + timedelta(seconds=2)
+    assert core.run(DeviceStatusReported(LINE, DeviceKind.TERMINAL, T_CALAIS, True), back) == [
+        presence(DeviceKind.TERMINAL, T_CALAIS, True, back)
+    ]
+    # Offline again while settling: the same episode, no second alert.
+    again = back + timedelta(seconds=5)
+    assert core.run(DeviceStatusReported(LINE, DeviceKind.TERMINAL, T_CALAIS, False), again) == [
+        presence(DeviceKind.TERMINAL, T_CALAIS, False, again)
+    ]
+    assert core.state.settling == {}
+    # A long outage ending an episode that flapped still waits for the settle time.
+    final = again + timedelta(minutes=5)
+    core.run(DeviceStatusReported(LINE, DeviceKind.TERMINAL, T_CALAIS, True), final)
+    assert (AlertKind.DEVICE_OFFLINE, T_CALAIS) in core.state.alerts
+    assert core.run(LeaseRefreshDue(), final + SETTLE)[0] == ClearAlert(
+        AlertKind.DEVICE_OFFLINE, LINE, T_CALAIS
+    )
+
+
+def test_a_flood_episode_raises_once_and_clears_once(network: Network) -> None:
+    core = lit_core(network)
+    flooding = DeviceFloodReported(LINE, DeviceKind.TERMINAL, T_CALAIS, flooding=True)
+    calm = DeviceFloodReported(LINE, DeviceKind.TERMINAL, T_CALAIS, flooding=False)
+    message = f"terminal {T_CALAIS} sends too fast: messages dropped"
+    assert core.run(flooding, T0) == [
+        RaiseAlert(
+            Alert(AlertKind.DEVICE_FLOODING, LINE, DeviceKind.TERMINAL, T_CALAIS, message, T0)
+        )
+    ]
+    assert core.run(flooding, T0 + timedelta(seconds=1)) == []
+    assert core.run(calm, T0 + timedelta(seconds=20)) == [
+        ClearAlert(AlertKind.DEVICE_FLOODING, LINE, T_CALAIS)
+    ]
+    assert core.run(calm, T0 + timedelta(seconds=21)) == []
+    unknown = DeviceFloodReported(LINE, DeviceKind.SIGN, T_CALAIS, flooding=True)
+    assert core.run(unknown, T0) == [RejectEvent(RejectionReason.UNKNOWN_DEVICE, T_CALAIS)]

@@ -22,7 +22,12 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
 from dispatcher.model import Network
-from line_service.broker.mosquitto_config import Written, write_broker_config
+from line_service.broker.mosquitto_config import (
+    DEFAULT_DISPATCHER_USER,
+    DEFAULT_OBSERVER_USER,
+    Written,
+    write_broker_config,
+)
 from stop_devices.mqtt_link import BrokerAddress
 from stop_devices.sim.safety_monitor import SafetyMonitor, SafetyReport
 from stop_devices.sim.simulator import VirtualSign, VirtualTerminal
@@ -80,12 +85,12 @@ class SecureBroker:
         assert self.written is not None
         return self.written.account(username).password
 
-    def url(self, username: str = "dispatcher") -> str:
+    def url(self, username: str = DEFAULT_DISPATCHER_USER) -> str:
         """mqtt://user:pass@127.0.0.1:port for CARPOOL_MQTT_URL."""
         return f"mqtt://{username}:{self.password(username)}@127.0.0.1:{self.port}"
 
-    def address(self, username: str = "dispatcher") -> BrokerAddress:
-        """The same, for the simulator and the monitor."""
+    def address(self, username: str = DEFAULT_OBSERVER_USER) -> BrokerAddress:
+        """The same, for the simulator and the monitor (read-only by default)."""
         return BrokerAddress("127.0.0.1", self.port, username, self.password(username))
 
     def start(self) -> None:
@@ -119,19 +124,32 @@ class SecureBroker:
 class DeviceClient:
     """A paho client that logs in with a device's credentials and remembers what it receives."""
 
-    def __init__(self, port: int, username: str | None, password: str | None) -> None:
+    def __init__(
+        self,
+        port: int,
+        username: str | None,
+        password: str | None,
+        client_id: str | None = None,
+        will: tuple[str, bytes] | None = None,
+    ) -> None:
         self.messages: list[tuple[str, bytes]] = []
         self.refused: ReasonCode | None = None
         self.granted: list[ReasonCode] = []
         self._lock = threading.Lock()
         self._connected = threading.Event()
         self._subscribed = threading.Event()
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"dev-{uuid.uuid4().hex}")
+        self.disconnected = threading.Event()
+        self.client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=client_id or f"dev-{uuid.uuid4().hex}"
+        )
+        if will is not None:
+            self.client.will_set(will[0], will[1], qos=1, retain=True)
         if username is not None:
             self.client.username_pw_set(username, password)
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
         self.client.on_subscribe = self._on_subscribe
+        self.client.on_disconnect = self._on_disconnect
         self.client.connect("127.0.0.1", port, keepalive=30)
         self.client.loop_start()
 
@@ -139,6 +157,9 @@ class DeviceClient:
         if reason.is_failure:
             self.refused = reason
         self._connected.set()
+
+    def _on_disconnect(self, _c: Any, _u: Any, _f: Any, _reason: ReasonCode, _p: Any) -> None:
+        self.disconnected.set()
 
     def _on_subscribe(self, _c: Any, _u: Any, _m: Any, reasons: list[ReasonCode], _p: Any) -> None:
         self.granted = reasons
@@ -188,15 +209,24 @@ class Fleet:
     terminals: dict[str, VirtualTerminal]
 
     @classmethod
-    def of(cls, network: Network, address: Callable[[str], BrokerAddress]) -> Fleet:
-        """Devices for every configured sign and terminal; `address(device_id)` logs each in."""
+    def of(
+        cls,
+        network: Network,
+        address: Callable[[str], BrokerAddress],
+        without: frozenset[str] = frozenset(),
+    ) -> Fleet:
+        """Devices for every configured sign and terminal; `address(device_id)` logs each in.
+
+        `without`: accounts a test drives itself (the broker allows one session per account).
+        """
         signs: dict[str, VirtualSign] = {}
         terminals: dict[str, VirtualTerminal] = {}
         for line in network.lines:
             for stop in line.all_stops():
                 for spec in stop.signs:
-                    signs[spec.id] = VirtualSign(address(spec.id), line.id, spec.id)
-                if stop.terminal is not None:
+                    if spec.id not in without:
+                        signs[spec.id] = VirtualSign(address(spec.id), line.id, spec.id)
+                if stop.terminal is not None and stop.terminal not in without:
                     terminals[stop.terminal] = VirtualTerminal(
                         address(stop.terminal), line.id, stop.terminal, stop
                     )
