@@ -29,6 +29,7 @@ def _web_state(runtime: Runtime, operations: Operations) -> dict[str, object]:
             store=runtime.store,
             readiness=runtime.ready,
             authority=operations.authority,
+            estimates=runtime.estimates,
         ),
         **operations.lifespan_state(),
         "sms": runtime.sms,

@@ -27,7 +27,8 @@ CONFIG = Path(__file__).parent.parent / "config"
 NETWORK = load_network(CONFIG / "lines.yaml")
 LINE = NETWORK.line(LineId("calais-dunkerque"))
 assert LINE is not None
-MARCK, DUNKERQUE, GRAVELINES = StopId("marck-est"), StopId("dunkerque-est"), StopId("gravelines-est")
+MARCK, DUNKERQUE = StopId("marck-est"), StopId("dunkerque-est")
+GRAVELINES = StopId("gravelines-est")
 # Tuesday 3 March 2026, 07:10 in Paris (UTC+1): a morning peak hour of the line.
 TUESDAY_0710 = datetime(2026, 3, 3, 6, 10, tzinfo=UTC)
 NOW = TUESDAY_0710 + timedelta(weeks=1)
@@ -61,25 +62,30 @@ def test_median_and_p90_of_the_exact_slot() -> None:
         model_mean=None,
         guarantee=timedelta(minutes=10),
     )
-    assert capped is not None and capped.p90 == timedelta(minutes=10)
+    assert capped is not None
+    assert capped.p90 == timedelta(minutes=10)
 
 
 def test_thin_history_widens_then_falls_back_to_the_model() -> None:
     history = [_observation(4)] * 9 + [_observation(8, weekday=3)]  # 9 on Tuesday, 1 Thursday
     any_weekday = estimate_wait(history, MARCK, DUNKERQUE, 1, 7, model_mean=None, guarantee=None)
-    assert any_weekday is not None and any_weekday.source is EstimateSource.HISTORY_ANY_WEEKDAY
+    assert any_weekday is not None
+    assert any_weekday.source is EstimateSource.HISTORY_ANY_WEEKDAY
     assert (any_weekday.observations, any_weekday.median) == (10, timedelta(minutes=4))
     spread = [_observation(2, hour=h) for h in (7, 8, 16, 17, 18)] * 2
     any_hour = estimate_wait(spread, MARCK, DUNKERQUE, 1, 7, model_mean=None, guarantee=None)
-    assert any_hour is not None and any_hour.source is EstimateSource.HISTORY_ANY_HOUR
+    assert any_hour is not None
+    assert any_hour.source is EstimateSource.HISTORY_ANY_HOUR
     assert any_hour.observations == 10
     # Other destinations never count for this one.
     other = [WaitObservation(MARCK, GRAVELINES, 1, 7, timedelta(minutes=1))] * 20
     mean = timedelta(minutes=6)
     model = estimate_wait(other, MARCK, DUNKERQUE, 1, 7, model_mean=mean, guarantee=None)
-    assert model is not None and model.source is EstimateSource.MODEL
+    assert model is not None
+    assert model.source is EstimateSource.MODEL
     assert model.observations == 0
-    assert model.median == mean * math.log(2) and model.p90 == mean * math.log(10)
+    assert model.median == mean * math.log(2)
+    assert model.p90 == mean * math.log(10)
     assert estimate_wait(other, MARCK, DUNKERQUE, 1, 7, model_mean=None, guarantee=None) is None
 
 
@@ -88,7 +94,7 @@ def test_whole_minutes_for_riders() -> None:
     assert whole_minutes(timedelta(minutes=4, seconds=31)) == 5
 
 
-def _seed(store: Store, waits_minutes: list[float], *, start: datetime, prefix: str) -> None:
+def _seed(store: Store, waits_minutes: list[int], *, start: datetime, prefix: str) -> None:
     """Requests at Marck towards Dunkerque, a week apart, each ended after its wait."""
     for index, minutes in enumerate(waits_minutes):
         asked = start + timedelta(minutes=index)  # same local hour and weekday
@@ -121,7 +127,7 @@ def test_estimator_reads_the_stored_history(store: Store) -> None:
     )
     store.save([(ride_request("c1", TUESDAY_0710), None), (cancelled, RequestState.WAITING)])
     _seed(store, [1] * 20, start=NOW - timedelta(weeks=9), prefix="old")  # out of the window
-    estimator = WaitEstimator(NETWORK, store.finished_waits, lambda: NOW, load_corridors(Path()))
+    estimator = WaitEstimator(NETWORK, store.finished_waits, lambda: NOW, lambda: {})
     found = estimator.estimate_now(_line(), MARCK, DUNKERQUE, NOW)
     assert found is not None
     assert found.source is EstimateSource.HISTORY
@@ -132,18 +138,20 @@ def test_estimator_reads_the_stored_history(store: Store) -> None:
 
 def test_without_history_the_corridor_model_answers(store: Store) -> None:
     corridors = load_corridors(CONFIG / "corridors.yaml")
-    estimator = WaitEstimator(NETWORK, store.finished_waits, lambda: NOW, corridors)
+    estimator = WaitEstimator(NETWORK, store.finished_waits, lambda: NOW, lambda: corridors)
     found = estimator.estimate_now(_line(), MARCK, DUNKERQUE, NOW)
-    assert found is not None and found.source is EstimateSource.MODEL
+    assert found is not None
+    assert found.source is EstimateSource.MODEL
     rates = hourly_rates(corridors["calais-dunkerque"], 7)
     mean = timedelta(minutes=60 / rates.stopping_drivers_per_hour)
     assert found.median == min(mean * math.log(2), timedelta(minutes=15))
     # The way back is the corridor's reverse.
     back = estimator.estimate_now(_line(), StopId("gravelines-ouest"), StopId("calais-ouest"), NOW)
     reverse = hourly_rates(corridors["calais-dunkerque"], 7, reverse=True)
-    assert back is not None and back.source is EstimateSource.MODEL
+    assert back is not None
+    assert back.source is EstimateSource.MODEL
     expected = timedelta(minutes=60 / reverse.stopping_drivers_per_hour) * math.log(2)
     assert back.median == min(expected, timedelta(minutes=15))
     # No corridor for the line, no history: no estimate.
-    bare = WaitEstimator(NETWORK, store.finished_waits, lambda: NOW, {})
+    bare = WaitEstimator(NETWORK, store.finished_waits, lambda: NOW, dict)
     assert bare.estimate_now(_line(), MARCK, DUNKERQUE, NOW) is None

@@ -42,7 +42,7 @@ def load_corridors(corridors_file: Path) -> dict[str, CorridorSpec]:
         return {}
     try:
         return {c.id: c for c in load_scenario(corridors_file).corridors}
-    except Exception as exc:  # noqa: BLE001 - an invalid study file only loses the fallback
+    except Exception as exc:
         log.warning("estimates.no_model", file=str(corridors_file), reason=str(exc)[:200])
         return {}
 
@@ -61,15 +61,16 @@ class WaitEstimator:
         network: Network,
         waits: WaitRows,
         clock: Callable[[], datetime],
-        corridors: dict[str, CorridorSpec],
-        rules: EstimateRules = EstimateRules(),
+        corridors: Callable[[], dict[str, CorridorSpec]],
+        rules: EstimateRules | None = None,
         refresh: timedelta = timedelta(minutes=5),
     ) -> None:
         self.network = network
-        self.rules = rules
+        self.rules = rules or EstimateRules()
         self._waits = waits
         self._clock = clock
-        self._corridors = corridors
+        self._load_corridors = corridors  # read on first need: the study file takes ~0.5 s
+        self._corridors: dict[str, CorridorSpec] | None = None
         self._refresh = refresh
         self._cache: dict[LineId, _Cached] = {}
         self._lock = threading.Lock()
@@ -89,6 +90,9 @@ class WaitEstimator:
         """The study's mean wait at `hour` for the direction of `stop_id`, if it has one."""
         from line_service.planning.rates import hourly_rates
 
+        with self._lock:
+            if self._corridors is None:
+                self._corridors = self._load_corridors()
         corridor = self._corridors.get(line.id)
         index = next(
             (i for i, d in enumerate(line.directions) if any(s.id == stop_id for s in d.stops)),

@@ -68,8 +68,6 @@ class WaitEstimate:
     observations: int
 
 
-
-
 def observations_of(
     rows: Iterable[tuple[StopId, StopId, datetime, datetime]], timezone: str
 ) -> list[WaitObservation]:
@@ -78,9 +76,8 @@ def observations_of(
     found = []
     for stop_id, destination_id, asked_at, left_at in rows:
         local = asked_at.astimezone(zone)
-        found.append(
-            WaitObservation(stop_id, destination_id, local.weekday(), local.hour, left_at - asked_at)
-        )
+        wait = left_at - asked_at
+        found.append(WaitObservation(stop_id, destination_id, local.weekday(), local.hour, wait))
     return found
 
 

@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 from dispatcher.model import Line, LineId, Network
 from dispatcher.state import DispatcherState
 from line_service.dispatch.intake import Intake, StorageTimeout
+from line_service.estimates.estimator import WaitEstimator
 from line_service.storage.store import Store
 from line_service.web.operator_accounts import TokenAuthority
 from sms_gateway.phones import to_e164
@@ -39,6 +40,7 @@ def lifespan_state(
     store: Store,
     readiness: ReadinessCheck,
     authority: TokenAuthority,
+    estimates: WaitEstimator | None = None,
 ) -> dict[str, object]:
     """The lifespan state these dependencies read (the composition root adds its own keys)."""
     return {
@@ -49,6 +51,7 @@ def lifespan_state(
         "store": store,
         "readiness": readiness,
         "authority": authority,
+        "estimates": estimates,
     }
 
 
@@ -87,6 +90,11 @@ def _authority(request: Request) -> TokenAuthority:
     return authority
 
 
+def _estimates(request: Request) -> WaitEstimator | None:
+    estimates: WaitEstimator | None = getattr(request.state, "estimates", None)
+    return estimates
+
+
 LatestView = Callable[[], tuple[DispatcherState, datetime]]
 """The engine's state and the clock's now, read when called."""
 
@@ -106,6 +114,8 @@ IntakeDep = Annotated[Intake, Depends(_intake)]
 StoreDep = Annotated[Store, Depends(_store)]
 ReadinessDep = Annotated[ReadinessCheck, Depends(_readiness)]
 AuthorityDep = Annotated[TokenAuthority, Depends(_authority)]
+EstimatesDep = Annotated[WaitEstimator | None, Depends(_estimates)]
+"""Riders' expected waits (None when the service runs without them)."""
 LatestStateDep = Annotated[LatestView, Depends(_latest)]
 """For the view once a change is applied (the intake says only whether it was): the sign an
 operator message went to, as shown now."""
