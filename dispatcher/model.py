@@ -122,6 +122,16 @@ class FallbackContact:
 
 
 @dataclass(frozen=True, slots=True)
+class Agency:
+    """Who runs the line for riders (published to trip planners); `domain` names the operator."""
+
+    name: str
+    url: str
+    phone: str | None = None
+    domain: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Line:
     """A carpool line: directions of stops, with its calendar and tuning."""
 
@@ -134,6 +144,7 @@ class Line:
     has_fallback: bool = False
     fallback: FallbackContact | None = None
     compensation: Compensation = Compensation()
+    agency: Agency | None = None
     _stops: dict[StopId, tuple[Direction, int]] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )

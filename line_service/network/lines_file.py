@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
 from dispatcher.model import (
+    Agency,
     Compensation,
     Direction,
     DirectionId,
@@ -239,6 +240,11 @@ def _line(entry: LineEntry) -> Line:
         if entry.fallback is None
         else FallbackContact(entry.fallback.kind, entry.fallback.address),
         compensation=_compensation(entry),
+        agency=None
+        if entry.agency is None
+        else Agency(
+            entry.agency.name, entry.agency.url, entry.agency.phone, entry.agency.operator_domain
+        ),
     )
 
 
