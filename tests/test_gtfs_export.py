@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import csv
 import io
-import json
-import subprocess
-import sys
 import zipfile
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,13 +17,12 @@ from line_service.authority.gtfs_export import FeedOptions, build_feed, to_zip
 from line_service.cli import app
 from line_service.network.lines_file import load_network
 from line_service.storage.store import Store
+from tests.support.gtfs_validation import START, errors, validate
 from tests.support.requests import ride_request
 
 REPO = Path(__file__).resolve().parents[1]
 NETWORK = load_network(REPO / "config" / "lines.yaml")
-START = date(2026, 12, 1)
 OPTIONS = FeedOptions(START, "carpool-line", "https://example.org/covoiturage")
-VALIDATOR = Path(sys.executable).parent / "gtfs-validator"
 
 
 def _five_minutes(_line: Line, _direction: Direction, _weekday: int, _hour: int) -> int:
@@ -39,26 +35,6 @@ def _read(archive: bytes) -> dict[str, list[dict[str, str]]]:
             name: list(csv.DictReader(io.StringIO(opened.read(name).decode("utf-8"))))
             for name in opened.namelist()
         }
-
-
-def validate(archive: bytes, directory: Path) -> dict[str, int]:
-    """The canonical validator's notices on `archive`: {"SEVERITY code": count}."""
-    directory.mkdir(parents=True, exist_ok=True)
-    feed = directory / "feed.zip"
-    feed.write_bytes(archive)
-    out = directory / "report"
-    subprocess.run(
-        [str(VALIDATOR), "-i", str(feed), "-o", str(out), "-d", START.isoformat(), "-c", "FR"],
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
-    report: dict[str, Any] = json.loads((out / "report.json").read_text())
-    return {f"{n['severity']} {n['code']}": n["totalNotices"] for n in report["notices"]}
-
-
-def errors(notices: dict[str, int]) -> dict[str, int]:
-    return {code: count for code, count in notices.items() if code.startswith("ERROR")}
 
 
 def test_the_exported_feed_has_no_error_notice(tmp_path: Path) -> None:

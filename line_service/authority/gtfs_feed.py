@@ -50,8 +50,9 @@ class GtfsFeed:
         self._built: tuple[datetime, bytes] | None = None
         self._lock = threading.Lock()
 
-    def archive(self) -> tuple[bytes, datetime]:
-        """The feed's bytes and when they were built (blocking: run it in a worker thread)."""
+    def archive(self) -> tuple[bytes, datetime, timedelta]:
+        """The feed's bytes, when they were built and for how long they stay the served ones
+        (blocking: run it in a worker thread)."""
         now = self._clock()
         with self._lock:
             if self._built is None or now - self._built[0] >= self.ttl:
@@ -61,4 +62,5 @@ class GtfsFeed:
                     publisher_url=self._publisher_url,
                 )
                 self._built = (now, to_zip(build_feed(self._network, options, self._headway)))
-            return self._built[1], self._built[0]
+            built_at, content = self._built
+            return content, built_at, self.ttl - (now - built_at)
