@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import jsonschema
+import jsonschema  # type: ignore[import-untyped]  # no stubs are published
 import pytest
 from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
