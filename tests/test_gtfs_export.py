@@ -15,10 +15,11 @@ from dispatcher.model import Direction, Line
 from dispatcher.request_machine import Cause, RequestState
 from line_service.authority.gtfs_export import FeedOptions, build_feed, to_zip
 from line_service.cli import app
-from line_service.network.lines_file import load_network
+from line_service.network.lines_file import load_network, parse_network
 from line_service.storage.store import Store
 from tests.support.gtfs_validation import START, errors, validate
 from tests.support.requests import ride_request
+from tests.support.service import write_lines_file
 
 REPO = Path(__file__).resolve().parents[1]
 NETWORK = load_network(REPO / "config" / "lines.yaml")
@@ -44,6 +45,39 @@ def test_the_exported_feed_has_no_error_notice(tmp_path: Path) -> None:
     assert notices == {"WARNING unexpected_enum_value": 2}
     bus = FeedOptions(START, "carpool-line", "https://example.org", route_type=3)
     assert validate(to_zip(build_feed(NETWORK, bus, _five_minutes)), tmp_path / "bus") == {}
+
+
+def test_a_line_open_at_all_hours_runs_every_day_all_day(tmp_path: Path) -> None:
+    always = load_network(write_lines_file(tmp_path))
+    archive = to_zip(build_feed(always, OPTIONS, _five_minutes))
+    feed = _read(archive)
+    assert "calendar_dates.txt" not in feed  # no service hours: holidays are open too
+    [daily] = feed["calendar.txt"]
+    assert daily["service_id"] == "calais-dunkerque:daily"
+    assert {daily[day] for day in ("monday", "saturday", "sunday")} == {"1"}
+    first = [r for r in feed["frequencies.txt"] if r["trip_id"].endswith("to-dunkerque:daily:0000")]
+    assert (first[0]["start_time"], first[-1]["end_time"], len(first)) == (
+        "00:00:00",
+        "24:00:00",
+        24,
+    )
+    assert errors(validate(archive, tmp_path / "report")) == {}
+
+
+def test_days_that_do_not_follow_each_other_are_named_each() -> None:
+    text = (
+        (REPO / "config" / "lines.yaml")
+        .read_text()
+        .replace(
+            'mon-fri: ["06:30-09:30", "16:00-19:30"]',
+            'mon: ["06:30-09:30"]\n      wed: ["06:30-09:30"]\n      tue: ["07:00-09:00"]',
+        )
+    )
+    feed = build_feed(parse_network(text), OPTIONS, _five_minutes)
+    assert [row["service_id"] for row in feed["calendar.txt"]] == [
+        "calais-dunkerque:mon+wed",
+        "calais-dunkerque:tue",
+    ]
 
 
 def test_a_broken_feed_does_get_error_notices(tmp_path: Path) -> None:

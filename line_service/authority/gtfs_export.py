@@ -9,8 +9,9 @@ the way frequency-based services are:
   direction, its stop times spaced by the stops' `km` at `SPEED_KMH` (`timepoint` 0: times
   are approximate); nobody boards at the last stop nor alights at the first;
 - `frequencies.txt` gives, hour by hour within the window, the wait to expect at the
-  direction's first stop towards its last as `headway_secs` (`exact_times` 0: no fixed
-  departures); without an estimate, the wait guarantee, else the longest wait;
+  direction's first stop towards its last (on the group's first weekday) as `headway_secs`
+  (`exact_times` 0: no fixed departures); without an estimate, the wait guarantee, else the
+  longest wait;
 - `calendar.txt` runs each weekday group over the feed's period; `calendar_dates.txt` removes
   the French public holidays the line is closed on. A line without service hours runs every
   day from 00:00 to 24:00.
@@ -82,9 +83,9 @@ def _services(line: Line) -> list[_Service]:
             groups.setdefault(windows, []).append(index)
     services = []
     for windows, days in groups.items():
-        name = "-".join(list(Weekday)[d].value for d in (days[0], days[-1]))
-        if len(days) == 1:
-            name = list(Weekday)[days[0]].value
+        names = [list(Weekday)[d].value for d in days]
+        contiguous = days == list(range(days[0], days[-1] + 1))
+        name = f"{names[0]}-{names[-1]}" if contiguous and len(days) > 1 else "+".join(names)
         spans = tuple((_seconds(w.start), _seconds(w.end)) for w in windows)
         services.append(_Service(f"{line.id}:{name}", tuple(days), spans))
     return services

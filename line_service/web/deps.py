@@ -43,7 +43,7 @@ def lifespan_state(
     readiness: ReadinessCheck,
     authority: TokenAuthority,
     estimates: WaitEstimator | None = None,
-    public_url: str = "http://127.0.0.1:8000",
+    public_url: str,
 ) -> dict[str, object]:
     """The lifespan state these dependencies read (the composition root adds its own keys)."""
     if estimates is None:
