@@ -192,6 +192,7 @@ async def test_no_journey_when_closed_far_or_too_late(client: httpx.AsyncClient)
         {"departureLat": "north"},
         {"departureLat": 91},
         {"departureDate": None},
+        {"departureDate": 253_402_300_800},  # year 10000
         {"timeDelta": -1},
         {"count": 0},
         {"departureRadius": 0},

@@ -20,6 +20,8 @@ from fastapi.responses import JSONResponse
 from line_service.authority.driver_journeys import JourneySearch
 from line_service.web.deps import DriverJourneysDep, GtfsFeedDep
 
+FIRST_DEPARTURE, LAST_DEPARTURE = 946_684_800, 4_102_444_800  # 2000-01-01, 2100-01-01 (UTC)
+
 feeds = APIRouter(tags=["open data"])
 standard = APIRouter(prefix="/standard-covoiturage", tags=["standard covoiturage"])
 
@@ -96,10 +98,9 @@ def _search(params: dict[str, str | None]) -> JourneySearch:
         raise _BadQueryError("departureRadius and arrivalRadius must be above 0 and at most 100 km")
     if count is not None and count < 1:
         raise _BadQueryError("count must be at least 1")
-    try:
-        departure_at = datetime.fromtimestamp(departure, UTC)
-    except (OverflowError, OSError, ValueError) as exc:
-        raise _BadQueryError("departureDate is not a usable UNIX timestamp") from exc
+    if not FIRST_DEPARTURE <= departure <= LAST_DEPARTURE:
+        raise _BadQueryError("departureDate must be a UNIX time between 2000 and 2100")
+    departure_at = datetime.fromtimestamp(departure, UTC)
     return JourneySearch(
         departure=(lat_a, lng_a),
         arrival=(lat_b, lng_b),
