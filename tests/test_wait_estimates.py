@@ -155,3 +155,29 @@ def test_without_history_the_corridor_model_answers(store: Store) -> None:
     # No corridor for the line, no history: no estimate.
     bare = WaitEstimator(NETWORK, store.finished_waits, lambda: NOW, dict)
     assert bare.estimate_now(_line(), MARCK, DUNKERQUE, NOW) is None
+
+
+def test_a_failing_database_keeps_the_last_history_then_the_model_answers() -> None:
+    now = [NOW]
+    history = [(MARCK, DUNKERQUE, NOW - timedelta(weeks=1), NOW - timedelta(weeks=1, minutes=-3))]
+    calls: list[datetime] = []
+
+    def waits(_line: str, since: datetime) -> list[tuple[StopId, StopId, datetime, datetime]]:
+        calls.append(since)
+        if len(calls) > 1:
+            raise OSError("database down")
+        return history * 10
+
+    model = {"calais-dunkerque": load_corridors(CONFIG / "corridors.yaml")["calais-dunkerque"]}
+    estimator = WaitEstimator(NETWORK, waits, lambda: now[0], lambda: model)
+    first = estimator.estimate_now(_line(), MARCK, DUNKERQUE, NOW)
+    assert first is not None
+    assert (first.source, first.median) == (EstimateSource.HISTORY, timedelta(minutes=3))
+    now[0] = NOW + timedelta(minutes=6)  # past the refresh: read again, and it fails
+    kept = estimator.estimate_now(_line(), MARCK, DUNKERQUE, NOW)
+    assert kept == first
+    assert len(calls) == 2
+    fresh = WaitEstimator(NETWORK, waits, lambda: now[0], lambda: model)  # fails from the start
+    found = fresh.estimate_now(_line(), MARCK, DUNKERQUE, NOW)
+    assert found is not None
+    assert found.source is EstimateSource.MODEL

@@ -76,13 +76,22 @@ class WaitEstimator:
         self._lock = threading.Lock()
 
     def history(self, line: Line) -> list[WaitObservation]:
-        """The line's recent waits (read again once `refresh` has passed)."""
+        """The line's recent waits (read again once `refresh` has passed).
+
+        A database that fails keeps the last history read (none at first: the model answers)
+        until the next refresh; estimates never fail with it.
+        """
         now = self._clock()
         with self._lock:
             cached = self._cache.get(line.id)
             if cached is None or now - cached.read_at >= self._refresh:
-                rows = self._waits(line.id, now - self.rules.window)
-                cached = _Cached(now, observations_of(rows, line.timezone))
+                try:
+                    rows = self._waits(line.id, now - self.rules.window)
+                except Exception as exc:
+                    log.warning("estimates.history_unavailable", line=line.id, error=str(exc)[:200])
+                    cached = _Cached(now, cached.history if cached else [])
+                else:
+                    cached = _Cached(now, observations_of(rows, line.timezone))
                 self._cache[line.id] = cached
             return cached.history
 
