@@ -125,6 +125,16 @@ class FallbackContact:
 
 
 @dataclass(frozen=True, slots=True)
+class Agency:
+    """Who runs the line for riders (published to trip planners); `domain` names the operator."""
+
+    name: str
+    url: str
+    phone: str | None = None
+    domain: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Line:
     """A carpool line: directions of stops, with its calendar and tuning."""
 
@@ -138,6 +148,7 @@ class Line:
     fallback: FallbackContact | None = None
     compensation: Compensation = Compensation()
     commissioning: bool = False  # the whole line is under test: no stop serves riders yet
+    agency: Agency | None = None
     _stops: dict[StopId, tuple[Direction, int]] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )

@@ -14,6 +14,7 @@ from line_service.settings import Settings
 from line_service.sms.routes import sms
 from line_service.web.dashboard import Operations, install_operations
 from line_service.web.deps import lifespan_state, storage_unavailable
+from line_service.web.open_data_routes import feeds, standard
 from line_service.web.public_routes import api, health
 
 
@@ -29,6 +30,8 @@ def _web_state(runtime: Runtime, operations: Operations) -> dict[str, object]:
             store=runtime.store,
             readiness=runtime.ready,
             authority=operations.authority,
+            estimates=runtime.estimates,
+            public_url=runtime.settings.public_url,
         ),
         **operations.lifespan_state(),
         "sms": runtime.sms,
@@ -75,6 +78,8 @@ def create_app(
     app.include_router(health)
     app.include_router(api)
     app.include_router(sms)
+    app.include_router(feeds)
+    app.include_router(standard)
     operations = install_operations(  # operator API, live updates, metrics, "/"
         app,
         api_tokens=built.settings.api_tokens,

@@ -22,6 +22,7 @@ from line_service.dispatch.engine import Clock, Engine, Inbox
 from line_service.dispatch.intake import Intake
 from line_service.dispatch.timers import Timers
 from line_service.dispatch.writer import Writer
+from line_service.estimates.estimator import WaitEstimator, load_corridors
 from line_service.network.lines_file import load_network
 from line_service.privacy.personal_data import run_retention
 from line_service.settings import EMBEDDED, Settings
@@ -61,6 +62,7 @@ class Runtime:
     started_at: datetime = field(default_factory=utc_now)
     sms: SmsChannel | None = None
     authority: AuthorityServices | None = None  # fallbacks and trip recorder
+    estimates: WaitEstimator | None = None  # riders' expected waits (API, SMS, GTFS)
 
     async def ready(self) -> dict[str, bool]:
         """Whether the broker and the database are reachable now."""
@@ -113,7 +115,13 @@ def build_runtime(
         listeners=[authority.trips],
     )
     intake = Intake(engine)
-    sms = SmsChannel(settings, network, engine, intake, sms_store, sms_sender, clock)
+    corridors_file = settings.lines_file.parent / "corridors.yaml"
+    estimates = WaitEstimator(
+        network, store.finished_waits, clock, lambda: load_corridors(corridors_file)
+    )
+    sms = SmsChannel(
+        settings, network, engine, intake, sms_store, sms_sender, clock, estimates=estimates
+    )
     runtime = Runtime(
         settings,
         network,
@@ -126,6 +134,7 @@ def build_runtime(
         clock,
         sms=sms,
         authority=authority,
+        estimates=estimates,
     )
     return runtime
 

@@ -87,8 +87,11 @@ def need_destination(network: Network, line_id: LineId, stop_id: StopId) -> str:
     return head + ", ".join(names) + tail
 
 
-def ride_outcome(network: Network, request: RideRequest) -> str:
-    """The answer to a ride request: its code and what to do, or why it was refused."""
+def ride_outcome(network: Network, request: RideRequest, wait_minutes: int | None = None) -> str:
+    """The answer to a ride request: its code and what to do, or why it was refused.
+
+    `wait_minutes`: the expected wait (the line's recent waits, else the study's model).
+    """
     line = network.line(request.line_id)
     stop = line.stop(request.stop_id) if line else None
     destination = line.stop(request.destination_id) if line else None
@@ -96,7 +99,13 @@ def ride_outcome(network: Network, request: RideRequest) -> str:
     if request.state is RequestState.WAITING:
         return (
             f"Demande enregistrée {trip}. Donnez le code {request.code} au conducteur. "
-            "Panneaux allumés. ANNULER pour annuler, PARTI si vous partez."
+            # One segment with the longest names: the estimate takes the signs' place.
+            + (
+                "Panneaux allumés. "
+                if wait_minutes is None
+                else f"Attente estimée: {wait_minutes} min. "
+            )
+            + "ANNULER pour annuler, PARTI si vous partez."
         )
     if request.state is RequestState.REFUSED:
         return _refusal(line, request)

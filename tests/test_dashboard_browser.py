@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -30,6 +31,8 @@ ARTIFACTS = REPO / "tests" / "artifacts"
 
 @pytest.fixture
 def service(mosquitto: Mosquitto, tmp_path: Path) -> Iterator[ServiceProcess]:
+    # The study beside the lines file: the wait estimates come from its model (no history yet).
+    shutil.copy(REPO / "config" / "corridors.yaml", tmp_path / "corridors.yaml")
     with serving(
         mosquitto.url,
         tmp_path,
@@ -77,6 +80,10 @@ def test_operator_watches_a_press_live_blanks_a_sign_and_cancels(
     page.on("pageerror", lambda error: errors.append(str(error)))
     expect(page.locator("#line-name")).to_have_text("Calais ⇄ Dunkerque")
     expect(page.locator("#waiting-empty")).to_be_visible()
+    estimates = page.locator("#estimates li")
+    expect(estimates).to_have_count(5 + 5)  # each boarding stop, to the end of its direction
+    expect(estimates.first).to_contain_text("Calais → Dunkerque")
+    expect(estimates.first).to_contain_text("modèle de l’étude")
 
     press(probe, "browser-1")
     row = page.locator("#waiting tr")

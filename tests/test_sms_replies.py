@@ -110,6 +110,8 @@ def every_reply() -> list[str]:
         texts.append(replies.ride_outcome(NETWORK, done))
         texts.append(replies.notification(NETWORK, done) or "")
     texts.append(replies.already_waiting(NETWORK, request(stop, destination, *outcomes[0])))
+    waiting = request(stop, destination, *outcomes[0])
+    texts.append(replies.ride_outcome(NETWORK, waiting, wait_minutes=15))
     return [text for text in texts if text]
 
 
@@ -139,3 +141,10 @@ def test_the_destination_list_is_cut_to_fit_one_segment_on_a_long_line() -> None
     assert segments(text) == 1, text
     assert "etc" in text
     assert "Saint-Martin-Bellevue 1" in text
+
+
+def test_a_waiting_rider_is_told_the_expected_wait() -> None:
+    stop, destination = longest_stop_pairs()[0]
+    waiting = request(stop, destination, RequestState.WAITING, Cause.REQUESTED)
+    assert "Attente estimée: 4 min." in replies.ride_outcome(NETWORK, waiting, wait_minutes=4)
+    assert "Attente" not in replies.ride_outcome(NETWORK, waiting)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import shutil
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -17,6 +18,8 @@ from sqlmodel import Session, select
 from dispatcher.events import Actor, DeadlineReached, RideCancelled
 from dispatcher.request_machine import RequestState
 from line_service.app import create_app
+from line_service.estimates.estimator import WaitEstimator, load_corridors
+from line_service.estimates.wait_estimate import whole_minutes
 from line_service.runtime import Runtime, build_runtime
 from line_service.settings import Settings
 from line_service.storage.sms_store import SmsInboundRecord
@@ -24,7 +27,7 @@ from line_service.storage.store import PhoneHashRecord, RideRequestRecord
 from sms_gateway import replies
 from sms_gateway.console_sender import ConsoleSender
 from tests.support.brokers import Mosquitto, free_port
-from tests.support.service import write_lines_file
+from tests.support.service import REPO, write_lines_file
 from tests.support.twilio_standin import AUTH_TOKEN, sign
 from tests.support.waiting import wait_until
 
@@ -131,6 +134,34 @@ async def test_a_ride_by_sms_gets_a_code_in_french_and_waits(sms: Sms, runtime: 
     assert f"Donnez le code {request.code} au conducteur" in text
     assert "Calais -> Dunkerque" in text
     assert runtime.store.request(request.id) is not None
+
+
+async def test_the_reply_tells_the_wait_to_expect(
+    sms: Sms, runtime: Runtime, tmp_path: Path
+) -> None:
+    # No history and no study beside the lines file: no estimate, the signs are mentioned.
+    assert "Panneaux allumés." in await sms.reply("cal dunkerque")
+    assert "Attente" not in await sms.reply("annuler")
+    # With the study's corridors beside the lines file, the model answers.
+    shutil.copy(REPO / "config" / "corridors.yaml", tmp_path / "corridors.yaml")
+    assert runtime.estimates is not None
+    runtime.estimates = WaitEstimator(
+        runtime.network,
+        runtime.store.finished_waits,
+        runtime.clock,
+        lambda: load_corridors(tmp_path / "corridors.yaml"),
+    )
+    assert runtime.sms is not None
+    runtime.sms.estimates = runtime.estimates
+    text = await sms.reply("cal dunkerque")
+    [request] = runtime.engine.state.waiting()
+    line = runtime.network.line(request.line_id)
+    assert line is not None
+    expected = runtime.estimates.estimate_now(line, request.stop_id, request.destination_id)
+    if expected is None:  # an hour the model has no traffic at
+        assert "Panneaux allumés." in text
+    else:
+        assert f"Attente estimée: {whole_minutes(expected.median)} min." in text
 
 
 async def test_unsigned_or_forged_webhooks_get_403_and_change_nothing(

@@ -102,6 +102,43 @@ def export_bnlc_command(
         raise typer.Exit(1)
 
 
+@export_app.command("gtfs")
+def export_gtfs_command(
+    out: OutOption,
+    start: Annotated[str | None, typer.Option(help="first day of the feed, default today")] = None,
+    days: Annotated[int, typer.Option(min=7, max=730, help="days the feed covers")] = 365,
+    route_type: Annotated[
+        int, typer.Option(help="routes.txt route_type (1550: carpooling line; 3: bus)")
+    ] = 1550,
+) -> None:
+    """Write the lines as a GTFS feed (zip): routes, stops, calendar, frequencies = waits."""
+    from line_service.authority.gtfs_export import FeedOptions, build_feed, to_zip
+    from line_service.authority.gtfs_feed import feed_headway
+
+    first = date.today() if start is None else _date(start, "--start")
+    settings = Settings()
+    network = _network(settings)
+    store = _store(settings)
+    try:
+        options = FeedOptions(
+            start=first,
+            publisher_name="carpool-line",
+            publisher_url=settings.public_url,
+            days=days,
+            route_type=route_type,
+        )
+        feed = build_feed(network, options, feed_headway(settings, network, store))
+    finally:
+        store.dispose()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(to_zip(feed))
+    counts = ", ".join(
+        f"{len(feed[name])} {name.removesuffix('.txt')}"
+        for name in ("routes.txt", "stops.txt", "trips.txt", "frequencies.txt")
+    )
+    typer.echo(f"{out}: {counts}, {first} to {options.end}")
+
+
 def report_command(
     month: Annotated[str, typer.Option(help="the month, YYYY-MM")],
     out: OutOption,

@@ -57,6 +57,18 @@ class CompensationEntry(_Spec):
     siret: Annotated[str, Strict(), Field(pattern=SIRET_PATTERN)] | None = None
 
 
+class AgencyEntry(_Spec):
+    """Who runs the line for riders (GTFS `agency.txt`): the authority or its operator."""
+
+    name: Annotated[str, Strict(), Field(min_length=1, max_length=100)]
+    url: Annotated[str, Strict(), Field(pattern=URL_PATTERN, max_length=500)]
+    phone: Annotated[str, Strict(), Field(min_length=4, max_length=32)] | None = None
+    operator_domain: (
+        Annotated[str, Strict(), Field(pattern=r"^[a-z0-9-]+(\.[a-z0-9-]+)+$", max_length=253)]
+        | None
+    ) = None  # the operator's domain name, as national carpool APIs identify operators
+
+
 def _number(value: object) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None

@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
 from dispatcher.model import (
+    Agency,
     Compensation,
     Direction,
     DirectionId,
@@ -241,6 +242,11 @@ def _line(entry: LineEntry) -> Line:
         else FallbackContact(entry.fallback.kind, entry.fallback.address),
         compensation=_compensation(entry),
         commissioning=entry.commissioning,
+        agency=None
+        if entry.agency is None
+        else Agency(
+            entry.agency.name, entry.agency.url, entry.agency.phone, entry.agency.operator_domain
+        ),
     )
 
 

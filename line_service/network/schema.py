@@ -18,6 +18,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict, field
 
 from dispatcher.model import Weekday
 from line_service.network.authority_keys import (
+    AgencyEntry,
     CompensationEntry,
     FallbackEntry,
     HolidayPolicy,
@@ -188,6 +189,7 @@ class LineEntry(_Spec):
     compensation: CompensationEntry | None = None  # money of a trip (cents)
     public_holidays: HolidayPolicy = "closed"  # French public holidays: closed unless "open"
     commissioning: Annotated[bool, Strict()] = False  # every stop under test: no rider served
+    agency: AgencyEntry | None = None  # who runs the line for riders (GTFS, trip planners)
     directions: tuple[DirectionEntry, ...] = Field(min_length=1, max_length=20)
 
     @field_validator("service_hours")

@@ -20,6 +20,8 @@ from dispatcher.model import Network
 from dispatcher.request_machine import Cause, Channel, RequestState, RideRequest, Source
 from line_service.dispatch.engine import Clock, Engine
 from line_service.dispatch.intake import Accepted, Intake
+from line_service.estimates.estimator import WaitEstimator
+from line_service.estimates.wait_estimate import whole_minutes
 from line_service.settings import Settings
 from line_service.storage.sms_store import SmsStore
 from sms_gateway import commands, replies
@@ -74,8 +76,10 @@ class SmsChannel:
         sms_store: SmsStore,
         sender: SmsSender,
         clock: Clock,
+        estimates: WaitEstimator | None = None,
     ) -> None:
         self.settings = settings
+        self.estimates = estimates
         self.network = network
         self.engine = engine
         self.intake = intake
@@ -202,7 +206,22 @@ class SmsChannel:
             waiting = self.engine.state.waiting_for_phone(phone)
             if waiting is not None:
                 return replies.already_waiting(self.network, waiting)
-        return replies.ride_outcome(self.network, request)
+        wait = await self._expected_wait(request) if request.state is RequestState.WAITING else None
+        return replies.ride_outcome(self.network, request, wait_minutes=wait)
+
+    async def _expected_wait(self, request: RideRequest) -> int | None:
+        """The rider's expected wait in whole minutes, when there is an estimate."""
+        line = self.network.line(request.line_id)
+        if self.estimates is None or line is None:
+            return None
+        try:
+            found = await asyncio.to_thread(
+                self.estimates.estimate_now, line, request.stop_id, request.destination_id
+            )
+        except Exception as exc:
+            log.warning("sms.no_wait_estimate", reason=str(exc)[:200])
+            return None
+        return None if found is None else whole_minutes(found.median)
 
     async def _cancel(self, phone: str, departed: bool) -> str:
         waiting = self.engine.state.waiting_for_phone(phone)

@@ -25,6 +25,8 @@ from dispatcher.request_machine import Cause, Channel, RequestState, RideRequest
 from line_service.storage import revision
 
 UpsertShape = tuple[type[SQLModel], tuple[str, ...], tuple[str, ...]]
+WaitRow = tuple[StopId, StopId, datetime, datetime]
+"""(stop, destination, asked at, left waiting at) of one request that stopped waiting."""
 
 PHONE_KEEPING_STATES = frozenset({RequestState.WAITING, RequestState.FALLBACK})
 
@@ -374,6 +376,33 @@ class Store:
                 .order_by(col(RequestEventRecord.id))
             ).all()
             return list(rows)
+
+    def finished_waits(self, line_id: str, since: datetime) -> list[WaitRow]:
+        """The waits of `line_id`'s riders asked since `since` that a car or the taxi ended.
+
+        A wait runs from the request to its transition out of WAITING into PICKED_UP or
+        FALLBACK (a taxi called at the guarantee ends the wait too); cancelled and expired
+        requests say nothing of how long a car takes.
+        """
+        requests, events = _table(RideRequestRecord), _table(RequestEventRecord)
+        ended = (RequestState.PICKED_UP.value, RequestState.FALLBACK.value)
+        query = (
+            sql_select(
+                requests.c.stop_id, requests.c.destination_id, requests.c.created_at, events.c.at
+            )
+            .join(events, events.c.request_id == requests.c.id)
+            .where(
+                (requests.c.line_id == line_id)
+                & (requests.c.created_at >= since)
+                & (events.c.from_state == RequestState.WAITING.value)
+                & events.c.to_state.in_(ended)
+            )
+        )
+        with self.engine.connect() as connection:
+            return [
+                (StopId(row[0]), StopId(row[1]), as_utc(row[2]), as_utc(row[3]))
+                for row in connection.execute(query)
+            ]
 
     def device_statuses(self) -> list[DeviceStatusRecord]:
         """Every device's last known presence."""

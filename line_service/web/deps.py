@@ -15,7 +15,10 @@ from fastapi.responses import JSONResponse
 
 from dispatcher.model import Line, LineId, Network
 from dispatcher.state import DispatcherState
+from line_service.authority.driver_journeys import DriverJourneys
+from line_service.authority.gtfs_feed import GtfsFeed
 from line_service.dispatch.intake import Intake, StorageTimeout
+from line_service.estimates.estimator import WaitEstimator
 from line_service.storage.store import Store
 from line_service.web.operator_accounts import TokenAuthority
 from sms_gateway.phones import to_e164
@@ -39,9 +42,15 @@ def lifespan_state(
     store: Store,
     readiness: ReadinessCheck,
     authority: TokenAuthority,
+    estimates: WaitEstimator | None = None,
+    public_url: str,
 ) -> dict[str, object]:
     """The lifespan state these dependencies read (the composition root adds its own keys)."""
+    if estimates is None:
+        estimates = WaitEstimator(network, lambda _line, _since: [], clock, dict)
     return {
+        "gtfs_feed": GtfsFeed(network, estimates, clock, public_url),
+        "driver_journeys": DriverJourneys(network, estimates, public_url, clock),
         "network": network,
         "current_state": current_state,
         "clock": clock,
@@ -49,6 +58,7 @@ def lifespan_state(
         "store": store,
         "readiness": readiness,
         "authority": authority,
+        "estimates": estimates,
     }
 
 
@@ -87,6 +97,21 @@ def _authority(request: Request) -> TokenAuthority:
     return authority
 
 
+def _estimates(request: Request) -> WaitEstimator | None:
+    estimates: WaitEstimator | None = getattr(request.state, "estimates", None)
+    return estimates
+
+
+def _gtfs_feed(request: Request) -> GtfsFeed:
+    feed: GtfsFeed = request.state.gtfs_feed
+    return feed
+
+
+def _driver_journeys(request: Request) -> DriverJourneys:
+    journeys: DriverJourneys = request.state.driver_journeys
+    return journeys
+
+
 LatestView = Callable[[], tuple[DispatcherState, datetime]]
 """The engine's state and the clock's now, read when called."""
 
@@ -106,6 +131,10 @@ IntakeDep = Annotated[Intake, Depends(_intake)]
 StoreDep = Annotated[Store, Depends(_store)]
 ReadinessDep = Annotated[ReadinessCheck, Depends(_readiness)]
 AuthorityDep = Annotated[TokenAuthority, Depends(_authority)]
+GtfsFeedDep = Annotated[GtfsFeed, Depends(_gtfs_feed)]
+DriverJourneysDep = Annotated[DriverJourneys, Depends(_driver_journeys)]
+EstimatesDep = Annotated[WaitEstimator | None, Depends(_estimates)]
+"""Riders' expected waits (None when the service runs without them)."""
 LatestStateDep = Annotated[LatestView, Depends(_latest)]
 """For the view once a change is applied (the intake says only whether it was): the sign an
 operator message went to, as shown now."""

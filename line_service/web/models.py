@@ -132,6 +132,22 @@ class SignOut(_Body):
     operator_messages: list[OperatorMessageOut] = []
 
 
+class WaitEstimateOut(_Body):
+    """The wait to expect from a stop towards one destination at a local hour of a weekday."""
+
+    stop_id: str
+    destination_id: str
+    weekday: int = Field(description="0 = Monday")
+    hour: int = Field(description="local hour of the line, 0-23")
+    median_minutes: float
+    p90_minutes: float
+    source: str = Field(
+        description="history (stop × destination × hour × weekday), history_any_weekday, "
+        "history_any_hour (widened when thin), or model (the covoiturabilité study)"
+    )
+    observations: int = Field(description="past waits the figure rests on (0 for the model)")
+
+
 class LiveLineOut(_Body):
     """A line's live state."""
 
@@ -139,6 +155,9 @@ class LiveLineOut(_Body):
     waiting: list[RideRequestOut]
     signs: list[SignOut]
     alerts: list[str]
+    wait_estimates: list[WaitEstimateOut] = Field(
+        default_factory=list, description="every boarding stop × destination, at this hour"
+    )
 
 
 class Problem(_Body):

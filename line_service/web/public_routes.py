@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, Response, status
+import asyncio
+from datetime import datetime
+from typing import Annotated
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, HTTPException, Query, Response, status
 
 from dispatcher.effects import RejectionReason
-from dispatcher.model import StopId
+from dispatcher.model import Line, StopId
 from dispatcher.request_machine import Channel, Source
 from line_service.dispatch.intake import Rejected, new_request_ids
+from line_service.estimates.estimator import WaitEstimator
 from line_service.web.deps import (
+    EstimatesDep,
     IntakeDep,
     NetworkDep,
     NowDep,
@@ -27,6 +34,7 @@ from line_service.web.models import (
     RideRequestIn,
     RideRequestOut,
     ValidationIn,
+    WaitEstimateOut,
 )
 from line_service.web.views import sign_out, waiting_on
 
@@ -94,10 +102,77 @@ async def create_request(
     return RideRequestOut.of(outcome.request)
 
 
-@api.get("/lines/{line_id}/live", responses=NOT_FOUND)
-async def live_line(line_id: str, network: NetworkDep, state: StateDep, now: NowDep) -> LiveLineOut:
-    """Waiting riders, what every sign shows, and active alerts."""
+def _estimates_of(
+    estimator: WaitEstimator | None,
+    line: Line,
+    stops: list[StopId],
+    weekday: int,
+    hour: int,
+) -> list[WaitEstimateOut]:
+    """Every destination of `stops` at a local hour of a weekday (those with an estimate)."""
+    if estimator is None:
+        return []
+    found = []
+    for stop_id in stops:
+        for destination in line.destinations_from(stop_id):
+            estimate = estimator.estimate(line, stop_id, destination.id, weekday, hour)
+            if estimate is None:
+                continue
+            found.append(
+                WaitEstimateOut(
+                    stop_id=stop_id,
+                    destination_id=destination.id,
+                    weekday=weekday,
+                    hour=hour,
+                    median_minutes=round(estimate.median.total_seconds() / 60, 1),
+                    p90_minutes=round(estimate.p90.total_seconds() / 60, 1),
+                    source=estimate.source.value,
+                    observations=estimate.observations,
+                )
+            )
+    return found
+
+
+def _local(line: Line, now: datetime) -> datetime:
+    return now.astimezone(ZoneInfo(line.timezone))
+
+
+@api.get("/lines/{line_id}/stops/{stop_id}/wait-estimates", responses=NOT_FOUND)
+async def wait_estimates(
+    line_id: str,
+    stop_id: str,
+    network: NetworkDep,
+    estimator: EstimatesDep,
+    now: NowDep,
+    weekday: Annotated[int | None, Query(ge=0, le=6, description="0 = Monday")] = None,
+    hour: Annotated[int | None, Query(ge=0, le=23, description="local hour")] = None,
+) -> list[WaitEstimateOut]:
+    """The wait to expect from this stop to each destination (default: now, local time)."""
     line = line_of(network, line_id)
+    if line.stop(StopId(stop_id)) is None:
+        raise HTTPException(404, f"unknown stop {stop_id!r} on {line_id}")
+    local = _local(line, now)
+    return await asyncio.to_thread(
+        _estimates_of,
+        estimator,
+        line,
+        [StopId(stop_id)],
+        local.weekday() if weekday is None else weekday,
+        local.hour if hour is None else hour,
+    )
+
+
+@api.get("/lines/{line_id}/live", responses=NOT_FOUND)
+async def live_line(
+    line_id: str, network: NetworkDep, state: StateDep, now: NowDep, estimator: EstimatesDep
+) -> LiveLineOut:
+    """Waiting riders, what every sign shows, active alerts, and the waits to expect now."""
+    line = line_of(network, line_id)
+    local = _local(line, now)
+    boarding = [stop.id for d in line.directions for stop in d.stops[:-1]]
+    estimates = await asyncio.to_thread(
+        _estimates_of, estimator, line, boarding, local.weekday(), local.hour
+    )
     signs = [sign_out(state, stop, spec, now) for stop in line.all_stops() for spec in stop.signs]
     return LiveLineOut(
         line_id=line.id,
@@ -106,4 +181,5 @@ async def live_line(line_id: str, network: NetworkDep, state: StateDep, now: Now
         ],
         signs=signs,
         alerts=[alert.message for alert in state.alerts.values() if alert.line_id == line.id],
+        wait_estimates=estimates,
     )

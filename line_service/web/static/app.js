@@ -97,6 +97,8 @@ async function signIn() {
     $("app").hidden = false;
     render(await api("GET", `/api/v1/lines/${ui.lineId}`));
     connect();
+    loadEstimates();
+    setInterval(loadEstimates, 60000);
   } catch (error) {
     if (error.status === 401) {
       sessionStorage.removeItem(TOKEN_KEY);
@@ -336,6 +338,32 @@ function renderRecent() {
   });
   $("recent").replaceChildren(...items);
   $("recent-empty").hidden = items.length > 0;
+}
+
+const SOURCES = {
+  history: "historique", history_any_weekday: "historique, tous jours",
+  history_any_hour: "historique, toutes heures", model: "modèle de l’étude",
+};
+
+// The waits to expect from each boarding stop to the end of its direction (public live line).
+async function loadEstimates() {
+  try {
+    const live = await api("GET", `/api/v1/lines/${ui.lineId}/live`);
+    const names = stopNames(ui.line);
+    const ends = {};
+    for (const d of ui.line.directions) for (const s of d.stops) ends[s.id] = d.stops[d.stops.length - 1].id;
+    const items = live.wait_estimates.filter((e) => ends[e.stop_id] === e.destination_id).map((e) =>
+      el("li", {},
+        `${names[e.stop_id] || e.stop_id} → ${names[e.destination_id] || e.destination_id} : `,
+        el("strong", { text: `${Math.round(e.median_minutes)} min` }),
+        el("div", { class: "muted", text:
+          `9 sur 10 sous ${Math.round(e.p90_minutes)} min · ${SOURCES[e.source] || e.source}`
+          + (e.observations ? ` (${e.observations} attentes)` : "") })));
+    $("estimates").replaceChildren(...items);
+    $("estimates-empty").hidden = items.length > 0;
+  } catch (error) {
+    $("estimates-empty").hidden = false;
+  }
 }
 
 // ---- actions ---------------------------------------------------------------------------------
