@@ -26,6 +26,7 @@ from line_service.network.lines_file import load_network
 from line_service.privacy.personal_data import run_retention
 from line_service.settings import EMBEDDED, Settings
 from line_service.sms.channel import SmsChannel, SmsNotifier, build_sms_sender
+from line_service.sms.opt_outs import OptOuts, OptOutSender
 from line_service.storage.sms_store import SmsStore
 from line_service.storage.store import Store
 from sms_gateway.phones import phone_hash
@@ -99,7 +100,8 @@ def build_runtime(
     )
     timers = Timers(inbox.submit_nowait, settings.lease_refresh)
     sms_store = SmsStore(store.engine)
-    sms_sender = build_sms_sender(settings, sms_store, clock)
+    opt_outs = OptOuts(lambda phone: phone_hash(phone, salt))
+    sms_sender = OptOutSender(build_sms_sender(settings, sms_store, clock), opt_outs)
     authority = build_authority(network, store, sms_sender)
     engine = Engine(
         DispatcherState(network=network),
@@ -113,7 +115,7 @@ def build_runtime(
         listeners=[authority.trips],
     )
     intake = Intake(engine)
-    sms = SmsChannel(settings, network, engine, intake, sms_store, sms_sender, clock)
+    sms = SmsChannel(settings, network, engine, intake, sms_store, sms_sender, clock, opt_outs)
     runtime = Runtime(
         settings,
         network,
