@@ -27,6 +27,7 @@ from line_service.network.lines_file import load_network
 from line_service.privacy.personal_data import run_retention
 from line_service.settings import EMBEDDED, Settings
 from line_service.sms.channel import SmsChannel, SmsNotifier, build_sms_sender
+from line_service.sms.opt_outs import OptOuts, OptOutSender
 from line_service.storage.sms_store import SmsStore
 from line_service.storage.store import Store
 from sms_gateway.phones import phone_hash
@@ -101,7 +102,8 @@ def build_runtime(
     )
     timers = Timers(inbox.submit_nowait, settings.lease_refresh)
     sms_store = SmsStore(store.engine)
-    sms_sender = build_sms_sender(settings, sms_store, clock)
+    opt_outs = OptOuts(lambda phone: phone_hash(phone, salt))
+    sms_sender = OptOutSender(build_sms_sender(settings, sms_store, clock), opt_outs)
     authority = build_authority(network, store, sms_sender)
     engine = Engine(
         DispatcherState(network=network),
@@ -120,7 +122,15 @@ def build_runtime(
         network, store.finished_waits, clock, lambda: load_corridors(corridors_file)
     )
     sms = SmsChannel(
-        settings, network, engine, intake, sms_store, sms_sender, clock, estimates=estimates
+        settings,
+        network,
+        engine,
+        intake,
+        sms_store,
+        sms_sender,
+        clock,
+        opt_outs,
+        estimates=estimates,
     )
     runtime = Runtime(
         settings,

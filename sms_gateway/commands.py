@@ -5,6 +5,7 @@ Grammar (case-, accent- and spacing-insensitive):
     ANNULER                     cancel the sender's waiting request
     PARTI                       the sender left (with a driver or otherwise)
     AIDE                        how to use the service (also an empty or unreadable message)
+    STOP, STOP SMS, ARRET       no more texts to this number until it writes again
     <4 digits>                  a driver validates a passenger's code ("4821", "code 4821")
 
 Destinations are matched only among the stops downstream of the asking stop, by name or code,
@@ -30,6 +31,8 @@ MIN_PREFIX = 3
 CANCEL_WORDS = frozenset({"ANNULER", "ANNULE", "ANNULEE", "ANNULEZ", "ANNULATION", "ANNUL"})
 DEPARTED_WORDS = frozenset({"PARTI", "PARTIE", "PARTIS", "PARTIES", "DEPART", "DEPARTI"})
 HELP_WORDS = frozenset({"AIDE", "HELP", "INFO", "INFOS", "AIDEZ", "COMMENT"})
+OPT_OUT_WORDS = frozenset({"STOP", "ARRET", "ARRETER", "STOPSMS", "DESABONNER", "DESINSCRIRE"})
+"""French opt-out words: alone, or followed by SMS ("STOP SMS"); never read as a stop code."""
 CODE_WORDS = frozenset({"CODE", "VALIDE", "VALIDER", "VALIDATION"})
 _NOT_ALNUM = re.compile(r"[^A-Z0-9]+")
 _STOP_CODE_SHAPE = re.compile(r"^[A-Z]{2,5}$")
@@ -86,6 +89,11 @@ class Help:
 
 
 @dataclass(frozen=True, slots=True)
+class OptOut:
+    """STOP, STOP SMS, ARRET: send this number nothing more until it writes again."""
+
+
+@dataclass(frozen=True, slots=True)
 class DriverCode:
     """A driver sends the passenger's 4-digit code."""
 
@@ -93,7 +101,15 @@ class DriverCode:
 
 
 Command = (
-    AskRide | NeedDestination | NoRideFrom | UnknownStop | Cancel | Departed | Help | DriverCode
+    AskRide
+    | NeedDestination
+    | NoRideFrom
+    | UnknownStop
+    | Cancel
+    | Departed
+    | Help
+    | DriverCode
+    | OptOut
 )
 
 
@@ -110,6 +126,8 @@ def parse(body: str, network: Network) -> Command:
     if not words:
         return Help(understood=False)
     first = words[0]
+    if first in OPT_OUT_WORDS and words[1:] in ([], ["SMS"]):
+        return OptOut()
     found = network.stop_by_code(first) if _STOP_CODE_SHAPE.match(first) else None
     if found is not None and len(words) > 1:
         line, stop = found

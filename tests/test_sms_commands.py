@@ -20,6 +20,7 @@ from sms_gateway.commands import (
     Help,
     NeedDestination,
     NoRideFrom,
+    OptOut,
     UnknownStop,
     normalize,
     parse,
@@ -77,6 +78,13 @@ def ride(stop: str, destination: str) -> AskRide:
         (" 0042 ", DriverCode("0042")),
         ("code 4821", DriverCode("4821")),
         ("48211", Help(understood=False)),
+        # French opt-out words, alone or with SMS: never a stop code, never a ride.
+        ("STOP", OptOut()),
+        ("stop", OptOut()),
+        ("STOP SMS", OptOut()),
+        ("Arrêt", OptOut()),
+        ("ARRET SMS", OptOut()),
+        ("stop dunkerque", UnknownStop("STOP")),
     ],
 )
 def test_what_people_write_becomes_the_right_command(body: str, expected: Command) -> None:

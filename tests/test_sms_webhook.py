@@ -20,9 +20,10 @@ from dispatcher.request_machine import RequestState
 from line_service.app import create_app
 from line_service.estimates.estimator import WaitEstimator, load_corridors
 from line_service.estimates.wait_estimate import whole_minutes
-from line_service.runtime import Runtime, build_runtime
+from line_service.runtime import Runtime, build_runtime, running
 from line_service.settings import Settings
-from line_service.storage.sms_store import SmsInboundRecord
+from line_service.sms.opt_outs import OptOutSender
+from line_service.storage.sms_store import SmsInboundRecord, SmsOptOutRecord
 from line_service.storage.store import PhoneHashRecord, RideRequestRecord
 from sms_gateway import replies
 from sms_gateway.console_sender import ConsoleSender
@@ -116,8 +117,9 @@ async def sms(runtime: Runtime) -> AsyncIterator[Sms]:
 def console(runtime: Runtime) -> ConsoleSender:
     assert runtime.sms is not None
     sender = runtime.sms.sender
-    assert isinstance(sender, ConsoleSender)
-    return sender
+    assert isinstance(sender, OptOutSender)
+    assert isinstance(sender.provider, ConsoleSender)
+    return sender.provider
 
 
 def inbound_rows(runtime: Runtime) -> list[SmsInboundRecord]:
@@ -300,3 +302,47 @@ async def test_riders_are_texted_when_the_wait_ends_or_an_operator_cancels(
     assert told[RIDER].startswith(expected[ended.state])
     assert told[DRIVER].startswith("Votre demande Marck -> Gravelines a été annulée par")
     assert runtime.engine.state.waiting() == ()
+
+
+@pytest.mark.parametrize("word", ["STOP", "stop sms", "Arrêt", "ARRET SMS"])
+async def test_stop_ends_every_text_to_the_number_until_it_writes_again(
+    sms: Sms, runtime: Runtime, word: str
+) -> None:
+    await sms.reply("mrk gravelines")
+    [request] = runtime.engine.state.waiting()
+    assert await sms.reply(word) == replies.OPTED_OUT
+    with Session(runtime.store.engine) as session:
+        [stored] = session.exec(select(SmsOptOutRecord)).all()
+    assert RIDER[1:] not in stored.phone_hash  # kept by salted hash only
+
+    # The driver's code still validates the ride, but the rider is not texted "Bon voyage".
+    assert await sms.reply(str(request.code), sender=DRIVER) == replies.CODE_VALIDATED
+    assert runtime.engine.state.requests[request.id].state is RequestState.PICKED_UP
+    assert console(runtime).sent == []
+
+    # Writing again is consent again: the next ride's changes are texted.
+    await sms.reply("cal dunkerque")
+    [again] = runtime.engine.state.waiting()
+    await runtime.intake.cancel(again, Actor.OPERATOR)
+    [told] = console(runtime).sent
+    assert told.to == RIDER
+    with Session(runtime.store.engine) as session:
+        assert session.exec(select(SmsOptOutRecord)).all() == []
+
+
+async def test_stop_is_never_read_as_a_stop_code_and_aide_says_how(
+    sms: Sms, runtime: Runtime
+) -> None:
+    assert "STOP" in await sms.reply("AIDE")
+    assert await sms.reply("STOP") == replies.OPTED_OUT
+    assert runtime.engine.state.requests == {}
+
+
+async def test_a_stop_outlives_a_restart(sms: Sms, runtime: Runtime) -> None:
+    assert await sms.reply("STOP") == replies.OPTED_OUT
+    settings = runtime.settings.model_copy(update={"mqtt_client_id": f"sms-{uuid.uuid4().hex[:8]}"})
+    async with running(build_runtime(settings)) as restarted:
+        assert restarted.sms is not None
+        opt_outs = restarted.sms.opt_outs
+        await asyncio.to_thread(wait_until, lambda: opt_outs.blocks(RIDER), 10, "opt-outs read")
+        assert not opt_outs.blocks(DRIVER)

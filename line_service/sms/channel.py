@@ -23,6 +23,7 @@ from line_service.dispatch.intake import Accepted, Intake
 from line_service.estimates.estimator import WaitEstimator
 from line_service.estimates.wait_estimate import whole_minutes
 from line_service.settings import Settings
+from line_service.sms.opt_outs import OptOuts
 from line_service.storage.sms_store import SmsStore
 from sms_gateway import commands, replies
 from sms_gateway.console_sender import ConsoleSender
@@ -76,6 +77,7 @@ class SmsChannel:
         sms_store: SmsStore,
         sender: SmsSender,
         clock: Clock,
+        opt_outs: OptOuts,
         estimates: WaitEstimator | None = None,
     ) -> None:
         self.settings = settings
@@ -83,6 +85,7 @@ class SmsChannel:
         self.network = network
         self.engine = engine
         self.intake = intake
+        self.opt_outs = opt_outs
         self.store = sms_store
         self.sender = sender
         self.clock = clock
@@ -107,7 +110,11 @@ class SmsChannel:
         return phone_hash(phone, self._salt)
 
     async def run(self) -> None:
-        """The provider's delivery loop."""
+        """Read back who wrote STOP, then run the provider's delivery loop."""
+        try:
+            self.opt_outs.load(await asyncio.to_thread(self.store.opted_out))
+        except Exception as exc:
+            log.error("sms.opt_outs_unavailable", error=str(exc)[:200])
         await self.sender.run()
 
     async def handle(self, message_sid: str, sender: str, body: str) -> str | None:
@@ -164,11 +171,33 @@ class SmsChannel:
         command = commands.parse(body, self.network)
         name = type(command).__name__
         log.info("sms.received", phone_hash=self.hash(phone), command=name, length=len(body))
+        if isinstance(command, commands.OptOut):
+            await self._store_opt_out(phone, opted_out=True)
+            return Answer(replies.OPTED_OUT, name)
+        await self._store_opt_out(phone, opted_out=False)
         try:
             return Answer(await self._perform(command, message_sid, phone), name)
         except TimeoutError:
             log.error("sms.engine_timeout", sid=message_sid, command=name)
             return Answer(replies.UNAVAILABLE, name, remember=False)
+
+    async def _store_opt_out(self, phone: str, opted_out: bool) -> None:
+        """STOP: no more texts to `phone`; any other message from it: texts again."""
+        if opted_out:
+            hashed: str | None = self.opt_outs.add(phone)
+            log.info("sms.opted_out", phone_hash=hashed)
+        else:
+            hashed = self.opt_outs.remove(phone)
+            if hashed is None:
+                return
+            log.info("sms.opted_in", phone_hash=hashed)
+        try:
+            if opted_out:
+                await asyncio.to_thread(self.store.opt_out, hashed or "", self.clock())
+            else:
+                await asyncio.to_thread(self.store.opt_in, hashed or "")
+        except Exception as exc:
+            log.error("sms.opt_out_not_stored", error=str(exc)[:200])
 
     async def _perform(self, command: commands.Command, message_sid: str, phone: str) -> str:
         network = self.network
@@ -187,6 +216,8 @@ class SmsChannel:
                 return await self._cancel(phone, departed=True)
             case commands.DriverCode():
                 return await self._validate(command.code, phone)
+            case commands.OptOut():
+                return replies.OPTED_OUT  # answered before: here for exhaustiveness
             case commands.Help():
                 return replies.HELP if command.understood else replies.NOT_UNDERSTOOD
 

@@ -1,4 +1,5 @@
-"""Adapter: the SMS tables — inbound messages already answered, and outbound delivery status.
+"""Adapter: the SMS tables — inbound messages already answered, outbound delivery status, and
+the numbers that wrote STOP.
 
 `sms_inbound` makes Twilio's retries harmless: a MessageSid seen before gets its stored answer
 again and changes nothing. Numbers are never stored here, only their salted hash.
@@ -12,7 +13,7 @@ from typing import Any
 from sqlalchemy import Column, DateTime
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Field, Session, SQLModel
+from sqlmodel import Field, Session, SQLModel, select
 
 
 def _utc_column(**kwargs: Any) -> Any:
@@ -40,6 +41,15 @@ class SmsDeliveryRecord(SQLModel, table=True):
     status: str = Field(max_length=32)
     error_code: str | None = Field(default=None, max_length=16)
     updated_at: datetime = _utc_column(nullable=False)
+
+
+class SmsOptOutRecord(SQLModel, table=True):
+    """A number that asked for no more texts (STOP, ARRET), by its salted hash."""
+
+    __tablename__ = "sms_opt_out"
+
+    phone_hash: str = Field(primary_key=True, max_length=64)
+    opted_out_at: datetime = _utc_column(nullable=False)
 
 
 class SmsStore:
@@ -92,3 +102,23 @@ class SmsStore:
         """The last known status of an outbound message."""
         with Session(self._engine) as session:
             return session.get(SmsDeliveryRecord, message_sid)
+
+    def opt_out(self, phone_hash: str, at: datetime) -> None:
+        """Remember that this number wrote STOP (again: the first time is kept)."""
+        with Session(self._engine) as session:
+            if session.get(SmsOptOutRecord, phone_hash) is None:
+                session.add(SmsOptOutRecord(phone_hash=phone_hash, opted_out_at=at))
+                session.commit()
+
+    def opt_in(self, phone_hash: str) -> None:
+        """Forget a STOP: the number wrote again."""
+        with Session(self._engine) as session:
+            row = session.get(SmsOptOutRecord, phone_hash)
+            if row is not None:
+                session.delete(row)
+                session.commit()
+
+    def opted_out(self) -> set[str]:
+        """The hashes of every number that asked for no more texts."""
+        with Session(self._engine) as session:
+            return set(session.exec(select(SmsOptOutRecord.phone_hash)).all())
