@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import faulthandler
 import os
 import signal
 import socket
@@ -91,6 +92,9 @@ def serve(
         typer.echo(f"demo dashboard: http://{settings.http_host}:{settings.http_port}/", err=True)
         typer.echo(f"demo token (admin, demo mode only): {DEMO_TOKEN}", err=True)
     configure_logging(settings.log_format, settings.log_level, secret_values(settings))
+    # A fatal signal (SIGBUS when a memory-mapped SQLite file loses its disk, SIGSEGV) leaves
+    # "Fatal Python error: Bus error" and every thread's stack on stderr, not a silent death.
+    faulthandler.enable()
     try:
         network = load_network(settings.lines_file, settings.cache_dir)
     except LinesFileError as exc:

@@ -28,6 +28,7 @@ from line_service.settings import EMBEDDED, Settings
 from line_service.sms.channel import SmsChannel, SmsNotifier, build_sms_sender
 from line_service.storage.sms_store import SmsStore
 from line_service.storage.store import Store
+from line_service.storage.write_probe import WriteProbe
 from sms_gateway.phones import phone_hash
 from stop_devices.mqtt_link import BrokerAddress
 
@@ -61,10 +62,13 @@ class Runtime:
     started_at: datetime = field(default_factory=utc_now)
     sms: SmsChannel | None = None
     authority: AuthorityServices | None = None  # fallbacks and trip recorder
+    write_probe: WriteProbe | None = None
 
     async def ready(self) -> dict[str, bool]:
-        """Whether the broker and the database are reachable now."""
-        database = await asyncio.to_thread(self.store.ping)
+        """Whether the broker is connected and the database accepts a write now."""
+        if self.write_probe is None:
+            self.write_probe = WriteProbe(self.store)
+        database = await self.write_probe.accepts_writes()
         return {"broker": self.gateway.link.connected, "database": database}
 
 
