@@ -7,6 +7,7 @@ import faulthandler
 import os
 import signal
 import socket
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -14,10 +15,12 @@ import typer
 from pydantic import SecretStr
 
 from dispatcher.model import Network
+from dispatcher.request_machine import RequestState
 from line_service.authority.cli import export_app, report_command, send_rpc_command
 from line_service.broker.cli import mosquitto_config
 from line_service.logging_setup import configure_logging, secret_values
 from line_service.network.lines_file import LinesFileError, load_network
+from line_service.network.orphans import LostRidersError, Orphans, orphans
 from line_service.planning.cli import register as register_plan
 from line_service.planning.corridors_check import check_corridors
 from line_service.privacy.cli import privacy_app
@@ -33,9 +36,16 @@ app = typer.Typer(help="Operate dynamic carpool lines.", no_args_is_help=True)
 @app.command("check-config")
 def check_config(
     path: Annotated[Path, typer.Argument(help="lines.yaml, or a corridors/scenario file")],
+    database: Annotated[
+        str | None,
+        typer.Option(
+            "--database",
+            help="Also check the file against the riders waiting in this database (a URL)",
+        ),
+    ] = None,
 ) -> None:
     """Check a lines file (or a corridors file for `plan`); print every problem with its path,
-    exit 1 if any."""
+    exit 1 if any. With `--database`, also what the file lost that waiting riders need."""
     if _is_corridors_file(path):
         problems = check_corridors(path)
         for problem in problems:
@@ -52,7 +62,37 @@ def check_config(
         raise typer.Exit(1) from exc
     stops = sum(len(line.all_stops()) for line in network.lines)
     devices = len(network.devices())
-    typer.echo(f"{path}: OK — {len(network.lines)} line(s), {stops} stops, {devices} devices")
+    against = ""
+    if database is not None:
+        lost, waiting = _lost_against(network, database)
+        for orphan in lost:
+            typer.echo(f"{path}: {orphan}", err=True)
+        if lost:
+            raise typer.Exit(1)
+        against = f"; {waiting} waiting rider(s) in the database, none at a place the file lost"
+    typer.echo(
+        f"{path}: OK — {len(network.lines)} line(s), {stops} stops, {devices} devices{against}"
+    )
+
+
+def _lost_against(network: Network, database_url: str) -> tuple[list[Orphans], int]:
+    """What waiting riders stored in the database need that `network` lacks, and how many wait.
+
+    A database that cannot be read is a clear message and exit 2, not a traceback.
+    """
+    from line_service.storage.store import Store  # the database side, only when asked
+
+    store = Store(database_url)
+    try:
+        store.create_schema()
+        stored = store.live_requests(datetime.now(UTC), timedelta(0))
+    except Exception as exc:
+        typer.echo(f"cannot read the database: {str(exc).splitlines()[0][:300]}", err=True)
+        raise typer.Exit(2) from exc
+    finally:
+        store.dispose()
+    waiting = sum(request.state is RequestState.WAITING for request in stored)
+    return orphans(network, stored), waiting
 
 
 def _is_corridors_file(path: Path) -> bool:
@@ -108,7 +148,17 @@ def serve(
             typer.echo(problem, err=True)
         typer.echo("refusing to start: free the port or choose another", err=True)
         raise typer.Exit(2)
-    asyncio.run(_serve(settings, network, demo))
+    try:
+        asyncio.run(_serve(settings, network, demo))
+    except LostRidersError as exc:
+        for orphan in exc.lost:
+            typer.echo(f"{settings.lines_file}: {orphan}", err=True)
+        typer.echo(
+            "refusing to start: restore what the lines file lost, or cancel these riders "
+            "with the previous file first (`check-config PATH --database URL` lists them)",
+            err=True,
+        )
+        raise typer.Exit(2) from exc
 
 
 async def _serve(settings: Settings, network: Network, demo: bool) -> None:

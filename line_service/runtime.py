@@ -23,6 +23,7 @@ from line_service.dispatch.intake import Intake
 from line_service.dispatch.timers import Timers
 from line_service.dispatch.writer import Writer
 from line_service.network.lines_file import load_network
+from line_service.network.orphans import LostRidersError, orphans
 from line_service.privacy.personal_data import run_retention
 from line_service.settings import EMBEDDED, Settings
 from line_service.sms.channel import SmsChannel, SmsNotifier, build_sms_sender
@@ -151,6 +152,10 @@ async def running(
         stored = await asyncio.to_thread(
             runtime.store.live_requests, runtime.clock(), RESTORE_WINDOW
         )
+        lost = orphans(runtime.network, stored)
+        if lost:  # they would wait forever on a stop no sign or terminal serves
+            log.error("service.lost_riders", lost=[str(orphan) for orphan in lost])
+            raise LostRidersError(lost)
         runtime.timers.start()
         stack.callback(runtime.timers.shutdown)
         stack.callback(runtime.store.dispose)
