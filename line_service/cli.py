@@ -118,6 +118,14 @@ register_plan(app)
 @app.command()
 def serve(
     demo: Annotated[bool, typer.Option("--demo", help="Simulated devices and traffic")] = False,
+    end_orphans: Annotated[
+        bool,
+        typer.Option(
+            "--end-orphans",
+            help="Cancel (as the operator) riders waiting on a place the lines file lost, "
+            "and tell them, instead of refusing to start",
+        ),
+    ] = False,
 ) -> None:
     """Run the service (HTTP API, dispatcher, MQTT link)."""
     settings = Settings()
@@ -149,19 +157,20 @@ def serve(
         typer.echo("refusing to start: free the port or choose another", err=True)
         raise typer.Exit(2)
     try:
-        asyncio.run(_serve(settings, network, demo))
+        asyncio.run(_serve(settings, network, demo, end_orphans))
     except LostRidersError as exc:
         for orphan in exc.lost:
             typer.echo(f"{settings.lines_file}: {orphan}", err=True)
         typer.echo(
-            "refusing to start: restore what the lines file lost, or cancel these riders "
-            "with the previous file first (`check-config PATH --database URL` lists them)",
+            "refusing to start: restore what the lines file lost, or end these riders "
+            "(`serve --end-orphans` cancels them and tells them; `check-config PATH "
+            "--database URL` lists them)",
             err=True,
         )
         raise typer.Exit(2) from exc
 
 
-async def _serve(settings: Settings, network: Network, demo: bool) -> None:
+async def _serve(settings: Settings, network: Network, demo: bool, end_orphans: bool) -> None:
     """Dispatch first, the web side after: a restart re-asserts every sign before it imports
     and starts the HTTP API, the dashboard and the SMS webhook (the HTTP side waits for the
     signs at most `REASSERT_FIRST_SECONDS`: a broker that is down must not keep /readyz away).
@@ -175,7 +184,8 @@ async def _serve(settings: Settings, network: Network, demo: bool) -> None:
     stop = asyncio.Event()
     caught = _catch_stop_signals(stop)
     runtime = build_runtime(settings, network=network)
-    async with running(runtime, demo_jobs(settings) if demo else ()) as live:
+    jobs = demo_jobs(settings) if demo else ()
+    async with running(runtime, jobs, end_lost_riders=end_orphans) as live:
         reasserted = asyncio.create_task(live.gateway.reasserted.wait())
         stopping = asyncio.create_task(stop.wait())
         await asyncio.wait(

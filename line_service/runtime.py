@@ -15,6 +15,7 @@ import structlog
 import line_service.web.operator_accounts  # noqa: F401 - its table must exist before create_schema
 from dispatcher.events import StorageFailed
 from dispatcher.model import Network
+from dispatcher.request_machine import Cause, RequestState, RideRequest, transition
 from dispatcher.state import DispatcherState
 from line_service.authority.wiring import AuthorityServices, build_authority
 from line_service.dispatch.device_gateway import DeviceGateway
@@ -23,7 +24,7 @@ from line_service.dispatch.intake import Intake
 from line_service.dispatch.timers import Timers
 from line_service.dispatch.writer import Writer
 from line_service.network.lines_file import load_network
-from line_service.network.orphans import LostRidersError, orphans
+from line_service.network.orphans import LostRidersError, lost_place, orphans
 from line_service.privacy.personal_data import run_retention
 from line_service.settings import EMBEDDED, Settings
 from line_service.sms.channel import SmsChannel, SmsNotifier, build_sms_sender
@@ -64,6 +65,7 @@ class Runtime:
     sms: SmsChannel | None = None
     authority: AuthorityServices | None = None  # fallbacks and trip recorder
     write_probe: WriteProbe | None = None
+    notifier: SmsNotifier | None = None  # texts riders about changes the engine did not make
 
     async def ready(self) -> dict[str, bool]:
         """Whether the broker is connected and the database accepts a write now."""
@@ -98,6 +100,7 @@ def build_runtime(
     sms_store = SmsStore(store.engine)
     sms_sender = build_sms_sender(settings, sms_store, clock)
     authority = build_authority(network, store, sms_sender)
+    notifier = SmsNotifier(network, sms_sender)
     engine = Engine(
         DispatcherState(network=network),
         clock,
@@ -105,7 +108,7 @@ def build_runtime(
         gateway,
         timers,
         writer,
-        notifier=SmsNotifier(network, sms_sender),
+        notifier=notifier,
         fallback=authority.fallbacks,
         listeners=[authority.trips],
     )
@@ -123,6 +126,7 @@ def build_runtime(
         clock,
         sms=sms,
         authority=authority,
+        notifier=notifier,
     )
     return runtime
 
@@ -137,11 +141,38 @@ async def _once_reasserted(
     await job()
 
 
+async def _end_lost_riders(runtime: Runtime, stored: list[RideRequest]) -> list[RideRequest]:
+    """Cancel (by the operator, stored with its history) every waiting request whose place the
+    lines file lost, text the riders who gave a number; the requests to restore."""
+    now = runtime.clock()
+    ended = {
+        request.id: transition(request, Cause.OPERATOR_CANCELLED, now)
+        for request in stored
+        if lost_place(runtime.network, request) is not None
+    }
+    await asyncio.to_thread(
+        runtime.store.save, [(request, RequestState.WAITING) for request in ended.values()]
+    )
+    for request in ended.values():
+        if runtime.notifier is not None:
+            runtime.notifier.notify(request)
+    log.warning(
+        "service.lost_riders_ended",
+        requests=sorted(ended),
+        lost=[str(orphan) for orphan in orphans(runtime.network, stored)],
+    )
+    return [ended.get(request.id, request) for request in stored]
+
+
 @contextlib.asynccontextmanager
 async def running(
-    runtime: Runtime, background: tuple[BackgroundJob, ...] = ()
+    runtime: Runtime, background: tuple[BackgroundJob, ...] = (), end_lost_riders: bool = False
 ) -> AsyncIterator[Runtime]:
-    """Start the broker (if embedded), restore state, run every task; stop cleanly on exit."""
+    """Start the broker (if embedded), restore state, run every task; stop cleanly on exit.
+
+    Riders waiting on a place the lines file lost raise LostRidersError before anything runs;
+    with `end_lost_riders` they are cancelled by the operator instead, and told by SMS.
+    """
     settings = runtime.settings
     async with contextlib.AsyncExitStack() as stack:
         if settings.mqtt_url == EMBEDDED:
@@ -153,9 +184,11 @@ async def running(
             runtime.store.live_requests, runtime.clock(), RESTORE_WINDOW
         )
         lost = orphans(runtime.network, stored)
-        if lost:  # they would wait forever on a stop no sign or terminal serves
+        if lost and not end_lost_riders:  # they would wait forever, unseen
             log.error("service.lost_riders", lost=[str(orphan) for orphan in lost])
             raise LostRidersError(lost)
+        if lost:
+            stored = await _end_lost_riders(runtime, stored)
         runtime.timers.start()
         stack.callback(runtime.timers.shutdown)
         stack.callback(runtime.store.dispose)

@@ -3,16 +3,18 @@ refused at `serve` start (a rider at a dropped stop would wait forever, unseen).
 
 from __future__ import annotations
 
+import json
 import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
 import yaml
 
-from dispatcher.request_machine import RequestState
+from dispatcher.request_machine import Cause, RequestState
 from line_service.network.lines_file import load_network
 from line_service.network.orphans import Orphans, orphans
 from line_service.storage.store import Store
+from tests.support.brokers import Mosquitto
 from tests.support.requests import ride_request
 from tests.support.service import CARPOOL_LINE, LINE, REPO, ServiceProcess, write_lines_file
 from tests.support.waiting import wait_until
@@ -32,14 +34,33 @@ def without_stop(path: Path, stop_id: str) -> Path:
     return cut
 
 
-def store_riders(url: str, *requests: tuple[str, str, RequestState]) -> None:
+def store_riders(
+    url: str, *requests: tuple[str, str, RequestState], phone: str | None = None, at: datetime = NOW
+) -> None:
     store = Store(url)
     store.create_schema()
     store.save(
-        (ride_request(request_id, NOW, stop=stop, state=state), None)
+        (ride_request(request_id, at, stop=stop, state=state, phone=phone), None)
         for request_id, stop, state in requests
     )
     store.dispose()
+
+
+def told(service: ServiceProcess, request_id: str) -> bool:
+    """Whether the console SMS provider sent this request's rider the operator's cancel."""
+    for line in service.log().splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:  # a line being written, or not JSON
+            continue
+        if (
+            isinstance(entry, dict)
+            and entry.get("event") == "sms.console"
+            and entry.get("ref") == request_id
+            and "annulée par l'exploitant" in str(entry.get("body"))
+        ):
+            return True
+    return False
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -115,3 +136,38 @@ def test_serve_refuses_a_lines_file_that_dropped_a_stop_where_riders_wait(
     assert f"stop {DROPPED} of line {LINE} is gone from the lines file but 1 waiting rider" in log
     assert "refusing to start" in log
     assert "Traceback" not in log
+
+
+def test_serve_end_orphans_cancels_them_as_the_operator_and_tells_them(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    url = f"sqlite:///{tmp_path}/carpool.sqlite3"
+    store_riders(
+        url,
+        ("lost", DROPPED, RequestState.WAITING),
+        ("kept", "marck-est", RequestState.WAITING),
+        phone="+33612345678",
+        at=datetime.now(UTC),
+    )
+    service = ServiceProcess(
+        broker_url=mosquitto.url,
+        database_url=url,
+        lines_file=without_stop(write_lines_file(tmp_path), DROPPED),
+        directory=tmp_path,
+        serve_args=("--end-orphans",),
+    )
+    service.start()
+    try:
+        store = Store(url)
+        lost, kept = store.request("lost"), store.request("kept")
+        assert lost is not None
+        assert (lost.state, lost.cause) == (RequestState.CANCELLED, Cause.OPERATOR_CANCELLED)
+        assert [event.to_state for event in store.history("lost")][-1] == "cancelled"
+        assert kept is not None
+        assert kept.state is RequestState.WAITING
+        store.dispose()
+        wait_until(lambda: told(service, "lost"), 10, "the rider told")
+        assert not told(service, "kept")
+        assert '"service.lost_riders_ended"' in service.log()
+    finally:
+        service.stop()

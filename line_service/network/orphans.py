@@ -32,25 +32,29 @@ class Orphans:
         return f"{where} is gone from the lines file but {riders} there"
 
 
+def lost_place(network: Network, request: RideRequest) -> tuple[str, str, str] | None:
+    """What of `network` a waiting request needs and misses — (kind, line id, name) — or None."""
+    if request.state is not RequestState.WAITING:
+        return None
+    line = network.line(request.line_id)
+    if line is None:
+        return ("line", request.line_id, request.line_id)
+    stop = line.stop(request.stop_id)
+    if stop is None:
+        return ("stop", line.id, request.stop_id)
+    if all(place.id != request.destination_id for place in line.destinations_from(stop.id)):
+        return ("destination", line.id, request.destination_id)
+    if request.terminal_id is not None and stop.terminal != request.terminal_id:
+        return ("terminal", line.id, request.terminal_id)
+    return None
+
+
 def orphans(network: Network, requests: list[RideRequest]) -> list[Orphans]:
     """Every line, stop, destination or terminal missing from `network` that a waiting request
     names, with how many riders wait on it (most first)."""
-    counted: Counter[tuple[str, str, str]] = Counter()
-    for request in requests:
-        if request.state is not RequestState.WAITING:
-            continue
-        line = network.line(request.line_id)
-        if line is None:
-            counted["line", request.line_id, request.line_id] += 1
-            continue
-        stop = line.stop(request.stop_id)
-        if stop is None:
-            counted["stop", line.id, request.stop_id] += 1
-            continue
-        if all(place.id != request.destination_id for place in line.destinations_from(stop.id)):
-            counted["destination", line.id, request.destination_id] += 1
-        elif request.terminal_id is not None and stop.terminal != request.terminal_id:
-            counted["terminal", line.id, request.terminal_id] += 1
+    counted = Counter(
+        place for request in requests if (place := lost_place(network, request)) is not None
+    )
     return [
         Orphans(kind=kind, line_id=line_id, name=name, waiting=waiting)
         for (kind, line_id, name), waiting in counted.most_common()
