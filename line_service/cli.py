@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import faulthandler
 import os
 import signal
 import socket
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -13,11 +15,13 @@ import typer
 from pydantic import SecretStr
 
 from dispatcher.model import Network
+from dispatcher.request_machine import RequestState
 from line_service.authority.cli import export_app, report_command, send_rpc_command
 from line_service.broker.cli import mosquitto_config
 from line_service.commissioning.cli import commission_command
 from line_service.logging_setup import configure_logging, secret_values
 from line_service.network.lines_file import LinesFileError, load_network
+from line_service.network.orphans import LostRidersError, Orphans, orphans
 from line_service.planning.cli import register as register_plan
 from line_service.planning.corridors_check import check_corridors
 from line_service.privacy.cli import privacy_app
@@ -35,9 +39,16 @@ app = typer.Typer(help="Operate dynamic carpool lines.", no_args_is_help=True)
 @app.command("check-config")
 def check_config(
     path: Annotated[Path, typer.Argument(help="lines.yaml, or a corridors/scenario file")],
+    database: Annotated[
+        str | None,
+        typer.Option(
+            "--database",
+            help="Also check the file against the riders waiting in this database (a URL)",
+        ),
+    ] = None,
 ) -> None:
     """Check a lines file (or a corridors file for `plan`); print every problem with its path,
-    exit 1 if any."""
+    exit 1 if any. With `--database`, also what the file lost that waiting riders need."""
     if _is_corridors_file(path):
         problems = check_corridors(path)
         for problem in problems:
@@ -54,7 +65,37 @@ def check_config(
         raise typer.Exit(1) from exc
     stops = sum(len(line.all_stops()) for line in network.lines)
     devices = len(network.devices())
-    typer.echo(f"{path}: OK — {len(network.lines)} line(s), {stops} stops, {devices} devices")
+    against = ""
+    if database is not None:
+        lost, waiting = _lost_against(network, database)
+        for orphan in lost:
+            typer.echo(f"{path}: {orphan}", err=True)
+        if lost:
+            raise typer.Exit(1)
+        against = f"; {waiting} waiting rider(s) in the database, none at a place the file lost"
+    typer.echo(
+        f"{path}: OK — {len(network.lines)} line(s), {stops} stops, {devices} devices{against}"
+    )
+
+
+def _lost_against(network: Network, database_url: str) -> tuple[list[Orphans], int]:
+    """What waiting riders stored in the database need that `network` lacks, and how many wait.
+
+    A database that cannot be read is a clear message and exit 2, not a traceback.
+    """
+    from line_service.storage.store import Store  # the database side, only when asked
+
+    store = Store(database_url)
+    try:
+        store.create_schema()
+        stored = store.live_requests(datetime.now(UTC), timedelta(0))
+    except Exception as exc:
+        typer.echo(f"cannot read the database: {str(exc).splitlines()[0][:300]}", err=True)
+        raise typer.Exit(2) from exc
+    finally:
+        store.dispose()
+    waiting = sum(request.state is RequestState.WAITING for request in stored)
+    return orphans(network, stored), waiting
 
 
 def _is_corridors_file(path: Path) -> bool:
@@ -82,6 +123,14 @@ register_plan(app)
 @app.command()
 def serve(
     demo: Annotated[bool, typer.Option("--demo", help="Simulated devices and traffic")] = False,
+    end_orphans: Annotated[
+        bool,
+        typer.Option(
+            "--end-orphans",
+            help="Cancel (as the operator) riders waiting on a place the lines file lost, "
+            "and tell them, instead of refusing to start",
+        ),
+    ] = False,
 ) -> None:
     """Run the service (HTTP API, dispatcher, MQTT link)."""
     settings = Settings()
@@ -96,6 +145,9 @@ def serve(
         typer.echo(f"demo dashboard: http://{settings.http_host}:{settings.http_port}/", err=True)
         typer.echo(f"demo token (admin, demo mode only): {DEMO_TOKEN}", err=True)
     configure_logging(settings.log_format, settings.log_level, secret_values(settings))
+    # A fatal signal (SIGBUS when a memory-mapped SQLite file loses its disk, SIGSEGV) leaves
+    # "Fatal Python error: Bus error" and every thread's stack on stderr, not a silent death.
+    faulthandler.enable()
     try:
         network = load_network(settings.lines_file, settings.cache_dir)
     except LinesFileError as exc:
@@ -110,14 +162,24 @@ def serve(
         typer.echo("refusing to start: free the port or choose another", err=True)
         raise typer.Exit(2)
     try:
-        asyncio.run(_serve(settings, network, demo))
+        asyncio.run(_serve(settings, network, demo, end_orphans))
     except SchemaError as exc:  # a new database is created; one that is behind is not touched
         typer.echo(str(exc), err=True)
         typer.echo("refusing to start: the database schema does not match this version", err=True)
         raise typer.Exit(2) from exc
+    except LostRidersError as exc:
+        for orphan in exc.lost:
+            typer.echo(f"{settings.lines_file}: {orphan}", err=True)
+        typer.echo(
+            "refusing to start: restore what the lines file lost, or end these riders "
+            "(`serve --end-orphans` cancels them and tells them; `check-config PATH "
+            "--database URL` lists them)",
+            err=True,
+        )
+        raise typer.Exit(2) from exc
 
 
-async def _serve(settings: Settings, network: Network, demo: bool) -> None:
+async def _serve(settings: Settings, network: Network, demo: bool, end_orphans: bool) -> None:
     """Dispatch first, the web side after: a restart re-asserts every sign before it imports
     and starts the HTTP API, the dashboard and the SMS webhook (the HTTP side waits for the
     signs at most `REASSERT_FIRST_SECONDS`: a broker that is down must not keep /readyz away).
@@ -131,7 +193,8 @@ async def _serve(settings: Settings, network: Network, demo: bool) -> None:
     stop = asyncio.Event()
     caught = _catch_stop_signals(stop)
     runtime = build_runtime(settings, network=network)
-    async with running(runtime, demo_jobs(settings) if demo else ()) as live:
+    jobs = demo_jobs(settings) if demo else ()
+    async with running(runtime, jobs, end_lost_riders=end_orphans) as live:
         reasserted = asyncio.create_task(live.gateway.reasserted.wait())
         stopping = asyncio.create_task(stop.wait())
         await asyncio.wait(

@@ -14,6 +14,7 @@ import structlog
 
 from dispatcher.events import StorageFailed
 from dispatcher.model import Network
+from dispatcher.request_machine import Cause, RequestState, RideRequest, transition
 from dispatcher.state import DispatcherState
 from line_service.authority.wiring import AuthorityServices, build_authority
 from line_service.dispatch.device_gateway import DeviceGateway
@@ -24,12 +25,14 @@ from line_service.dispatch.timers import Timers
 from line_service.dispatch.writer import Writer
 from line_service.estimates.estimator import WaitEstimator, load_corridors
 from line_service.network.lines_file import load_network
+from line_service.network.orphans import LostRidersError, lost_place, orphans
 from line_service.privacy.personal_data import run_retention
 from line_service.settings import EMBEDDED, Settings
 from line_service.sms.channel import SmsChannel, SmsNotifier, build_sms_sender
 from line_service.sms.opt_outs import OptOuts, OptOutSender
 from line_service.storage.sms_store import SmsStore
 from line_service.storage.store import Store
+from line_service.storage.write_probe import WriteProbe
 from sms_gateway.phones import phone_hash
 from stop_devices.mqtt_link import BrokerAddress
 
@@ -64,10 +67,14 @@ class Runtime:
     sms: SmsChannel | None = None
     authority: AuthorityServices | None = None  # fallbacks and trip recorder
     estimates: WaitEstimator | None = None  # riders' expected waits (API, SMS, GTFS)
+    write_probe: WriteProbe | None = None
+    notifier: SmsNotifier | None = None  # texts riders about changes the engine did not make
 
     async def ready(self) -> dict[str, bool]:
-        """Whether the broker and the database are reachable now."""
-        database = await asyncio.to_thread(self.store.ping)
+        """Whether the broker is connected and the database accepts a write now."""
+        if self.write_probe is None:
+            self.write_probe = WriteProbe(self.store)
+        database = await self.write_probe.accepts_writes()
         return {"broker": self.gateway.link.connected, "database": database}
 
 
@@ -105,6 +112,7 @@ def build_runtime(
     opt_outs = OptOuts(lambda phone: phone_hash(phone, salt))
     sms_sender = OptOutSender(build_sms_sender(settings, sms_store, clock), opt_outs)
     authority = build_authority(network, store, sms_sender)
+    notifier = SmsNotifier(network, sms_sender)
     engine = Engine(
         DispatcherState(network=network),
         clock,
@@ -112,7 +120,7 @@ def build_runtime(
         gateway,
         timers,
         writer,
-        notifier=SmsNotifier(network, sms_sender),
+        notifier=notifier,
         fallback=authority.fallbacks,
         listeners=[authority.trips],
     )
@@ -145,6 +153,7 @@ def build_runtime(
         sms=sms,
         authority=authority,
         estimates=estimates,
+        notifier=notifier,
     )
     return runtime
 
@@ -159,11 +168,38 @@ async def _once_reasserted(
     await job()
 
 
+async def _end_lost_riders(runtime: Runtime, stored: list[RideRequest]) -> list[RideRequest]:
+    """Cancel (by the operator, stored with its history) every waiting request whose place the
+    lines file lost, text the riders who gave a number; the requests to restore."""
+    now = runtime.clock()
+    ended = {
+        request.id: transition(request, Cause.OPERATOR_CANCELLED, now)
+        for request in stored
+        if lost_place(runtime.network, request) is not None
+    }
+    await asyncio.to_thread(
+        runtime.store.save, [(request, RequestState.WAITING) for request in ended.values()]
+    )
+    for request in ended.values():
+        if runtime.notifier is not None:
+            runtime.notifier.notify(request)
+    log.warning(
+        "service.lost_riders_ended",
+        requests=sorted(ended),
+        lost=[str(orphan) for orphan in orphans(runtime.network, stored)],
+    )
+    return [ended.get(request.id, request) for request in stored]
+
+
 @contextlib.asynccontextmanager
 async def running(
-    runtime: Runtime, background: tuple[BackgroundJob, ...] = ()
+    runtime: Runtime, background: tuple[BackgroundJob, ...] = (), end_lost_riders: bool = False
 ) -> AsyncIterator[Runtime]:
-    """Start the broker (if embedded), restore state, run every task; stop cleanly on exit."""
+    """Start the broker (if embedded), restore state, run every task; stop cleanly on exit.
+
+    Riders waiting on a place the lines file lost raise LostRidersError before anything runs;
+    with `end_lost_riders` they are cancelled by the operator instead, and told by SMS.
+    """
     settings = runtime.settings
     async with contextlib.AsyncExitStack() as stack:
         if settings.mqtt_url == EMBEDDED:
@@ -174,6 +210,12 @@ async def running(
         stored = await asyncio.to_thread(
             runtime.store.live_requests, runtime.clock(), RESTORE_WINDOW
         )
+        lost = orphans(runtime.network, stored)
+        if lost and not end_lost_riders:  # they would wait forever, unseen
+            log.error("service.lost_riders", lost=[str(orphan) for orphan in lost])
+            raise LostRidersError(lost)
+        if lost:
+            stored = await _end_lost_riders(runtime, stored)
         runtime.timers.start()
         stack.callback(runtime.timers.shutdown)
         stack.callback(runtime.store.dispose)

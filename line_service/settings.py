@@ -25,6 +25,7 @@ class Settings(BaseSettings):
     mqtt_client_id: str = "carpool-dispatcher"
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8000, ge=0, le=65535)
+    http_max_body_bytes: int = Field(default=64 * 1024, ge=1024)  # larger bodies: 413
     sms_provider: Literal["console", "twilio"] = "console"
     twilio_account_sid: str = ""
     twilio_auth_token: SecretStr = SecretStr("")

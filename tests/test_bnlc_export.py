@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
+import re
 from datetime import date
 from pathlib import Path
 
@@ -211,3 +212,38 @@ def test_an_invalid_row_is_reported_with_its_column_and_not_written(
     text = out.read_text(encoding="utf-8")
     assert table_schema_problems(text) == []
     assert "Calais" not in {row["com_lieu"] for row in csv.DictReader(io.StringIO(text))}
+
+
+def test_a_stop_named_like_a_formula_is_text_in_the_csv_and_numbers_stay_numbers() -> None:
+    text = """
+lines:
+  - id: l1
+    name: "Ligne 1"
+    timezone: Europe/Paris
+    directions:
+      - id: d1
+        name: "B"
+        stops:
+          - {id: a, name: '=HYPERLINK("http://x")', code: AAA, lat: 50.0, lon: -1.5, insee: "62193"}
+          - {id: b, name: "@SUM(1)", code: BBB, lat: -20.5, lon: 2.1, insee: "62194"}
+"""
+    csv_text = to_csv(export_bnlc(parse_network(text), date(2026, 3, 1)).rows)
+    rows = list(csv.DictReader(io.StringIO(csv_text)))
+    assert rows[0]["com_lieu"] == '\'=HYPERLINK("http://x")'
+    assert rows[1]["com_lieu"] == "'@SUM(1)"
+    assert (rows[0]["Xlong"], rows[1]["Ylat"]) == ("-1.500000", "-20.500000")
+    for row in rows:
+        for cell in row.values():
+            assert not cell.startswith(("=", "+", "@", "\t", "\r")), cell
+            assert not cell.startswith("-") or re.fullmatch(r"-\d+\.\d+", cell), cell
+    assert table_schema_problems(csv_text) == []
+
+
+def test_safe_cell_neutralises_every_formula_start() -> None:
+    from line_service.authority.csv_cells import safe_cell
+
+    for start in ("=", "+", "-", "@", "\t", "\r"):
+        assert safe_cell(f"{start}1+1") == f"'{start}1+1"
+    assert safe_cell("-1.5", numeric=True) == "-1.5"
+    assert safe_cell("-1+cmd", numeric=True) == "'-1+cmd"
+    assert safe_cell("Calais") == "Calais"

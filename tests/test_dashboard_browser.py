@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, ConsoleMessage, Error, Page, expect, sync_playwright
 
 from tests.support.brokers import Mosquitto
 from tests.support.mqtt_probe import MqttProbe
@@ -41,14 +42,44 @@ def service(mosquitto: Mosquitto, tmp_path: Path) -> Iterator[ServiceProcess]:
         yield process
 
 
+EXPECTED_CONSOLE = re.compile(r"status of 401")  # the wrong-token test's refused call
+
+
 @pytest.fixture
-def browser() -> Iterator[Browser]:
+def console_errors() -> list[str]:
+    """Console errors and uncaught exceptions of the test's pages."""
+    return []
+
+
+@pytest.fixture
+def browser(console_errors: list[str]) -> Iterator[Browser]:
+    """Chromium; the test fails on any console error or uncaught exception of its pages (a
+    Content-Security-Policy violation is one)."""
+    errors = console_errors
+
+    def on_console(message: ConsoleMessage) -> None:
+        if message.type == "error" and not EXPECTED_CONSOLE.search(message.text):
+            errors.append(message.text)
+
+    def on_page_error(error: Error) -> None:
+        errors.append(f"uncaught: {error}")
+
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(
             executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS
         )
+        new_page = chromium.new_page
+
+        def watched_page(**options: object) -> Page:
+            page = new_page(**options)  # type: ignore[arg-type]
+            page.on("console", on_console)
+            page.on("pageerror", on_page_error)
+            return page
+
+        chromium.new_page = watched_page  # type: ignore[method-assign]
         yield chromium
         chromium.close()
+    assert errors == [], f"console errors in the dashboard: {errors}"
 
 
 def signed_in(browser: Browser, service: ServiceProcess, token: str) -> Page:
@@ -141,3 +172,16 @@ def test_a_wrong_token_is_refused_and_asked_again(
     page.click("#login-form button[type=submit]")
     expect(page.locator("#login-error")).to_have_text("Jeton refusé.")
     expect(page.locator("#login")).to_be_visible()
+
+
+def test_the_page_policy_blocks_inline_script_and_the_dashboard_needs_none(
+    browser: Browser, service: ServiceProcess, console_errors: list[str]
+) -> None:
+    page = signed_in(browser, service, VIEWER)  # the whole dashboard ran
+    assert console_errors == []
+    with contextlib.suppress(Error):
+        page.add_script_tag(content="window.injected = true")
+    assert page.evaluate("window.injected === undefined")
+    wait_until(lambda: bool(console_errors), 5, "the blocked inline script reported")
+    assert all("Content Security Policy" in text for text in console_errors), console_errors
+    console_errors.clear()

@@ -18,9 +18,11 @@ from datetime import date
 from pathlib import Path
 
 from dispatcher.model import Line, Network, ServiceHours, Stop, TimeWindow, Weekday
+from line_service.authority.csv_cells import safe_row
 from line_service.authority.schemas import bnlc_columns, bnlc_row_problems
 
 COLUMNS = bnlc_columns()  # the schema's order
+NUMBER_COLUMNS = frozenset({"Xlong", "Ylat", "nbre_pl", "nbre_pmr"})  # number/integer in the schema
 _OSM_DAYS = {
     Weekday.MON: "Mo",
     Weekday.TUE: "Tu",
@@ -129,11 +131,12 @@ def export_bnlc(
 
 
 def to_csv(rows: list[dict[str, str]]) -> str:
-    """The CSV text: header in the schema's order, comma-separated, quoted where needed."""
+    """The CSV text: header in the schema's order, comma-separated, quoted where needed; no
+    cell a spreadsheet would run as a formula (`csv_cells`)."""
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n")
     writer.writeheader()
-    writer.writerows(rows)
+    writer.writerows(safe_row(row, NUMBER_COLUMNS) for row in rows)
     return buffer.getvalue()
 
 

@@ -229,6 +229,28 @@ class Store:
             return False
         return True
 
+    def write_problem(self) -> str | None:
+        """Why the database refuses a write now (full or read-only disk, read-only server), or
+        None when it accepts one. Nothing is changed: SQLite rewrites its header's
+        `application_id` with the value it holds (a real commit through the WAL); PostgreSQL
+        writes a temporary table in a transaction that is rolled back."""
+        try:
+            with self.engine.connect() as connection:
+                if self.engine.dialect.name == "sqlite":
+                    held = int(connection.exec_driver_sql("PRAGMA application_id").scalar() or 0)
+                    connection.exec_driver_sql(f"PRAGMA application_id = {held}")
+                else:
+                    with connection.begin() as probe:
+                        connection.execute(text("SET LOCAL statement_timeout = 2000"))
+                        connection.execute(
+                            text("CREATE TEMPORARY TABLE readiness_probe (x int) ON COMMIT DROP")
+                        )
+                        connection.execute(text("INSERT INTO readiness_probe VALUES (1)"))
+                        probe.rollback()
+        except Exception as exc:
+            return f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
+        return None
+
     def save(
         self,
         changes: Iterable[tuple[RideRequest, RequestState | None]],
