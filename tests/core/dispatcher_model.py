@@ -86,6 +86,7 @@ class Rider:
     event: RideRequested
     state: RequestState
     code: str | None
+    asked_at: datetime
     deadline_at: datetime
     updated_at: datetime
     sources: set[Source] = field(default_factory=set)

@@ -286,6 +286,7 @@ class DispatcherMachine(RuleBasedStateMachine):
             event=event,
             state=RequestState.WAITING if accepted else RequestState.REFUSED,
             code=code,
+            asked_at=self.now,
             deadline_at=self.now + self.wait_limit(event.line_id) if accepted else self.now,
             updated_at=self.now,
             sources={event.source},
@@ -562,6 +563,14 @@ class DispatcherMachine(RuleBasedStateMachine):
                 names.append(name)
         return names
 
+    def first_asked(self, stop: StopId, name: str) -> datetime:
+        """When the oldest rider waiting at `stop` for the place `name` asked."""
+        return min(
+            self.riders[rid].asked_at
+            for rid in self.waiting.get(stop, [])
+            if ON_SIGN[self.riders[rid].event.destination_id] == name
+        )
+
     def check_lease(self, sign: SignId, display: SignDisplay) -> None:
         assert display.expires_at <= self.now + timedelta(seconds=90), "lease too long"
         message = self.active_message(sign)
@@ -585,7 +594,12 @@ class DispatcherMachine(RuleBasedStateMachine):
                     assert display.pages == message.pages, f"{sign} hides the operator message"
                     continue
                 shown = destinations_on(display.pages)
-                assert shown == expected, f"{sign} shows {shown}, riders wait for {expected}"
+                # Oldest first; requests asked at the same instant have no order of their own
+                # (a restart reads them back by time only).
+                assert sorted(shown) == sorted(expected), f"{sign} shows {shown}, not {expected}"
+                assert len(set(shown)) == len(shown), f"{sign} shows a destination twice"
+                asked = [self.first_asked(stop, name) for name in shown]
+                assert asked == sorted(asked), f"{sign} shows {shown}: not oldest first"
                 if display.pages:
                     assert self.now < display.expires_at, f"{sign}: lease lapsed while lit"
 
