@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+from collections.abc import Mapping
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
@@ -68,12 +69,7 @@ def export_rpc_command(
     typer.echo(f"{out}: {len(export.journeys)} journey(s) from {start} to {end}")
     for reason, count in sorted(export.skipped.items()):
         typer.echo(f"  not exported: {count} trip(s): {reason}")
-    if export.invalid:
-        for reports in export.invalid.values():
-            for report in reports:
-                typer.echo(report, err=True)
-        typer.echo(f"  not exported: {len(export.invalid)} invalid journey(s) (above)", err=True)
-        raise typer.Exit(1)
+    _refuse_invalid(export.invalid, "journey(s)")
 
 
 @export_app.command("bnlc")
@@ -94,12 +90,7 @@ def export_bnlc_command(
     typer.echo(f"{out}: {len(export.rows)} place(s)")
     if export.skipped:
         typer.echo(f"  not exported (no insee code): {', '.join(export.skipped)}")
-    if export.invalid:
-        for reports in export.invalid.values():
-            for report in reports:
-                typer.echo(report, err=True)
-        typer.echo(f"  not exported: {len(export.invalid)} invalid place(s) (above)", err=True)
-        raise typer.Exit(1)
+    _refuse_invalid(export.invalid, "place(s)")
 
 
 @export_app.command("gtfs")
@@ -197,3 +188,14 @@ def send_rpc_command(
     typer.echo(", ".join(f"{outcome.value}: {n}" for outcome, n in counts.items()) or "nothing")
     if set(counts) - {Outcome.CREATED, Outcome.ALREADY_THERE}:
         raise typer.Exit(1)
+
+
+def _refuse_invalid(invalid: Mapping[str, list[str]], what: str) -> None:
+    """Print why each invalid record was left out (with its field) and exit 1, if any was."""
+    if not invalid:
+        return
+    for reports in invalid.values():
+        for report in reports:
+            typer.echo(report, err=True)
+    typer.echo(f"  not exported: {len(invalid)} invalid {what} (above)", err=True)
+    raise typer.Exit(1)
