@@ -34,6 +34,7 @@ FICTION_PREFIX = "+3360000"
 APP_RIDER_EVERY_SECONDS = 40.0
 APP_RIDERS = 400
 APP_DRIVERS = 120
+DEMO_MIN_RIDERS_PER_HOUR = TrafficSettings().passengers_per_hour
 DEMO_STOP_PROBABILITY = 0.25
 """Share of simulated passing cars that stop; their spacing follows from the model's rate."""
 
@@ -64,7 +65,9 @@ def modelled_traffic(corridors_file: Path, network: Network) -> TrafficSettings:
         )
         return TrafficSettings(
             ignore_hours=True,
-            passengers_per_hour=model.riders_per_hour_off_peak,
+            # A demo must show riders within a minute: never fewer than the simulator's default
+            # (a real corridor's quiet hour can have under 2); waits are the model's.
+            passengers_per_hour=max(DEMO_MIN_RIDERS_PER_HOUR, model.riders_per_hour_off_peak),
             peak_factor=max(1.0, model.riders_per_hour_peak / model.riders_per_hour_off_peak),
             car_interval=timedelta(hours=DEMO_STOP_PROBABILITY * stopping_gap_hours),
             stop_probability=DEMO_STOP_PROBABILITY,

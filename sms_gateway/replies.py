@@ -26,7 +26,7 @@ DAY_NAMES = {
 
 HELP = (
     "Covoiturage: envoyez le code de l'arret (sur son panneau) et la destination, "
-    "ex: CAL DUNKERQUE. ANNULER pour annuler, PARTI si vous etes parti, STOP: plus de SMS."
+    "ex: CAL DUNKERQUE. ANNULER pour annuler, PARTI si parti, STOP: plus de SMS."
 )
 OPTED_OUT = (
     "Vous ne recevrez plus de SMS du covoiturage. Ecrivez-nous a nouveau pour reprendre le service."
