@@ -73,6 +73,7 @@ def store(database_url: str) -> Iterator[Store]:
     texts.remember("SMnew", phone_hash(RIDER, SALT), "Cancel", "Demande annulée", RECENT)
     texts.remember("SMoth", phone_hash(OTHER, SALT), "AskRide", "Donnez le code", OLD)
     texts.record_status("SMout1", "delivered", None, OLD)
+    texts.opt_out(phone_hash(RIDER, SALT), RECENT)
     yield opened
     opened.dispose()
 
@@ -141,6 +142,8 @@ def test_export_gives_requests_with_history_texts_and_trips_of_a_number(
     data = exported(database_url, "06 12 34 56 78")
 
     assert data["phone"] == RIDER
+    assert data["sms_opt_out"]["opted_out_at"].startswith(RECENT.date().isoformat())
+    assert exported(database_url, OTHER)["sms_opt_out"] is None
     roles = {item["id"]: item["role"] for item in data["requests"]}
     assert roles == {
         "r-old": "rider",
@@ -180,6 +183,7 @@ def test_erase_removes_every_trace_keeps_one_distinct_person_and_is_idempotent(
         "ride_request.driver_ref": 1,
         "rider_phone_hash": 1,  # the ride that ended normally kept only the hash
         "sms_inbound": 2,
+        "sms_opt_out": 1,  # the STOP it sent: nothing is left to text
         "trip.passenger": 1,
     }
     assert report["open_requests"] == 2  # FALLBACK requests, still open in a running service
@@ -195,6 +199,7 @@ def test_erase_removes_every_trace_keeps_one_distinct_person_and_is_idempotent(
     assert len(pseudonyms) == 1  # statistics still count one distinct rider
     empty = exported(database_url, RIDER)
     assert (empty["requests"], empty["sms_inbound"], empty["trips"]) == ([], [], [])
+    assert empty["sms_opt_out"] is None
 
     second = run(database_url, "erase", "--phone", RIDER)
     assert second.exit_code == 0, second.output

@@ -33,7 +33,7 @@ from sqlmodel import Session, SQLModel, col, or_, select
 
 from line_service.authority.trips import identity_of, phone_in_ref
 from line_service.settings import Settings
-from line_service.storage.sms_store import SmsDeliveryRecord, SmsInboundRecord
+from line_service.storage.sms_store import SmsDeliveryRecord, SmsInboundRecord, SmsOptOutRecord
 from line_service.storage.store import (
     PHONE_KEEPING_STATES,
     PhoneHashRecord,
@@ -159,6 +159,10 @@ def export(engine: Engine, keys: PhoneKeys, now: datetime) -> dict[str, Any]:
                     .order_by(col(SmsInboundRecord.received_at))
                 ).all()
             ]
+        opted_out = None
+        if SmsOptOutRecord.__tablename__ in tables:
+            found = session.get(SmsOptOutRecord, keys.hash)
+            opted_out = None if found is None else _plain(found)
         trips = []
         if TripRecord.__tablename__ in tables:
             trips = [
@@ -175,11 +179,13 @@ def export(engine: Engine, keys: PhoneKeys, now: datetime) -> dict[str, Any]:
         "requests": requests,
         "sms_inbound": sms,
         "sms_delivery": [],
+        "sms_opt_out": opted_out,
         "trips": trips,
         "notes": [
             "sms_inbound lists the texts received from this number (found by its salted hash).",
             f"sms_delivery: statuses of outbound texts are kept by MessageSid only, with no link "
             f"to a number ({_count(engine, tables, SmsDeliveryRecord)} statuses stored in all).",
+            "sms_opt_out: when this number wrote STOP (null if it did not).",
             "The SMS provider (Twilio) keeps its own message logs: ask it separately.",
         ],
     }
@@ -249,6 +255,13 @@ def erase(engine: Engine, keys: PhoneKeys, pseudonym: str | None = None) -> Eras
                 message.phone_hash = alias
                 session.add(message)
                 counts["sms_inbound"] += 1
+        if SmsOptOutRecord.__tablename__ in tables:
+            # The service texts only numbers that asked for a ride, and any message from the
+            # number ends a STOP anyway: once its data is gone, nothing is left to text.
+            stopped = session.get(SmsOptOutRecord, keys.hash)
+            if stopped is not None:
+                session.delete(stopped)
+                counts["sms_opt_out"] += 1
         if TripRecord.__tablename__ in tables:
             for trip in session.exec(select(TripRecord).where(_trip_of(keys, rider_ids))).all():
                 counts.update(_erase_trip(trip, keys, rider_ids, alias))
