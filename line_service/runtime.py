@@ -16,6 +16,7 @@ from dispatcher.events import StorageFailed
 from dispatcher.model import Network
 from dispatcher.request_machine import Cause, RequestState, RideRequest, transition
 from dispatcher.state import DispatcherState
+from line_service.accounts.sign_in import SignIn, SignInRules
 from line_service.authority.wiring import AuthorityServices, build_authority
 from line_service.dispatch.device_gateway import DeviceGateway
 from line_service.dispatch.device_limits import DeviceLimiter
@@ -69,6 +70,7 @@ class Runtime:
     estimates: WaitEstimator | None = None  # riders' expected waits (API, SMS, GTFS)
     write_probe: WriteProbe | None = None
     notifier: SmsNotifier | None = None  # texts riders about changes the engine did not make
+    sign_in: SignIn | None = None  # riders' and drivers' accounts: codes by SMS, tokens
 
     async def ready(self) -> dict[str, bool]:
         """Whether the broker is connected and the database accepts a write now."""
@@ -76,6 +78,17 @@ class Runtime:
             self.write_probe = WriteProbe(self.store)
         database = await self.write_probe.accepts_writes()
         return {"broker": self.gateway.link.connected, "database": database}
+
+
+def sign_in_rules(settings: Settings) -> SignInRules:
+    """The sign-in codes' lifetime, tries and limits, and the tokens' lifetime, from settings."""
+    return SignInRules(
+        code_lifetime=timedelta(seconds=settings.sign_in_code_seconds),
+        max_attempts=settings.sign_in_attempts,
+        resend_window=timedelta(seconds=settings.sign_in_resend_seconds),
+        hourly_limit=settings.sign_in_codes_per_hour,
+        token_lifetime=timedelta(days=settings.account_token_days),
+    )
 
 
 def build_runtime(
@@ -154,6 +167,13 @@ def build_runtime(
         authority=authority,
         estimates=estimates,
         notifier=notifier,
+        sign_in=SignIn(
+            store.engine,
+            sms_sender,
+            lambda phone: phone_hash(phone, salt),
+            clock,
+            sign_in_rules(settings),
+        ),
     )
     return runtime
 

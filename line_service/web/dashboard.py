@@ -64,7 +64,7 @@ def install_operations(
     """
     hub = LiveHub(network, lambda: engine.state, clock)
     operations = Operations(
-        authority=TokenAuthority(api_tokens, store),
+        authority=TokenAuthority(api_tokens, store, clock),
         hub=hub,
         metrics=ServiceMetrics(network, engine, gateway, writer, live=hub),
     )
