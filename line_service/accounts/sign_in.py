@@ -183,7 +183,11 @@ class SignIn:
             if cast(CursorResult[Any], taken).rowcount != 1:
                 session.commit()
                 return CodeRefused("no live code for this number: ask for a new one", 0)
-            attempts = challenge.attempts + 1
+            attempts = session.exec(
+                select(SignInChallengeRecord.attempts).where(
+                    SignInChallengeRecord.id == challenge.id
+                )
+            ).one()
             right = hmac.compare_digest(_code_hash(challenge.id, code), challenge.code_hash)
             if right or attempts >= rules.max_attempts:
                 session.execute(
