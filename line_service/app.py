@@ -96,5 +96,6 @@ def create_app(
         gateway=built.gateway,
         writer=built.writer,
         clock=built.clock,
+        accounts=built.sign_in.book if built.sign_in is not None else None,
     )
     return app

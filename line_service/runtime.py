@@ -16,7 +16,9 @@ from dispatcher.events import StorageFailed
 from dispatcher.model import Network
 from dispatcher.request_machine import Cause, RequestState, RideRequest, transition
 from dispatcher.state import DispatcherState
+from line_service.accounts.book import AccountBook
 from line_service.accounts.sign_in import SignIn, SignInRules
+from line_service.authority.trips import phone_in_ref
 from line_service.authority.wiring import AuthorityServices, build_authority
 from line_service.dispatch.device_gateway import DeviceGateway
 from line_service.dispatch.device_limits import DeviceLimiter
@@ -124,7 +126,14 @@ def build_runtime(
     sms_store = SmsStore(store.engine)
     opt_outs = OptOuts(lambda phone: phone_hash(phone, salt))
     sms_sender = OptOutSender(build_sms_sender(settings, sms_store, clock), opt_outs)
-    authority = build_authority(network, store, sms_sender)
+    accounts = AccountBook(store.engine)
+    authority = build_authority(
+        network,
+        store,
+        sms_sender,
+        # An app driver's trip names the account; the registry gets its verified number.
+        driver_phone=lambda ref: phone_in_ref(ref) or accounts.phone_of_ref(ref),
+    )
     notifier = SmsNotifier(network, sms_sender)
     engine = Engine(
         DispatcherState(network=network),
@@ -173,6 +182,7 @@ def build_runtime(
             lambda phone: phone_hash(phone, salt),
             clock,
             sign_in_rules(settings),
+            accounts,
         ),
     )
     return runtime

@@ -163,7 +163,10 @@ async def test_only_a_driver_or_an_operator_validates(
             return list(session.exec(select(TripRecord)).all())
 
     await asyncio.to_thread(wait_until, lambda: len(trips()) == 1, 5, "the trip recorded")
-    assert trips()[0].driver_ref == f"account:{me['account_id']}"
+    [trip] = trips()
+    assert trip.driver_ref == f"account:{me['account_id']}"
+    # The registry's identity of the driver is the account's verified number (truncated).
+    assert (trip.driver_phone_trunc, trip.operator_class) == (DRIVER[:-2], "B")
     # An operator may validate on a driver's behalf: the trip names the operator.
     second = await ride(api, tokens["b"])
     by_operator = await api.post(path, json={"code": second["code"]}, headers=bearer(OPERATOR))

@@ -78,10 +78,20 @@ def masked_phone(phone: str) -> str:
 
 
 class AccountBook:
-    """The account tables: one account per number, its tokens by hash."""
+    """The account tables: one account per number, its tokens by hash.
+
+    Remembers the number of each account it resolved or signed in, so the trip of a validation
+    (drafted on the engine's loop, where no database is read) gets the driver's identity.
+    """
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
+        self._phones: dict[str, str] = {}
+
+    def phone_of_ref(self, ref: str) -> str | None:
+        """The verified number behind an `account:<id>` ref seen lately (None otherwise)."""
+        prefix, _, account_id = ref.partition(":")
+        return self._phones.get(account_id) if prefix == "account" else None
 
     def issue(
         self, phone: str, role: AccountRole, now: datetime, lifetime: timedelta
@@ -109,6 +119,7 @@ class AccountBook:
             )
             session.commit()
             ref = AccountRef(account.id, account.phone)
+        self._phones[ref.id] = ref.phone
         return IssuedToken(token, ref, role, expires_at)
 
     def resolve(self, token_hash: str, now: datetime) -> tuple[AccountRef, AccountRole] | None:
@@ -124,6 +135,7 @@ class AccountBook:
         token, account = found
         if as_utc(token.expires_at) <= now or token.role not in AccountRole.__members__.values():
             return None
+        self._phones[account.id] = account.phone
         return AccountRef(account.id, account.phone), AccountRole(token.role)
 
     def revoke_token(self, token_hash: str) -> bool:

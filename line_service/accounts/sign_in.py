@@ -18,6 +18,7 @@ import asyncio
 import hashlib
 import hmac
 import math
+import re
 import secrets
 import uuid
 from collections.abc import Callable
@@ -38,7 +39,14 @@ from sms_gateway.sender import OutgoingSms, SmsSender, masked
 log = structlog.get_logger(__name__)
 
 CODE_DIGITS = 6
+SIGN_IN_REF = "sign-in"  # the `ref` of the texts that carry a code (logs, the demo)
 CHALLENGE_KEPT = timedelta(hours=1)  # the hourly limit counts them; older ones are deleted
+
+
+def code_in_text(body: str) -> str | None:
+    """The code a sign-in text carries (what a phone's auto-fill reads; the demo too)."""
+    found = re.search(rf"\b(\d{{{CODE_DIGITS}}})\b", body)
+    return found.group(1) if found else None
 
 
 def code_text(code: str, minutes: int) -> str:
@@ -92,13 +100,14 @@ class SignIn:
         hasher: Callable[[str], str],
         clock: Callable[[], datetime],
         rules: SignInRules = SignInRules(),
+        book: AccountBook | None = None,
     ) -> None:
         self._engine = engine
         self._sender = sender
         self._hasher = hasher
         self._clock = clock
         self.rules = rules
-        self.book = AccountBook(engine)
+        self.book = book or AccountBook(engine)
 
     async def send_code(self, phone: str, role: AccountRole) -> CodeSent | TooSoon:
         """Text a fresh code to `phone` (E.164), or say how long to wait."""
@@ -108,7 +117,7 @@ class SignIn:
             log.info("sign_in.too_soon", to=masked(phone), retry_after=opened.retry_after_seconds)
             return opened
         minutes = max(1, round(self.rules.code_lifetime.total_seconds() / 60))
-        self._sender.send(OutgoingSms(phone, code_text(code, minutes), "sign-in"))
+        self._sender.send(OutgoingSms(phone, code_text(code, minutes), SIGN_IN_REF))
         log.info("sign_in.code_sent", to=masked(phone), role=role.value)
         return opened
 

@@ -112,10 +112,11 @@ class TokenAuthority:
         configured: SecretStr,
         store: Store,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        accounts: AccountBook | None = None,
     ) -> None:
         self._configured = parse_api_tokens(configured.get_secret_value())
         self._store = store
-        self._accounts = AccountBook(store.engine)
+        self._accounts = accounts or AccountBook(store.engine)
         self._clock = clock
 
     def resolve_any(self, token: str) -> Principal | None:

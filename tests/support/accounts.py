@@ -3,11 +3,11 @@ verified sign-in would), and the sign-in codes the console provider was asked to
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
 from line_service.accounts.book import AccountBook, AccountRole
+from line_service.accounts.sign_in import SIGN_IN_REF, code_in_text
 from line_service.storage.store import Store
 from sms_gateway.console_sender import ConsoleSender
 
@@ -39,7 +39,7 @@ def bearer(token: str) -> dict[str, str]:
 def texted_code(sender: ConsoleSender, phone: str) -> str:
     """The newest sign-in code the console provider was asked to text to `phone`."""
     for message in reversed(sender.sent):
-        found = re.search(r"\b(\d{6})\b", message.body)
-        if message.to == phone and message.ref == "sign-in" and found:
-            return found.group(1)
+        found = code_in_text(message.body)
+        if message.to == phone and message.ref == SIGN_IN_REF and found:
+            return found
     raise AssertionError(f"no sign-in code was texted to {phone}")
