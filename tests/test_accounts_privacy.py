@@ -1,6 +1,6 @@
 """Accounts and personal data on SQLite and PostgreSQL: `privacy export` shows a number's
 account, its tokens and codes; `privacy erase` removes them and unlinks the trips it drove;
-retention deletes accounts that no longer sign in."""
+retention deletes accounts that no longer sign in; operators list and revoke accounts."""
 
 from __future__ import annotations
 
@@ -9,11 +9,13 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
+from typer.testing import CliRunner, Result
 
 from dispatcher.request_machine import Cause, RequestState, transition
 from line_service.accounts.book import AccountBook, AccountRole, IssuedToken, hash_token
 from line_service.accounts.sign_in import SignIn
 from line_service.authority.trips import TripBook, draft_trip
+from line_service.cli import app
 from line_service.network.lines_file import load_network
 from line_service.privacy.personal_data import erase_expired
 from line_service.storage.store import Store
@@ -97,3 +99,26 @@ def test_retention_deletes_accounts_that_no_longer_sign_in(
     assert book.account_of_phone(RIDER) is None
     assert stale.account.id not in dump(store)
     assert book.account_of_phone(DRIVER) == driver.account  # signed in lately: kept
+
+
+def accounts_cli(database_url: str, *args: str) -> Result:
+    return CliRunner().invoke(app, ["accounts", *args], env={"CARPOOL_DATABASE_URL": database_url})
+
+
+def test_operators_list_accounts_and_revoke_their_tokens(
+    store: Store, database_url: str, driver: IssuedToken
+) -> None:
+    listed = accounts_cli(database_url, "list")
+    assert listed.exit_code == 0, listed.output
+    [row] = listed.stdout.splitlines()
+    assert row.startswith(f"{driver.account.id}\t+33…32\t")
+    assert row.endswith("\t1")
+    assert DRIVER not in listed.stdout
+    assert driver.token not in listed.stdout
+    revoked = accounts_cli(database_url, "revoke", "06 98 76 54 32")
+    assert revoked.exit_code == 0, revoked.output
+    assert "revoked 1 token(s)" in revoked.stdout
+    assert AccountBook(store.engine).resolve(hash_token(driver.token), NOW) is None
+    unknown = accounts_cli(database_url, "revoke", "feedface")
+    assert unknown.exit_code == 1
+    assert "no account 'feedface'" in unknown.stderr
