@@ -26,6 +26,7 @@ from line_service.dispatch.engine import Clock, Engine, Inbox
 from line_service.dispatch.intake import Intake
 from line_service.dispatch.timers import Timers
 from line_service.dispatch.writer import Writer
+from line_service.driver_trips.announcements import DriverTrips
 from line_service.estimates.estimator import WaitEstimator, load_corridors
 from line_service.network.lines_file import load_network
 from line_service.network.orphans import LostRidersError, lost_place, orphans
@@ -73,6 +74,7 @@ class Runtime:
     write_probe: WriteProbe | None = None
     notifier: SmsNotifier | None = None  # texts riders about changes the engine did not make
     sign_in: SignIn | None = None  # riders' and drivers' accounts: codes by SMS, tokens
+    driver_trips: DriverTrips | None = None  # "Je passe": trips drivers announce
 
     async def ready(self) -> dict[str, bool]:
         """Whether the broker is connected and the database accepts a write now."""
@@ -184,6 +186,7 @@ def build_runtime(
             sign_in_rules(settings),
             accounts,
         ),
+        driver_trips=DriverTrips(store.engine, sms_sender, lambda: engine.state, clock),
     )
     return runtime
 

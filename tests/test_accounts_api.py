@@ -202,3 +202,39 @@ async def test_another_accounts_client_ref_gets_its_own_request_never_the_first(
     assert {r.phone for r in runtime.engine.state.waiting()} == {RIDER_A, RIDER_B}
     repeated = await ride(api, tokens["a"], client_ref="ride-1")
     assert (repeated["id"], repeated["code"]) == (first["id"], first["code"])
+
+
+async def test_a_driver_announces_a_trip_riders_on_the_way_get_one_sms(
+    api: httpx.AsyncClient, runtime: Runtime, tokens: dict[str, str]
+) -> None:
+    await ride(api, tokens["a"])  # Marck → Dunkerque: on the way
+    assert runtime.sms is not None
+    runtime.sms.opt_outs.add(RIDER_B)  # wrote STOP: never texted
+    await ride(api, tokens["b"], stop_id="gravelines-est")
+    outbox = console_sender(runtime)
+    before = len(outbox.sent)
+    path = f"/lines/{LINE}/driver-trips"
+    trip = {"from_stop": "calais-est", "towards": "dunkerque-est", "leaving_in_minutes": 5}
+    assert (await api.post(path, json=trip)).status_code == 401
+    assert (await api.post(path, json=trip, headers=bearer(tokens["a"]))).status_code == 403
+    backwards = {**trip, "towards": "calais-est", "from_stop": "marck-est"}
+    refused = await api.post(path, json=backwards, headers=bearer(tokens["driver"]))
+    assert refused.status_code == 422
+    assert "is not a stop after" in refused.json()["detail"]
+    too_late = {**trip, "leaving_in_minutes": 61}
+    driver = bearer(tokens["driver"])
+    assert (await api.post(path, json=too_late, headers=driver)).status_code == 422
+
+    declared = await api.post(path, json=trip, headers=bearer(tokens["driver"]))
+    assert declared.status_code == 201, declared.text
+    assert declared.json()["riders_told"] == 2  # both served; the STOP filter drops B's text
+    [text] = outbox.sent[before:]
+    # 5 min to leave Calais, then 8 km to Marck at 60 km/h.
+    assert (text.to, text.body) == (RIDER_A, "Un conducteur est attendu dans ~13 min.")
+
+    listed = await api.get(path, headers=bearer(VIEWER))
+    assert listed.status_code == 200
+    [shown] = listed.json()
+    assert (shown["from_stop"], shown["towards"]) == ("calais-est", "dunkerque-est")
+    assert shown["driver_ref"].startswith("account:")
+    assert (await api.get(path, headers=bearer(tokens["driver"]))).status_code == 403

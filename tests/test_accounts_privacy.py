@@ -12,10 +12,12 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from dispatcher.request_machine import Cause, RequestState, transition
+from dispatcher.state import DispatcherState
 from line_service.accounts.book import AccountBook, AccountRole, IssuedToken, hash_token
 from line_service.accounts.sign_in import SignIn
 from line_service.authority.trips import TripBook, draft_trip
 from line_service.cli import app
+from line_service.driver_trips.announcements import DriverTrips
 from line_service.network.lines_file import load_network
 from line_service.privacy.personal_data import erase_expired
 from line_service.storage.store import Store
@@ -37,7 +39,8 @@ def store(database_url: str) -> Iterator[Store]:
 
 @pytest.fixture
 async def driver(store: Store) -> IssuedToken:
-    """A driver's account with a token, a code just texted, and a trip it validated."""
+    """A driver's account with a token, a code just texted, a trip it validated and one it
+    announced."""
     book = AccountBook(store.engine)
     issued = book.issue(DRIVER, AccountRole.DRIVER, NOW, timedelta(days=30))
     sign_in = SignIn(store.engine, ConsoleSender(), lambda p: phone_hash(p, SALT), lambda: NOW)
@@ -45,11 +48,16 @@ async def driver(store: Store) -> IssuedToken:
     asked = waiting_request("r-1", NOW, phone=RIDER)
     picked = transition(asked, Cause.CODE_VALIDATED, NOW, issued.account.ref)
     store.save([(asked, None), (picked, RequestState.WAITING)])
-    line = load_network(REPO / "config" / "lines.yaml").line(LINE)
+    network = load_network(REPO / "config" / "lines.yaml")
+    line = network.line(LINE)
     assert line is not None
     draft = draft_trip(line, picked, RequestState.WAITING, book.phone_of_ref)
     assert draft is not None
     TripBook(store).record(draft)
+    announced = DriverTrips(
+        store.engine, ConsoleSender(), lambda: DispatcherState(network=network), lambda: NOW
+    )
+    await announced.declare(line, issued.account.ref, "calais-est", "dunkerque-est", timedelta())
     return issued
 
 
@@ -60,7 +68,7 @@ def test_export_shows_the_account_its_tokens_and_codes_without_secrets(
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     tables = sorted(row["table"] for row in data["account"])
-    assert tables == ["account", "account_token", "sign_in_challenge"]
+    assert tables == ["account", "account_token", "driver_trip", "sign_in_challenge"]
     account = next(row for row in data["account"] if row["table"] == "account")
     assert (account["id"], account["phone"]) == (driver.account.id, DRIVER)
     assert hash_token(driver.token) not in result.stdout
@@ -77,6 +85,7 @@ def test_erase_removes_the_account_and_its_tokens_and_unlinks_its_trips(
     assert json.loads(result.stdout)["erased"] == {
         "account": 1,
         "account_token": 1,
+        "driver_trip": 1,
         "sign_in_challenge": 1,
         "ride_request.driver_ref": 1,
         "trip.driver": 1,

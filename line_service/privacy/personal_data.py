@@ -12,7 +12,8 @@ Where a rider's or driver's number can sit in the database:
 - `account.phone`: the verified number of a rider's or driver's account (in clear: requests
   carry it), `account_token` the hashes of its tokens, `sign_in_challenge` the codes texted to
   it (by salted hash); `ride_request.driver_ref` / `trip.driver_ref` = `account:<id>` for a
-  driver who validated in the app.
+  driver who validated in the app; `driver_trip.driver_ref` the same for trips a driver
+  announced ("Je passe").
 
 Retention: anything older than the retention period that holds a number in clear, or a value
 anyone can recompute from a number (unsalted keys), is erased; salted hashes stay (statistics).
@@ -43,6 +44,7 @@ from line_service.storage.account_tables import (
     AccountTokenRecord,
     SignInChallengeRecord,
 )
+from line_service.storage.driver_trip_table import DriverTripRecord
 from line_service.storage.sms_store import SmsDeliveryRecord, SmsInboundRecord, SmsOptOutRecord
 from line_service.storage.store import (
     PHONE_KEEPING_STATES,
@@ -120,11 +122,16 @@ def _with_account(engine: Engine, tables: set[str], keys: PhoneKeys) -> PhoneKey
 
 
 def _account_rows(session: Session, tables: set[str], keys: PhoneKeys) -> list[SQLModel]:
-    """The number's account, its tokens and the sign-in codes texted to it."""
+    """The number's account, its tokens, the sign-in codes texted to it and the trips it
+    announced as a driver."""
     if AccountRecord.__tablename__ not in tables:
         return []
     ids = list(keys.account_ids)
+    refs = [f"account:{account_id}" for account_id in ids]
     return [
+        *session.exec(
+            select(DriverTripRecord).where(col(DriverTripRecord.driver_ref).in_(refs))
+        ).all(),
         *session.exec(select(AccountRecord).where(col(AccountRecord.id).in_(ids))).all(),
         *session.exec(
             select(AccountTokenRecord).where(col(AccountTokenRecord.account_id).in_(ids))

@@ -88,6 +88,29 @@ class TokenRequestIn(_Body):
     code: Annotated[str, Field(pattern=r"^\d{6}$")]
 
 
+class DriverTripIn(_Body):
+    """A signed-in driver announces a trip: from a stop, towards a later one, leaving soon."""
+
+    from_stop: Slug
+    towards: Slug = Field(description="a later stop of the same direction")
+    leaving_in_minutes: Annotated[int, Field(ge=0, le=60)] = 0
+
+
+class DriverTripOut(_Body):
+    """An announced trip ("Je passe")."""
+
+    id: str
+    line_id: str
+    direction_id: str
+    from_stop: str
+    towards: str
+    driver_ref: str
+    declared_at: datetime
+    leaves_at: datetime
+    passes_until: datetime = Field(description="when it reaches `towards`; past after that")
+    riders_told: int = Field(description="waiting riders texted that a driver is on the way")
+
+
 class TokenOut(_Body):
     """A rider's or driver's bearer token (shown once)."""
 

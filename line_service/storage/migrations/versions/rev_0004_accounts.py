@@ -1,5 +1,6 @@
 """Rider and driver accounts: `account` (the verified number), `account_token` (token hashes),
-`sign_in_challenge` (one-time codes sent by SMS, hashed).
+`sign_in_challenge` (one-time codes sent by SMS, hashed); `driver_trip` (a signed-in driver's
+"Je passe": a trip announced along a line).
 
 The validation and app-request routes were open to anyone; they now need a token of an account
 that proved, by a code texted to it, that it holds its number.
@@ -19,7 +20,7 @@ depends_on: str | None = None
 
 
 def upgrade() -> None:
-    """Create the three tables."""
+    """Create the tables."""
     op.create_table(
         "account",
         sa.Column("id", sa.String(length=32), nullable=False),
@@ -52,10 +53,27 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
     )
     op.create_index("ix_sign_in_challenge_phone_hash", "sign_in_challenge", ["phone_hash"])
+    op.create_table(
+        "driver_trip",
+        sa.Column("id", sa.String(length=32), nullable=False),
+        sa.Column("driver_ref", sa.String(length=160), nullable=False),
+        sa.Column("line_id", sa.String(length=64), nullable=False),
+        sa.Column("direction_id", sa.String(length=64), nullable=False),
+        sa.Column("from_stop", sa.String(length=64), nullable=False),
+        sa.Column("towards", sa.String(length=64), nullable=False),
+        sa.Column("declared_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("leaves_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("passes_until", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("riders_told", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_index("ix_driver_trip_passes_until", "driver_trip", ["passes_until"])
 
 
 def downgrade() -> None:
-    """Drop the three tables."""
+    """Drop the tables."""
+    op.drop_index("ix_driver_trip_passes_until", table_name="driver_trip")
+    op.drop_table("driver_trip")
     op.drop_index("ix_sign_in_challenge_phone_hash", table_name="sign_in_challenge")
     op.drop_table("sign_in_challenge")
     op.drop_index("ix_account_token_account_id", table_name="account_token")
