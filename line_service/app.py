@@ -13,6 +13,7 @@ from line_service.dispatch.intake import StorageTimeout
 from line_service.runtime import BackgroundJob, Runtime, build_runtime, running, utc_now
 from line_service.settings import Settings
 from line_service.sms.routes import sms
+from line_service.web import account_routes, driver_trip_routes
 from line_service.web.dashboard import Operations, install_operations
 from line_service.web.deps import lifespan_state, storage_unavailable
 from line_service.web.http_guard import HttpGuard, validation_failed
@@ -34,6 +35,8 @@ def _web_state(runtime: Runtime, operations: Operations) -> dict[str, object]:
             authority=operations.authority,
             estimates=runtime.estimates,
             public_url=runtime.settings.public_url,
+            sign_in=runtime.sign_in,
+            driver_trips=runtime.driver_trips,
         ),
         **operations.lifespan_state(),
         "sms": runtime.sms,
@@ -81,6 +84,8 @@ def create_app(
     app.add_middleware(HttpGuard, max_body_bytes=built.settings.http_max_body_bytes)
     app.include_router(health)
     app.include_router(api)
+    app.include_router(account_routes.router)
+    app.include_router(driver_trip_routes.router)
     app.include_router(sms)
     app.include_router(feeds)
     app.include_router(standard)
@@ -93,5 +98,6 @@ def create_app(
         gateway=built.gateway,
         writer=built.writer,
         clock=built.clock,
+        accounts=built.sign_in.book if built.sign_in is not None else None,
     )
     return app

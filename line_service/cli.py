@@ -16,6 +16,7 @@ from pydantic import SecretStr
 
 from dispatcher.model import Network
 from dispatcher.request_machine import RequestState
+from line_service.accounts.cli import accounts_app
 from line_service.authority.cli import export_app, report_command, send_rpc_command
 from line_service.broker.cli import mosquitto_config
 from line_service.commissioning.cli import commission_command
@@ -111,6 +112,7 @@ def _is_corridors_file(path: Path) -> bool:
 
 app.command("mosquitto-config")(mosquitto_config)
 app.add_typer(operator_app, name="operator")
+app.add_typer(accounts_app, name="accounts")
 app.add_typer(privacy_app, name="privacy")
 app.add_typer(export_app, name="export")
 app.add_typer(db_app, name="db")

@@ -3,8 +3,11 @@
 Two kinds of simulated riders:
 - at the terminals (stop_devices.sim.simulator.DemoTraffic): press, wait, get picked up by a driver
   who read the sign — drivers validate the code through the HTTP API, as a phone would;
-- in the app (`app_riders` below): ask through the API with a phone number, and a driver with
-  a known number validates — these trips carry the identities the national registry needs.
+- in the app (`app_riders` below): a signed-in rider asks through the API, and a signed-in
+  driver validates.
+Simulated riders and drivers sign in through the real flow (`DemoSignIn`): they ask for a code,
+read it from the console provider's outbox (demo mode texts nobody) and exchange it for a token,
+kept per number.
 How often riders come and drivers stop is the study's model (`carpool-line plan`) for the line's
 corridor in `corridors.yaml` beside the lines file, so the demo's waits look like the real line's.
 Demo phone numbers are made up (+33 6 00 00 xx xx; libphonenumber refuses ARCEP's range for
@@ -23,8 +26,12 @@ import httpx
 import structlog
 
 from dispatcher.model import LineId, Network
+from line_service.accounts.book import AccountRole
+from line_service.accounts.sign_in import SIGN_IN_REF, code_in_text
 from line_service.runtime import BackgroundJob, Runtime
 from line_service.settings import Settings
+from line_service.sms.opt_outs import OptOutSender
+from sms_gateway.console_sender import ConsoleSender
 from stop_devices.mqtt_link import BrokerAddress
 from stop_devices.sim.simulator import DemoTraffic, TrafficSettings
 
@@ -81,6 +88,57 @@ def fictional_phone(number: int) -> str:
     return f"{FICTION_PREFIX}{number % 10_000:04d}"
 
 
+class DemoSignInError(Exception):
+    """A simulated rider or driver could not sign in (logged; the ride is skipped)."""
+
+
+class DemoSignIn:
+    """Simulated phones sign in as real ones do: a code by SMS (read from the console
+    provider's outbox), exchanged for a token; one token per number and role."""
+
+    def __init__(self, client: httpx.AsyncClient, runtime: Runtime) -> None:
+        self._client = client
+        self._outbox = _console_outbox(runtime)
+        self._tokens: dict[tuple[str, AccountRole], str] = {}
+        self._lock = asyncio.Lock()
+
+    async def headers(self, phone: str, role: AccountRole) -> dict[str, str]:
+        """The Authorization header of this number's token (signing in the first time)."""
+        async with self._lock:  # one sign-in at a time: a number is asked for one code
+            token = self._tokens.get((phone, role))
+            if token is None:
+                token = await self._sign_in(phone, role)
+                self._tokens[(phone, role)] = token
+        return {"Authorization": f"Bearer {token}"}
+
+    async def _sign_in(self, phone: str, role: AccountRole) -> str:
+        sent = await self._client.post("/auth/otp", json={"phone": phone, "role": role.value})
+        if sent.status_code != 202 or self._outbox is None:
+            raise DemoSignInError(f"no code: {sent.status_code}")
+        code = next(
+            (
+                code_in_text(message.body)
+                for message in reversed(self._outbox.sent)
+                if message.to == phone and message.ref == SIGN_IN_REF
+            ),
+            None,
+        )
+        answer = await self._client.post("/auth/token", json={"phone": phone, "code": code})
+        if answer.status_code != 200:
+            raise DemoSignInError(f"code refused: {answer.status_code}")
+        token: str = answer.json()["access_token"]
+        return token
+
+
+def _console_outbox(runtime: Runtime) -> ConsoleSender | None:
+    """The console provider the demo reads codes from (None with another provider)."""
+    sender = runtime.sms.sender if runtime.sms is not None else None
+    if isinstance(sender, OptOutSender) and isinstance(sender.provider, ConsoleSender):
+        return sender.provider
+    log.warning("demo.no_console_sms", reason="simulated phones cannot read their codes")
+    return None
+
+
 def demo_jobs(settings: Settings) -> tuple[BackgroundJob, ...]:
     """Background jobs that bring the demo line to life."""
     api = f"http://{settings.http_host}:{settings.http_port}/api/v1"
@@ -88,12 +146,17 @@ def demo_jobs(settings: Settings) -> tuple[BackgroundJob, ...]:
     async def traffic(runtime: Runtime) -> None:
         await runtime.gateway.link.wait_connected()
         async with httpx.AsyncClient(base_url=api, timeout=5) as client:
+            accounts = DemoSignIn(client, runtime)
 
             async def validate_code(line_id: LineId, code: str) -> bool:
                 driver = fictional_phone(5000 + random.randrange(APP_DRIVERS))
+                try:
+                    headers = await accounts.headers(driver, AccountRole.DRIVER)
+                except (DemoSignInError, httpx.HTTPError) as exc:
+                    log.warning("sim.sign_in_failed", error=str(exc)[:200])
+                    return False
                 answer = await client.post(
-                    f"/lines/{line_id}/validations",
-                    json={"code": code, "driver_ref": f"tel:{driver}"},
+                    f"/lines/{line_id}/validations", json={"code": code}, headers=headers
                 )
                 return answer.status_code == 200
 
@@ -122,29 +185,33 @@ def demo_jobs(settings: Settings) -> tuple[BackgroundJob, ...]:
             httpx.AsyncClient(base_url=api, timeout=5) as client,
             asyncio.TaskGroup() as rides,
         ):
+            accounts = DemoSignIn(client, runtime)
             while True:
                 await asyncio.sleep(rng.expovariate(1 / APP_RIDER_EVERY_SECONDS))
                 line, stop = rng.choice(boarding)
                 destination = rng.choice(line.destinations_from(stop.id))
-                rides.create_task(_app_ride(client, rng, line.id, stop.id, destination.id))
+                rides.create_task(
+                    _app_ride(client, accounts, rng, line.id, stop.id, destination.id)
+                )
 
     return (traffic, app_riders)
 
 
 async def _app_ride(
-    client: httpx.AsyncClient, rng: random.Random, line_id: str, stop_id: str, destination_id: str
+    client: httpx.AsyncClient,
+    accounts: DemoSignIn,
+    rng: random.Random,
+    line_id: str,
+    stop_id: str,
+    destination_id: str,
 ) -> None:
     """One app rider: ask, wait for a driver (or give up), and the driver validates the code."""
     phone = fictional_phone(rng.randrange(APP_RIDERS))
     try:
         asked = await client.post(
             "/requests",
-            json={
-                "line_id": line_id,
-                "stop_id": stop_id,
-                "destination_id": destination_id,
-                "phone": phone,
-            },
+            json={"line_id": line_id, "stop_id": stop_id, "destination_id": destination_id},
+            headers=await accounts.headers(phone, AccountRole.RIDER),
         )
         ride = asked.json()
         if asked.status_code != 201 or ride.get("state") != "waiting":
@@ -155,8 +222,9 @@ async def _app_ride(
         driver = fictional_phone(5000 + rng.randrange(APP_DRIVERS))
         done = await client.post(
             f"/lines/{line_id}/validations",
-            json={"code": ride["code"], "driver_ref": f"tel:{driver}"},
+            json={"code": ride["code"]},
+            headers=await accounts.headers(driver, AccountRole.DRIVER),
         )
         log.info("sim.app_pickup" if done.status_code == 200 else "sim.app_missed", stop=stop_id)
-    except httpx.HTTPError as exc:
+    except (DemoSignInError, httpx.HTTPError) as exc:
         log.warning("sim.app_failed", error=str(exc)[:200])

@@ -16,6 +16,9 @@ from dispatcher.events import StorageFailed
 from dispatcher.model import Network
 from dispatcher.request_machine import Cause, RequestState, RideRequest, transition
 from dispatcher.state import DispatcherState
+from line_service.accounts.book import AccountBook
+from line_service.accounts.sign_in import SignIn, SignInRules
+from line_service.authority.trips import phone_in_ref
 from line_service.authority.wiring import AuthorityServices, build_authority
 from line_service.dispatch.device_gateway import DeviceGateway
 from line_service.dispatch.device_limits import DeviceLimiter
@@ -23,6 +26,7 @@ from line_service.dispatch.engine import Clock, Engine, Inbox
 from line_service.dispatch.intake import Intake
 from line_service.dispatch.timers import Timers
 from line_service.dispatch.writer import Writer
+from line_service.driver_trips.announcements import DriverTrips
 from line_service.estimates.estimator import WaitEstimator, load_corridors
 from line_service.network.lines_file import load_network
 from line_service.network.orphans import LostRidersError, lost_place, orphans
@@ -69,6 +73,8 @@ class Runtime:
     estimates: WaitEstimator | None = None  # riders' expected waits (API, SMS, GTFS)
     write_probe: WriteProbe | None = None
     notifier: SmsNotifier | None = None  # texts riders about changes the engine did not make
+    sign_in: SignIn | None = None  # riders' and drivers' accounts: codes by SMS, tokens
+    driver_trips: DriverTrips | None = None  # "Je passe": trips drivers announce
 
     async def ready(self) -> dict[str, bool]:
         """Whether the broker is connected and the database accepts a write now."""
@@ -76,6 +82,17 @@ class Runtime:
             self.write_probe = WriteProbe(self.store)
         database = await self.write_probe.accepts_writes()
         return {"broker": self.gateway.link.connected, "database": database}
+
+
+def sign_in_rules(settings: Settings) -> SignInRules:
+    """The sign-in codes' lifetime, tries and limits, and the tokens' lifetime, from settings."""
+    return SignInRules(
+        code_lifetime=timedelta(seconds=settings.sign_in_code_seconds),
+        max_attempts=settings.sign_in_attempts,
+        resend_window=timedelta(seconds=settings.sign_in_resend_seconds),
+        hourly_limit=settings.sign_in_codes_per_hour,
+        token_lifetime=timedelta(days=settings.account_token_days),
+    )
 
 
 def build_runtime(
@@ -111,7 +128,14 @@ def build_runtime(
     sms_store = SmsStore(store.engine)
     opt_outs = OptOuts(lambda phone: phone_hash(phone, salt))
     sms_sender = OptOutSender(build_sms_sender(settings, sms_store, clock), opt_outs)
-    authority = build_authority(network, store, sms_sender)
+    accounts = AccountBook(store.engine)
+    authority = build_authority(
+        network,
+        store,
+        sms_sender,
+        # An app driver's trip names the account; the registry gets its verified number.
+        driver_phone=lambda ref: phone_in_ref(ref) or accounts.phone_of_ref(ref),
+    )
     notifier = SmsNotifier(network, sms_sender)
     engine = Engine(
         DispatcherState(network=network),
@@ -154,6 +178,15 @@ def build_runtime(
         authority=authority,
         estimates=estimates,
         notifier=notifier,
+        sign_in=SignIn(
+            store.engine,
+            sms_sender,
+            lambda phone: phone_hash(phone, salt),
+            clock,
+            sign_in_rules(settings),
+            accounts,
+        ),
+        driver_trips=DriverTrips(store.engine, sms_sender, lambda: engine.state, clock),
     )
     return runtime
 

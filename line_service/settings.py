@@ -37,6 +37,11 @@ class Settings(BaseSettings):
     sms_rate_limit_count: int = Field(default=10, ge=1)
     sms_rate_limit_window_seconds: float = Field(default=600.0, gt=0)
     phone_retention_days: int = Field(default=30, ge=1)  # clear numbers erased after (RGPD)
+    sign_in_code_seconds: float = Field(default=300.0, gt=0)  # a texted sign-in code lives
+    sign_in_attempts: int = Field(default=5, ge=1)  # wrong codes before it is closed
+    sign_in_resend_seconds: float = Field(default=60.0, ge=0)  # between two codes to a number
+    sign_in_codes_per_hour: int = Field(default=5, ge=1)  # codes to one number an hour
+    account_token_days: float = Field(default=30.0, gt=0)  # a rider's or driver's token lives
     device_rate_per_second: float = Field(default=5.0, gt=0)  # each device's messages, average
     device_burst: int = Field(default=20, ge=1)  # … and at once; beyond: dropped, alerted once
     device_flood_quiet_seconds: float = Field(default=10.0, gt=0)  # no drop this long: calm

@@ -14,6 +14,8 @@ import httpx
 import pytest
 from websockets.sync.client import connect
 
+from line_service.accounts.book import AccountRole
+from tests.support.accounts import account_token
 from tests.support.brokers import Mosquitto
 from tests.support.mqtt_probe import MqttProbe
 from tests.support.service import (
@@ -119,7 +121,7 @@ def test_invalid_bodies_get_422(api: httpx.Client) -> None:
     assert unprintable.status_code == 422
     assert "nothing printable" in unprintable.json()["detail"]
     ride = {"line_id": LINE, "stop_id": "marck-est", "destination_id": "dunkerque-est"}
-    assert api.post("/requests", json={**ride, "phone": "12"}).status_code == 422
+    assert api.post("/requests", json=ride).status_code == 401
 
 
 def test_operator_message_wins_then_blank_then_clear_restores_riders(
@@ -168,14 +170,12 @@ def test_operator_cancel_and_fallback_change_the_request_and_its_history(
     assert [item["id"] for item in listed["items"]] == [second["id"]]
 
 
-def test_viewer_sees_everything_but_phone_numbers(api: httpx.Client) -> None:
-    body = {
-        "line_id": LINE,
-        "stop_id": "marck-est",
-        "destination_id": "dunkerque-est",
-        "phone": "06 12 34 56 78",
-    }
-    created = api.post("/requests", json=body)
+def test_viewer_sees_everything_but_phone_numbers(
+    service: ServiceProcess, api: httpx.Client
+) -> None:
+    body = {"line_id": LINE, "stop_id": "marck-est", "destination_id": "dunkerque-est"}
+    rider = account_token(service.database_url, "+33612345678", AccountRole.RIDER)
+    created = api.post("/requests", json=body, headers=auth(rider))
     assert created.status_code == 201, created.text
     request_id = created.json()["id"]
     as_viewer = api.get(f"/requests/{request_id}", headers=auth(VIEWER)).json()["request"]

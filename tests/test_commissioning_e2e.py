@@ -16,9 +16,11 @@ import httpx
 import pytest
 import yaml
 
+from line_service.accounts.book import AccountRole
 from line_service.network.lines_file import load_network
 from stop_devices.mqtt_link import BrokerAddress
 from stop_devices.sim.devices import VirtualSign, VirtualTerminal
+from tests.support.accounts import account_token, bearer
 from tests.support.brokers import Mosquitto
 from tests.support.service import CARPOOL_LINE, LINE, REPO, ServiceProcess, write_lines_file
 
@@ -137,9 +139,11 @@ async def test_commission_reports_each_device_and_the_stop_serves_no_rider(
             assert (await api.get(f"/lines/{LINE}/stops/{STOP}")).json()["commissioning"] is True
 
             # A rider asking through the API is refused; no sign of the stop lights.
+            rider = account_token(service.database_url, "+33612345678", AccountRole.RIDER)
             ride = await api.post(
                 "/requests",
                 json={"line_id": LINE, "stop_id": STOP, "destination_id": "dunkerque-est"},
+                headers=bearer(rider),
             )
             assert ride.status_code == 201, ride.text
             assert (ride.json()["state"], ride.json()["cause"]) == ("refused", "commissioning")

@@ -21,8 +21,10 @@ import pytest
 import sqlalchemy
 
 from dispatcher.model import Network, StopId
+from line_service.accounts.book import AccountRole
 from line_service.broker.mosquitto_config import DEFAULT_OBSERVER_USER as OBSERVER
 from line_service.network.lines_file import load_network
+from tests.support.accounts import account_tokens, bearer
 from tests.support.faults import (
     SCALE,
     DeviceClient,
@@ -222,7 +224,11 @@ async def test_sigkill_with_hundreds_waiting_restores_every_rider_and_reasserts_
             for terminal in boarding
             for i in range(per_stop - len(rig.destinations(terminal.terminal_id)))
         ]
-        for stop_id, destination, ref in asks:
+        phones = [f"+3361{index:07d}" for index in range(len(asks))]  # one rider each
+        tokens = await asyncio.to_thread(
+            account_tokens, rig.database_url, phones, AccountRole.RIDER
+        )
+        for (stop_id, destination, ref), token in zip(asks, tokens, strict=True):
             answer = await rig.http.post(
                 "/api/v1/requests",
                 json={
@@ -231,6 +237,7 @@ async def test_sigkill_with_hundreds_waiting_restores_every_rider_and_reasserts_
                     "destination_id": destination,
                     "client_ref": f"{stop_id}-{ref}",
                 },
+                headers=bearer(token),
             )
             assert answer.status_code == 201, answer.text
             assert answer.json()["state"] == "waiting"

@@ -12,7 +12,9 @@ from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel
 
+from line_service.accounts.book import AccountRole
 from line_service.web.http_guard import HttpGuard, strict_json_problem, validation_failed
+from tests.support.accounts import account_token, bearer
 from tests.support.brokers import Mosquitto
 from tests.support.service import ServiceProcess, serving
 
@@ -173,7 +175,8 @@ def _through_the_service(service: ServiceProcess) -> None:
             f"{api}/requests", content=raw, headers={"content-type": "application/json"}
         )
         assert answer.status_code == 422, raw
-    echoed = httpx.post(f"{api}/requests", json={"line_id": "x" * 30_000})
+    rider = account_token(service.database_url, "+33612345678", AccountRole.RIDER)
+    echoed = httpx.post(f"{api}/requests", json={"line_id": "x" * 30_000}, headers=bearer(rider))
     assert echoed.status_code == 422
     assert len(echoed.content) < 2000
     page = httpx.get(f"{service.base_url}/")

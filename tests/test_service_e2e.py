@@ -14,8 +14,10 @@ from typing import Any
 import httpx
 import pytest
 
+from line_service.accounts.book import AccountRole
 from stop_devices.mqtt_link import BrokerAddress
 from stop_devices.sim.simulator import VirtualSign
+from tests.support.accounts import account_token, bearer
 from tests.support.brokers import Mosquitto
 from tests.support.mqtt_probe import MqttProbe
 from tests.support.service import LINE, ServiceProcess, write_lines_file
@@ -190,9 +192,11 @@ def test_driver_validation_picks_the_rider_up_and_darkens_signs(
     screen = probe.wait_last(
         f"{PREFIX}/terminals/{TERMINAL}/screen", lambda s: s["state"] == "waiting"
     )
+    driver = bearer(account_token(service.database_url, "+33698765432", AccountRole.DRIVER))
     answer = httpx.post(
         f"{service.base_url}/api/v1/lines/{LINE}/validations",
-        json={"code": screen["code"], "driver_ref": "driver-42"},
+        json={"code": screen["code"]},
+        headers=driver,
     )
     assert answer.status_code == 200, answer.text
     assert answer.json()["state"] == "picked_up"
@@ -200,7 +204,8 @@ def test_driver_validation_picks_the_rider_up_and_darkens_signs(
     probe.wait_last(f"{PREFIX}/terminals/{TERMINAL}/screen", lambda s: s["state"] == "picked_up")
     again = httpx.post(
         f"{service.base_url}/api/v1/lines/{LINE}/validations",
-        json={"code": screen["code"], "driver_ref": "driver-42"},
+        json={"code": screen["code"]},
+        headers=driver,
     )
     assert again.status_code == 404
 

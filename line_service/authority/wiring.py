@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from dispatcher.model import Network
 from line_service.authority.fallback import LineFallbacks, TextSender
-from line_service.authority.trips import TripBook, TripRecorder
+from line_service.authority.trips import TripBook, TripRecorder, phone_in_ref
 from line_service.storage.store import Store
 from sms_gateway.sender import OutgoingSms, SmsSender
 
@@ -37,8 +38,15 @@ class AuthorityServices:
             group.create_task(self.trips.run(), name="trip-recorder")
 
 
-def build_authority(network: Network, store: Store, sms: SmsSender) -> AuthorityServices:
+def build_authority(
+    network: Network,
+    store: Store,
+    sms: SmsSender,
+    driver_phone: Callable[[str], str | None] = phone_in_ref,
+) -> AuthorityServices:
     """The line's fallbacks (texts go through the SMS provider) and the trip recorder; the
-    engine is given both (its fallback dispatcher, and a listener for validated rides)."""
+    engine is given both (its fallback dispatcher, and a listener for validated rides).
+    `driver_phone` finds a driver's number from a trip's driver_ref (the registry's identity)."""
     sender: TextSender = SmsTextSender(sms)
-    return AuthorityServices(LineFallbacks(network, sender), TripRecorder(network, TripBook(store)))
+    trips = TripRecorder(network, TripBook(store), driver_phone)
+    return AuthorityServices(LineFallbacks(network, sender), trips)

@@ -8,10 +8,16 @@ Where a rider's or driver's number can sit in the database:
   SMS, or the number itself (`+33…`, `tel:+33…`) when the app sent it;
 - `trip`: the registry's identity of each occupant (`*_phone_trunc` = the number without its last
   two digits, `*_identity_key` = unsalted SHA-256, `passenger_ref` = `u-` + part of that key);
-- `sms_inbound.phone_hash`: salted hash of the sender. `sms_delivery` holds no number.
+- `sms_inbound.phone_hash`: salted hash of the sender. `sms_delivery` holds no number;
+- `account.phone`: the verified number of a rider's or driver's account (in clear: requests
+  carry it), `account_token` the hashes of its tokens, `sign_in_challenge` the codes texted to
+  it (by salted hash); `ride_request.driver_ref` / `trip.driver_ref` = `account:<id>` for a
+  driver who validated in the app; `driver_trip.driver_ref` the same for trips a driver
+  announced ("Je passe").
 
 Retention: anything older than the retention period that holds a number in clear, or a value
 anyone can recompute from a number (unsalted keys), is erased; salted hashes stay (statistics).
+An account that has not signed in for that long and holds no live token is deleted.
 Erasure of one number: every trace goes, and its salted hashes are replaced by one random
 pseudonym, so statistics still count one distinct person but nothing links back to the number.
 """
@@ -22,7 +28,7 @@ import asyncio
 import secrets
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -33,6 +39,12 @@ from sqlmodel import Session, SQLModel, col, or_, select
 
 from line_service.authority.trips import identity_of, phone_in_ref
 from line_service.settings import Settings
+from line_service.storage.account_tables import (
+    AccountRecord,
+    AccountTokenRecord,
+    SignInChallengeRecord,
+)
+from line_service.storage.driver_trip_table import DriverTripRecord
 from line_service.storage.sms_store import SmsDeliveryRecord, SmsInboundRecord, SmsOptOutRecord
 from line_service.storage.store import (
     PHONE_KEEPING_STATES,
@@ -67,11 +79,18 @@ class PhoneKeys:
     identity_key: str  # the registry's unsalted key (trips)
     identity_ref: str  # trip passenger_ref before retention
     pseudonym_ref: str  # trip passenger_ref after retention
+    account_ids: tuple[str, ...] = ()  # the number's account (found in the database)
 
     @property
     def driver_refs(self) -> tuple[str, ...]:
         """The driver_ref values that designate this number."""
-        return (self.phone, f"tel:{self.phone}", f"sms:{self.hash}", HASHED_DRIVER + self.hash)
+        return (
+            self.phone,
+            f"tel:{self.phone}",
+            f"sms:{self.hash}",
+            HASHED_DRIVER + self.hash,
+            *(f"account:{account_id}" for account_id in self.account_ids),
+        )
 
     @property
     def passenger_refs(self) -> tuple[str, ...]:
@@ -89,6 +108,38 @@ def keys_for(phone: str, salt: str) -> PhoneKeys:
         identity_ref=identity.ref,
         pseudonym_ref=HASHED_PASSENGER + phone_hash(identity.ref, salt),
     )
+
+
+def _with_account(engine: Engine, tables: set[str], keys: PhoneKeys) -> PhoneKeys:
+    """The keys with the id of the number's account, when it has one."""
+    if AccountRecord.__tablename__ not in tables:
+        return keys
+    with Session(engine) as session:
+        found = session.exec(
+            select(AccountRecord.id).where(AccountRecord.phone == keys.phone)
+        ).all()
+    return replace(keys, account_ids=tuple(found))
+
+
+def _account_rows(session: Session, tables: set[str], keys: PhoneKeys) -> list[SQLModel]:
+    """The number's account, its tokens, the sign-in codes texted to it and the trips it
+    announced as a driver."""
+    if AccountRecord.__tablename__ not in tables:
+        return []
+    ids = list(keys.account_ids)
+    refs = [f"account:{account_id}" for account_id in ids]
+    return [
+        *session.exec(
+            select(DriverTripRecord).where(col(DriverTripRecord.driver_ref).in_(refs))
+        ).all(),
+        *session.exec(select(AccountRecord).where(col(AccountRecord.id).in_(ids))).all(),
+        *session.exec(
+            select(AccountTokenRecord).where(col(AccountTokenRecord.account_id).in_(ids))
+        ).all(),
+        *session.exec(
+            select(SignInChallengeRecord).where(SignInChallengeRecord.phone_hash == keys.hash)
+        ).all(),
+    ]
 
 
 def existing_tables(engine: Engine) -> set[str]:
@@ -113,7 +164,17 @@ def export(engine: Engine, keys: PhoneKeys, now: datetime) -> dict[str, Any]:
     """Everything the database holds about one number (the answer to an access request)."""
     tables = existing_tables(engine)
     _require_service_tables(tables)
+    keys = _with_account(engine, tables, keys)
     with Session(engine) as session:
+        account = [
+            {"table": type(record).__tablename__, **_plain(record)}
+            for record in _account_rows(session, tables, keys)
+        ]
+        for item in account:
+            if "token_hash" in item:
+                item["token_hash"] = "(SHA-256 of the token; the token itself is not kept)"
+            if "code_hash" in item:
+                item["code_hash"] = "(hash of the code; the code itself is not kept)"
         rider_ids = set(
             session.exec(
                 select(RideRequestRecord.id).where(RideRequestRecord.phone == keys.phone)
@@ -181,7 +242,10 @@ def export(engine: Engine, keys: PhoneKeys, now: datetime) -> dict[str, Any]:
         "sms_delivery": [],
         "sms_opt_out": opted_out,
         "trips": trips,
+        "account": account,
         "notes": [
+            "account: the rider's or driver's account of this number, its tokens (hashes "
+            "only) and the sign-in codes texted to it in the last hour (hashes only).",
             "sms_inbound lists the texts received from this number (found by its salted hash).",
             f"sms_delivery: statuses of outbound texts are kept by MessageSid only, with no link "
             f"to a number ({_count(engine, tables, SmsDeliveryRecord)} statuses stored in all).",
@@ -220,10 +284,14 @@ def erase(engine: Engine, keys: PhoneKeys, pseudonym: str | None = None) -> Eras
     """Erase every trace of one number; its hashes become one random pseudonym. Idempotent."""
     tables = existing_tables(engine)
     _require_service_tables(tables)
+    keys = _with_account(engine, tables, keys)
     alias = pseudonym or secrets.token_hex(16)
     counts: Counter[str] = Counter()
     open_requests = 0
     with Session(engine) as session:
+        for row in _account_rows(session, tables, keys):
+            session.delete(row)
+            counts[str(type(row).__tablename__)] += 1
         rider_ids: set[str] = set()
         for row in session.exec(
             select(RideRequestRecord).where(RideRequestRecord.phone == keys.phone)
@@ -343,8 +411,35 @@ def erase_expired(engine: Engine, salt: str, cutoff: datetime) -> dict[str, int]
                 if _expire_trip(trip, salt):
                     session.add(trip)
                     counts["trip"] += 1
+        if AccountRecord.__tablename__ in tables:
+            counts.update(_expire_accounts(session, cutoff))
         session.commit()
     return dict(counts)
+
+
+def _expire_accounts(session: Session, cutoff: datetime) -> Counter[str]:
+    """Tokens and codes expired before `cutoff`; accounts unused since, with no token left."""
+    counts: Counter[str] = Counter()
+    for token in session.exec(
+        select(AccountTokenRecord).where(col(AccountTokenRecord.expires_at) < cutoff)
+    ).all():
+        session.delete(token)
+        counts["account_token"] += 1
+    for challenge in session.exec(
+        select(SignInChallengeRecord).where(col(SignInChallengeRecord.expires_at) < cutoff)
+    ).all():
+        session.delete(challenge)
+        counts["sign_in_challenge"] += 1
+    session.flush()
+    holders = select(AccountTokenRecord.account_id)
+    for account in session.exec(
+        select(AccountRecord).where(
+            col(AccountRecord.signed_in_at) < cutoff, col(AccountRecord.id).not_in(holders)
+        )
+    ).all():
+        session.delete(account)
+        counts["account"] += 1
+    return counts
 
 
 def _number_like(column: Any) -> Any:

@@ -13,6 +13,7 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import SecretStr
 
 from dispatcher.model import Network
+from line_service.accounts.book import AccountBook
 from line_service.dispatch.device_gateway import DeviceGateway
 from line_service.dispatch.engine import Engine
 from line_service.dispatch.writer import Writer
@@ -56,6 +57,7 @@ def install_operations(
     gateway: DeviceGateway,
     writer: Writer,
     clock: Callable[[], datetime],
+    accounts: AccountBook | None = None,
 ) -> Operations:
     """Add the operator API, live updates, metrics and the dashboard to the app.
 
@@ -64,7 +66,7 @@ def install_operations(
     """
     hub = LiveHub(network, lambda: engine.state, clock)
     operations = Operations(
-        authority=TokenAuthority(api_tokens, store),
+        authority=TokenAuthority(api_tokens, store, clock, accounts),
         hub=hub,
         metrics=ServiceMetrics(network, engine, gateway, writer, live=hub),
     )

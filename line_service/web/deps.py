@@ -15,9 +15,11 @@ from fastapi.responses import JSONResponse
 
 from dispatcher.model import Line, LineId, Network
 from dispatcher.state import DispatcherState
+from line_service.accounts.sign_in import SignIn
 from line_service.authority.driver_journeys import DriverJourneys
 from line_service.authority.gtfs_feed import GtfsFeed
 from line_service.dispatch.intake import Intake, StorageTimeout
+from line_service.driver_trips.announcements import DriverTrips
 from line_service.estimates.estimator import WaitEstimator
 from line_service.storage.store import Store
 from line_service.web.operator_accounts import TokenAuthority
@@ -44,6 +46,8 @@ def lifespan_state(
     authority: TokenAuthority,
     estimates: WaitEstimator | None = None,
     public_url: str,
+    sign_in: SignIn | None = None,
+    driver_trips: DriverTrips | None = None,
 ) -> dict[str, object]:
     """The lifespan state these dependencies read (the composition root adds its own keys)."""
     if estimates is None:
@@ -59,6 +63,8 @@ def lifespan_state(
         "readiness": readiness,
         "authority": authority,
         "estimates": estimates,
+        "sign_in": sign_in,
+        "driver_trips": driver_trips,
     }
 
 
@@ -102,6 +108,20 @@ def _estimates(request: Request) -> WaitEstimator | None:
     return estimates
 
 
+def _sign_in(request: Request) -> SignIn:
+    sign_in: SignIn | None = getattr(request.state, "sign_in", None)
+    if sign_in is None:
+        raise HTTPException(503, "sign-in is not configured on this service")
+    return sign_in
+
+
+def _driver_trips(request: Request) -> DriverTrips:
+    trips: DriverTrips | None = getattr(request.state, "driver_trips", None)
+    if trips is None:
+        raise HTTPException(503, "announced trips are not configured on this service")
+    return trips
+
+
 def _gtfs_feed(request: Request) -> GtfsFeed:
     feed: GtfsFeed = request.state.gtfs_feed
     return feed
@@ -133,6 +153,10 @@ ReadinessDep = Annotated[ReadinessCheck, Depends(_readiness)]
 AuthorityDep = Annotated[TokenAuthority, Depends(_authority)]
 GtfsFeedDep = Annotated[GtfsFeed, Depends(_gtfs_feed)]
 DriverJourneysDep = Annotated[DriverJourneys, Depends(_driver_journeys)]
+SignInDep = Annotated[SignIn, Depends(_sign_in)]
+"""Riders' and drivers' sign-in: codes by SMS, account tokens."""
+DriverTripsDep = Annotated[DriverTrips, Depends(_driver_trips)]
+"""Trips drivers announce ("Je passe")."""
 EstimatesDep = Annotated[WaitEstimator | None, Depends(_estimates)]
 """Riders' expected waits (None when the service runs without them)."""
 LatestStateDep = Annotated[LatestView, Depends(_latest)]

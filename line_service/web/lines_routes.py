@@ -13,7 +13,7 @@ from dispatcher.events import OperatorMessageCleared, OperatorMessagePosted
 from dispatcher.model import Direction, Line, SignId, SignSpec, Stop
 from dispatcher.state import DispatcherState
 from line_service.dispatch.intake import Rejected, outcome_of
-from line_service.web.auth import Operator, Viewer
+from line_service.web.auth import Operator, SignedIn, Viewer
 from line_service.web.deps import (
     IntakeDep,
     LatestStateDep,
@@ -57,10 +57,16 @@ def _sign(line: Line, sign_id: str) -> tuple[Stop, SignSpec]:
     return found
 
 
-@router.get("/me", responses=AUTH_ERRORS)
-async def whoami(caller: Viewer) -> PrincipalOut:
-    """Who the token belongs to, and its role."""
-    return PrincipalOut(name=caller.name, role=caller.role)
+@router.get("/me", responses=AUTH_ERRORS, response_model_exclude_none=True)
+async def whoami(caller: SignedIn) -> PrincipalOut:
+    """Who the token belongs to, and its role (a rider's or driver's: its account and number)."""
+    account = caller.account
+    return PrincipalOut(
+        name=caller.name,
+        role=caller.role,
+        account_id=account and account.id,
+        phone=account and account.phone,
+    )
 
 
 @router.get("/lines", responses=AUTH_ERRORS)
@@ -77,7 +83,7 @@ async def get_line(
 ) -> LineOut:
     """A line's configuration and live state (the dashboard's whole picture)."""
     line = line_of(network, line_id)
-    return line_out(line, state, now, caller.role.allows(Role.OPERATOR))
+    return line_out(line, state, now, caller.allows(Role.OPERATOR))
 
 
 @router.get("/lines/{line_id}/stops", responses=AUTH_ERRORS | NOT_FOUND)

@@ -166,7 +166,10 @@ async def _principal(websocket: WebSocket, authority: TokenAuthority) -> Princip
             token = str(json.loads(first)["token"])
         except (ValueError, KeyError, TypeError):
             token = None
-    return await authenticate(authority, token)
+    principal = await authenticate(authority, token)
+    if not principal.allows(Role.VIEWER):
+        raise HTTPException(401, "the live line is for staff tokens (viewer and above)")
+    return principal
 
 
 live_router = APIRouter()
@@ -196,5 +199,5 @@ async def live_socket(websocket: WebSocket, line_id: str) -> None:
     await websocket.send_json(
         {"type": "hello", "name": principal.name, "role": principal.role.value}
     )
-    client = LiveClient(line.id, principal.role.allows(Role.OPERATOR))
+    client = LiveClient(line.id, principal.allows(Role.OPERATOR))
     await hub.serve(websocket, client)

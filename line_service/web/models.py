@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from dispatcher.effects import AlertKind, ScreenState
 from dispatcher.model import DeviceKind
 from dispatcher.request_machine import Cause, Channel, RequestState, RideRequest
+from line_service.accounts.book import AccountRole
 from line_service.web.operator_accounts import Role
 
 Slug = Annotated[str, Field(pattern=r"^[a-z0-9-]{1,64}$")]
@@ -20,29 +21,104 @@ class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _refuse_field(data: Any, name: str, why: str) -> Any:
+    """A before-validator's check: `name` in the body is refused, saying why."""
+    if isinstance(data, dict) and name in data:
+        raise ValueError(f"{name} is not accepted: {why}")
+    return data
+
+
+Phone = Annotated[str, Field(max_length=32, pattern=r"^\+?[0-9 .()-]{6,31}$")]
+
+
 class ValidationIn(_Body):
-    """A driver validates a rider's code."""
+    """A driver validates a rider's code; the driver is the token's account."""
 
     code: Annotated[str, Field(pattern=r"^\d{4}$")]
-    driver_ref: Annotated[str, Field(min_length=1, max_length=120)]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_driver_ref(cls, data: Any) -> Any:
+        return _refuse_field(data, "driver_ref", "the driver is the account of the bearer token")
 
 
 class RideRequestIn(_Body):
-    """A ride asked through the API (an app)."""
+    """A ride asked through the API (an app), by a signed-in rider: the request carries the
+    account's verified number (the rider is told by SMS what becomes of it)."""
 
     line_id: Slug
     stop_id: Slug
     destination_id: Slug
     seats: Annotated[int, Field(ge=1, le=4)] = 1
-    client_ref: Annotated[str | None, Field(max_length=64, pattern=r"^[A-Za-z0-9_-]+$")] = None
-    phone: Annotated[
+    client_ref: Annotated[
         str | None,
         Field(
-            max_length=32,
-            pattern=r"^\+?[0-9 .()-]{6,31}$",
-            description="optional: the rider is told by SMS what becomes of the request",
+            max_length=64,
+            pattern=r"^[A-Za-z0-9_-]+$",
+            description="the app's own id of the ask: a repeat answers with the same request "
+            "(scoped to the signed-in account)",
         ),
     ] = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_phone(cls, data: Any) -> Any:
+        return _refuse_field(data, "phone", "the request carries the account's verified number")
+
+
+class CodeRequestIn(_Body):
+    """Ask for a sign-in code by SMS."""
+
+    phone: Phone
+    role: AccountRole
+
+
+class CodeSentOut(_Body):
+    """What the service did with a code request (the same whether or not the number exists,
+    has an account, or wrote STOP)."""
+
+    detail: str
+    expires_in_seconds: int
+
+
+class TokenRequestIn(_Body):
+    """Exchange the texted code for a bearer token."""
+
+    phone: Phone
+    code: Annotated[str, Field(pattern=r"^\d{6}$")]
+
+
+class DriverTripIn(_Body):
+    """A signed-in driver announces a trip: from a stop, towards a later one, leaving soon."""
+
+    from_stop: Slug
+    towards: Slug = Field(description="a later stop of the same direction")
+    leaving_in_minutes: Annotated[int, Field(ge=0, le=60)] = 0
+
+
+class DriverTripOut(_Body):
+    """An announced trip ("Je passe")."""
+
+    id: str
+    line_id: str
+    direction_id: str
+    from_stop: str
+    towards: str
+    driver_ref: str
+    declared_at: datetime
+    leaves_at: datetime
+    passes_until: datetime = Field(description="when it reaches `towards`; past after that")
+    riders_told: int = Field(description="waiting riders texted that a driver is on the way")
+
+
+class TokenOut(_Body):
+    """A rider's or driver's bearer token (shown once)."""
+
+    access_token: str
+    token_type: str = "bearer"
+    role: AccountRole
+    account_id: str
+    expires_at: datetime
 
 
 class RideRequestOut(_Body):
@@ -174,6 +250,9 @@ AUTH_ERRORS: Responses = {
 NOT_FOUND: Responses = {404: {"model": Problem}}
 CONFLICT: Responses = {409: {"model": Problem}}
 UNPROCESSABLE: Responses = {422: {"model": Problem}}
+TOO_MANY: Responses = {
+    429: {"model": Problem, "description": "too many codes for this number; see Retry-After"}
+}
 UNAVAILABLE: Responses = {
     503: {"model": Problem, "description": "the change was not stored in time; see Retry-After"}
 }
@@ -318,4 +397,6 @@ class PrincipalOut(_Body):
     """Who the token belongs to."""
 
     name: str
-    role: Role
+    role: Role | AccountRole
+    account_id: str | None = Field(default=None, description="riders' and drivers' tokens")
+    phone: str | None = Field(default=None, description="the account's verified number")

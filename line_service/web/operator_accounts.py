@@ -1,19 +1,20 @@
 """Adapter: API accounts — roles, token hashes, the operator table, who holds a token.
 
-Tokens come from two places: `CARPOOL_API_TOKENS` (settings, for automation) and the
+Staff tokens come from two places: `CARPOOL_API_TOKENS` (settings, for automation) and the
 `api_operator` table (`carpool-line operator add`; its model is in `storage.operator_table`,
 with the other tables the migrations build). Only SHA-256 hashes are kept in memory and in
 the database; a token is never logged. Roles are ordered: viewer < operator < admin. The web
 guards are in `auth`; this module has no web framework in it, so the service can create its
-tables and start dispatching before the HTTP side is even imported.
+tables and start dispatching before the HTTP side is even imported. Riders' and drivers'
+tokens (roles rider and driver, outside that order) are resolved by `line_service.accounts`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import json
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -21,6 +22,7 @@ from enum import StrEnum
 from pydantic import SecretStr
 from sqlmodel import Session, select
 
+from line_service.accounts.book import AccountBook, AccountRef, AccountRole, hash_token
 from line_service.storage.operator_table import OperatorRecord
 from line_service.storage.store import Store
 
@@ -46,15 +48,17 @@ class Role(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """Who is calling."""
+    """Who is calling: staff (viewer, operator, admin) or a rider's or driver's account."""
 
     name: str
-    role: Role
+    role: Role | AccountRole
+    account: AccountRef | None = None
 
-
-def hash_token(token: str) -> str:
-    """The SHA-256 of a token, hex (tokens are random: no salt or slow hash needed)."""
-    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+    def allows(self, needed: Role | AccountRole) -> bool:
+        """Staff roles include the lower ones; an account's role is only itself."""
+        if isinstance(self.role, Role) and isinstance(needed, Role):
+            return self.role.allows(needed)
+        return self.role is needed
 
 
 def new_token() -> str:
@@ -100,14 +104,34 @@ def parse_api_tokens(raw: str) -> dict[str, Principal]:
 
 
 class TokenAuthority:
-    """Resolves bearer tokens to principals: settings first, then the operator table."""
+    """Resolves bearer tokens to principals: settings first, then the operator table, then
+    (for the routes riders and drivers may call) the account tokens."""
 
-    def __init__(self, configured: SecretStr, store: Store) -> None:
+    def __init__(
+        self,
+        configured: SecretStr,
+        store: Store,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        accounts: AccountBook | None = None,
+    ) -> None:
         self._configured = parse_api_tokens(configured.get_secret_value())
         self._store = store
+        self._accounts = accounts or AccountBook(store.engine)
+        self._clock = clock
+
+    def resolve_any(self, token: str) -> Principal | None:
+        """Staff or account holding `token`, or None (blocking: reads the database)."""
+        staff = self.resolve(token)
+        if staff is not None:
+            return staff
+        found = self._accounts.resolve(hash_token(token), self._clock())
+        if found is None:
+            return None
+        account, role = found
+        return Principal(account.ref, role, account)
 
     def resolve(self, token: str) -> Principal | None:
-        """The principal holding `token`, or None (blocking: may read the database)."""
+        """The staff principal holding `token`, or None (blocking: may read the database)."""
         digest = hash_token(token)
         for known, principal in self._configured.items():
             if hmac.compare_digest(known, digest):

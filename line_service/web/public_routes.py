@@ -14,6 +14,7 @@ from dispatcher.model import Line, StopId
 from dispatcher.request_machine import Channel, Source
 from line_service.dispatch.intake import Rejected, new_request_ids
 from line_service.estimates.estimator import WaitEstimator
+from line_service.web.auth import DriverOrOperator, Rider, acting_driver
 from line_service.web.deps import (
     EstimatesDep,
     IntakeDep,
@@ -22,9 +23,9 @@ from line_service.web.deps import (
     ReadinessDep,
     StateDep,
     line_of,
-    phone_e164,
 )
 from line_service.web.models import (
+    AUTH_ERRORS,
     CONFLICT,
     NOT_FOUND,
     UNAVAILABLE,
@@ -59,14 +60,19 @@ async def readyz(ready: ReadinessDep, response: Response) -> Readiness:
 
 @api.post(
     "/lines/{line_id}/validations",
-    responses=NOT_FOUND | CONFLICT | UNAVAILABLE,
+    responses=AUTH_ERRORS | NOT_FOUND | CONFLICT | UNAVAILABLE,
 )
 async def validate_code(
-    line_id: str, body: ValidationIn, network: NetworkDep, intake: IntakeDep
+    line_id: str,
+    body: ValidationIn,
+    network: NetworkDep,
+    intake: IntakeDep,
+    caller: DriverOrOperator,
 ) -> RideRequestOut:
-    """A driver sends the rider's code: the rider is on board."""
+    """A signed-in driver sends the rider's code: the rider is on board (an operator may
+    validate on a driver's behalf; the trip then names the operator)."""
     line = line_of(network, line_id)
-    outcome = await intake.validate(line.id, body.code, body.driver_ref)
+    outcome = await intake.validate(line.id, body.code, acting_driver(caller))
     if isinstance(outcome, Rejected):
         if outcome.reason is RejectionReason.UNKNOWN_CODE:
             raise HTTPException(404, f"no waiting rider holds code {body.code} on {line_id}")
@@ -77,24 +83,26 @@ async def validate_code(
 @api.post(
     "/requests",
     status_code=status.HTTP_201_CREATED,
-    responses=NOT_FOUND | UNPROCESSABLE | UNAVAILABLE,
+    responses=AUTH_ERRORS | NOT_FOUND | UNPROCESSABLE | UNAVAILABLE,
 )
 async def create_request(
-    body: RideRequestIn, network: NetworkDep, intake: IntakeDep
+    body: RideRequestIn, network: NetworkDep, intake: IntakeDep, caller: Rider
 ) -> RideRequestOut:
-    """Ask for a ride from an app; the answer says WAITING (with the code) or REFUSED and why."""
+    """A signed-in rider asks for a ride from an app; the answer says WAITING (with the code)
+    or REFUSED and why. The request carries the account's verified number."""
     line = line_of(network, body.line_id)
     if line.stop(StopId(body.stop_id)) is None:
         raise HTTPException(404, f"unknown stop {body.stop_id!r} on {body.line_id}")
-    phone = phone_e164(body.phone) if body.phone else None
+    assert caller.account is not None  # the Rider guard admits accounts only
     request_id, _code = new_request_ids()
     outcome = await intake.request_ride(
         line_id=line.id,
         stop_id=StopId(body.stop_id),
         destination_id=StopId(body.destination_id),
         seats=body.seats,
-        source=Source(Channel.API, body.client_ref or request_id),
-        phone=phone,
+        # Scoped to the account: another account's client_ref never names this request.
+        source=Source(Channel.API, f"{caller.account.ref}:{body.client_ref or request_id}"),
+        phone=caller.account.phone,
         request_id=request_id,
     )
     if isinstance(outcome, Rejected):

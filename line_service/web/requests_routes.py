@@ -108,7 +108,7 @@ async def list_requests(
     if since is not None and since.tzinfo is None:
         raise HTTPException(422, "since: give a timezone (e.g. 2026-11-23T06:00:00Z)")
     found = await find_requests(store, live, line_id, state, stop_id, since, limit)
-    with_phone = caller.role.allows(Role.OPERATOR)
+    with_phone = caller.allows(Role.OPERATOR)
     items = [request_out(request, with_phone) for request in found]
     return RequestListOut(items=items, count=len(items))
 
@@ -126,7 +126,7 @@ async def list_trips(
     line_of(network, line_id)
     found = await find_requests(store, live, line_id, RequestState.PICKED_UP, limit=limit)
     found.sort(key=lambda r: r.updated_at, reverse=True)
-    with_phone = caller.role.allows(Role.OPERATOR)
+    with_phone = caller.allows(Role.OPERATOR)
     items = [request_out(request, with_phone) for request in found]
     return RequestListOut(items=items, count=len(items))
 
@@ -149,7 +149,7 @@ async def get_request(
     request = await _request(store, live, request_id)
     history = await asyncio.to_thread(store.history, request_id)
     return RideRequestDetail(
-        request=request_out(request, caller.role.allows(Role.OPERATOR)),
+        request=request_out(request, caller.allows(Role.OPERATOR)),
         history=[
             TransitionOut(
                 at=row.at,

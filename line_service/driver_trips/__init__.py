@@ -1,0 +1,1 @@
+"""Je passe: drivers announce a trip along a line; riders it will pass are told by SMS."""
