@@ -48,6 +48,10 @@ RATE_LIMITED = "Trop de messages de ce numéro. Merci de réessayer dans quelque
 BAD_NUMBER = "Numéro d'expéditeur non reconnu: le service SMS ne peut pas vous répondre."
 UNAVAILABLE = "Service momentanément indisponible. Merci de réessayer dans une minute."
 STOP_FULL = "Trop de passagers attendent à cet arret. Réessayez dans quelques minutes."
+REMOTE_FULL = (
+    "Trop de demandes à distance pour cet arret. Si vous y etes, appuyez sur la borne de "
+    "l'arret; sinon réessayez dans quelques minutes."
+)
 NO_FREE_CODE = "Service saturé. Réessayez dans une minute."
 COMMISSIONING = "Arret en cours de mise en service, pas encore ouvert. Aucun panneau allumé."
 
@@ -184,6 +188,8 @@ def _refusal(line: Line | None, request: RideRequest) -> str:
             return "Cette destination n'est pas desservie depuis cet arret. " + EXAMPLE
         case Cause.STOP_FULL:
             return STOP_FULL
+        case Cause.REMOTE_FULL:
+            return REMOTE_FULL
         case Cause.NO_FREE_CODE:
             return NO_FREE_CODE
         case Cause.ALREADY_WAITING:
