@@ -33,7 +33,7 @@ from collections.abc import Iterable
 from dataclasses import replace
 from datetime import datetime, timedelta
 
-from dispatcher import displays
+from dispatcher import displays, line_alarms
 from dispatcher.device_reports import (
     device_flood,
     device_status,
@@ -52,6 +52,7 @@ from dispatcher.effects import (
 )
 from dispatcher.events import (
     Actor,
+    CodeGuessingReported,
     CodeValidated,
     DeadlineReached,
     DeviceFloodReported,
@@ -115,6 +116,8 @@ def step(state: DispatcherState, event: Event, now: datetime) -> Step:
             return device_status(state, event, now)
         case DeviceFloodReported():
             return device_flood(state, event, now)
+        case CodeGuessingReported():
+            return line_alarms.code_guessing(state, event, now)
         case OperatorMessagePosted():
             return displays.post_operator_message(state, event, now)
         case OperatorMessageCleared():

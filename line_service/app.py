@@ -37,6 +37,8 @@ def _web_state(runtime: Runtime, operations: Operations) -> dict[str, object]:
         ),
         **operations.lifespan_state(),
         "sms": runtime.sms,
+        "abuse": runtime.abuse,
+        "trusted_proxies": runtime.settings.proxies,
     }
 
 

@@ -16,6 +16,7 @@ from dispatcher.events import StorageFailed
 from dispatcher.model import Network
 from dispatcher.request_machine import Cause, RequestState, RideRequest, transition
 from dispatcher.state import DispatcherState
+from line_service.abuse.gate import AbuseGate
 from line_service.authority.wiring import AuthorityServices, build_authority
 from line_service.dispatch.device_gateway import DeviceGateway
 from line_service.dispatch.device_limits import DeviceLimiter
@@ -69,6 +70,7 @@ class Runtime:
     estimates: WaitEstimator | None = None  # riders' expected waits (API, SMS, GTFS)
     write_probe: WriteProbe | None = None
     notifier: SmsNotifier | None = None  # texts riders about changes the engine did not make
+    abuse: AbuseGate | None = None  # wrong-code budgets and request rates (SMS, HTTP)
 
     async def ready(self) -> dict[str, bool]:
         """Whether the broker is connected and the database accepts a write now."""
@@ -125,6 +127,13 @@ def build_runtime(
         listeners=[authority.trips],
     )
     intake = Intake(engine)
+    abuse = AbuseGate(
+        settings.guess_limits,
+        settings.request_rates,
+        clock,
+        inbox.submit_nowait,
+        lambda phone: phone_hash(phone, salt),
+    )
     corridors_file = settings.lines_file.parent / "corridors.yaml"
     estimates = WaitEstimator(
         network, store.finished_waits, clock, lambda: load_corridors(corridors_file)
@@ -138,6 +147,7 @@ def build_runtime(
         sms_sender,
         clock,
         opt_outs,
+        abuse,
         estimates=estimates,
     )
     runtime = Runtime(
@@ -154,6 +164,7 @@ def build_runtime(
         authority=authority,
         estimates=estimates,
         notifier=notifier,
+        abuse=abuse,
     )
     return runtime
 

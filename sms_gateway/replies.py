@@ -56,6 +56,25 @@ NO_FREE_CODE = "Service saturé. Réessayez dans une minute."
 COMMISSIONING = "Arret en cours de mise en service, pas encore ouvert. Aucun panneau allumé."
 
 
+def wait_words(seconds: float) -> str:
+    """A wait in short French: whole minutes (rounded up) below two hours, else hours."""
+    minutes = max(1, -(-int(seconds) // 60))
+    return f"{minutes} min" if minutes < 120 else f"{-(-minutes // 60)} h"
+
+
+def codes_locked(retry_after_seconds: float) -> str:
+    """Too many wrong drivers' codes (this number's, or the line's): no code checked for now."""
+    return (
+        f"Trop de codes erronés, réessayez dans {wait_words(retry_after_seconds)}. "
+        "Le passager peut envoyer PARTI en montant."
+    )
+
+
+def requests_limited(retry_after_seconds: float) -> str:
+    """Too many ride requests from this number."""
+    return f"Trop de demandes de ce numéro, réessayez dans {wait_words(retry_after_seconds)}."
+
+
 def unknown_stop(written: str) -> str:
     """The first word is no stop code: say where the code is written."""
     code = to_gsm7(written[:6])

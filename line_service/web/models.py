@@ -177,6 +177,9 @@ UNPROCESSABLE: Responses = {422: {"model": Problem}}
 UNAVAILABLE: Responses = {
     503: {"model": Problem, "description": "the change was not stored in time; see Retry-After"}
 }
+TOO_MANY: Responses = {
+    429: {"model": Problem, "description": "past a wrong-code or request budget; see Retry-After"}
+}
 
 
 class Readiness(_Body):
@@ -239,6 +242,7 @@ class AlertKindOut(StrEnum):
     DEVICE_OFFLINE = AlertKind.DEVICE_OFFLINE.value
     SIGN_MISMATCH = AlertKind.SIGN_MISMATCH.value
     DEVICE_FLOODING = AlertKind.DEVICE_FLOODING.value
+    CODE_GUESSING = AlertKind.CODE_GUESSING.value
     GUARANTEE_NEAR = "guarantee_near"
 
 

@@ -14,6 +14,7 @@ from dispatcher.model import Line, StopId
 from dispatcher.request_machine import Channel, Source
 from line_service.dispatch.intake import Rejected, new_request_ids
 from line_service.estimates.estimator import WaitEstimator
+from line_service.web.abuse_guard import CallerDep
 from line_service.web.deps import (
     EstimatesDep,
     IntakeDep,
@@ -27,6 +28,7 @@ from line_service.web.deps import (
 from line_service.web.models import (
     CONFLICT,
     NOT_FOUND,
+    TOO_MANY,
     UNAVAILABLE,
     UNPROCESSABLE,
     LiveLineOut,
@@ -59,14 +61,16 @@ async def readyz(ready: ReadinessDep, response: Response) -> Readiness:
 
 @api.post(
     "/lines/{line_id}/validations",
-    responses=NOT_FOUND | CONFLICT | UNAVAILABLE,
+    responses=NOT_FOUND | CONFLICT | UNAVAILABLE | TOO_MANY,
 )
 async def validate_code(
-    line_id: str, body: ValidationIn, network: NetworkDep, intake: IntakeDep
+    line_id: str, body: ValidationIn, network: NetworkDep, intake: IntakeDep, caller: CallerDep
 ) -> RideRequestOut:
-    """A driver sends the rider's code: the rider is on board."""
+    """A driver sends the rider's code: the rider is on board (429 past the wrong-code budgets)."""
     line = line_of(network, line_id)
-    outcome = await intake.validate(line.id, body.code, body.driver_ref)
+    outcome = await caller.validate(
+        intake, line.id, body.code, body.driver_ref, identity=caller.identity
+    )
     if isinstance(outcome, Rejected):
         if outcome.reason is RejectionReason.UNKNOWN_CODE:
             raise HTTPException(404, f"no waiting rider holds code {body.code} on {line_id}")
@@ -77,16 +81,18 @@ async def validate_code(
 @api.post(
     "/requests",
     status_code=status.HTTP_201_CREATED,
-    responses=NOT_FOUND | UNPROCESSABLE | UNAVAILABLE,
+    responses=NOT_FOUND | UNPROCESSABLE | UNAVAILABLE | TOO_MANY,
 )
 async def create_request(
-    body: RideRequestIn, network: NetworkDep, intake: IntakeDep
+    body: RideRequestIn, network: NetworkDep, intake: IntakeDep, caller: CallerDep
 ) -> RideRequestOut:
-    """Ask for a ride from an app; the answer says WAITING (with the code) or REFUSED and why."""
+    """Ask for a ride from an app; the answer says WAITING (with the code) or REFUSED and why
+    (429 past the requests allowed per phone and per address)."""
     line = line_of(network, body.line_id)
     if line.stop(StopId(body.stop_id)) is None:
         raise HTTPException(404, f"unknown stop {body.stop_id!r} on {body.line_id}")
     phone = phone_e164(body.phone) if body.phone else None
+    caller.admit_request(phone)
     request_id, _code = new_request_ids()
     outcome = await intake.request_ride(
         line_id=line.id,
