@@ -216,6 +216,9 @@ async def _serve(settings: Settings, network: Network, demo: bool, end_orphans: 
                 log_config=None,
                 access_log=False,
                 lifespan="on",
+                # uvicorn would believe X-Forwarded-For from 127.0.0.1: CARPOOL_TRUSTED_PROXIES
+                # decides alone (line_service/web/abuse_guard.py).
+                proxy_headers=False,
             )
             server = uvicorn.Server(config)
             stopping.add_done_callback(lambda _: setattr(server, "should_exit", True))

@@ -3,79 +3,32 @@
 from __future__ import annotations
 
 import asyncio
-import re
 import shutil
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import httpx
 import pytest
-import uvicorn
 from pydantic import SecretStr
 from sqlmodel import Session, select
 
 from dispatcher.events import Actor, DeadlineReached, RideCancelled
 from dispatcher.request_machine import RequestState
-from line_service.app import create_app
 from line_service.estimates.estimator import WaitEstimator, load_corridors
 from line_service.estimates.wait_estimate import whole_minutes
 from line_service.runtime import Runtime, build_runtime, running
 from line_service.settings import Settings
-from line_service.sms.opt_outs import OptOutSender
 from line_service.storage.sms_store import SmsInboundRecord, SmsOptOutRecord
 from line_service.storage.store import PhoneHashRecord, RideRequestRecord
 from sms_gateway import replies
-from sms_gateway.console_sender import ConsoleSender
-from tests.support.brokers import Mosquitto, free_port
+from tests.support.brokers import Mosquitto
 from tests.support.service import REPO, write_lines_file
+from tests.support.sms_webhook import PUBLIC_URL, Sms, console, new_sid, served
 from tests.support.twilio_standin import AUTH_TOKEN, sign
 from tests.support.waiting import wait_until
 
-PUBLIC_URL = "https://carpool.example"
 RIDER = "+33612345678"
 DRIVER = "+33698765432"
-
-
-def new_sid() -> str:
-    return "SM" + uuid.uuid4().hex
-
-
-class Sms:
-    """Posts Twilio-shaped, Twilio-signed webhooks to the app."""
-
-    def __init__(self, client: httpx.AsyncClient) -> None:
-        self.client = client
-
-    async def post(
-        self,
-        body: str,
-        sender: str = RIDER,
-        sid: str | None = None,
-        signature: str | None = "compute",
-        path: str = "/sms/twilio",
-    ) -> httpx.Response:
-        params = {
-            "MessageSid": sid or new_sid(),
-            "AccountSid": "AC" + "0" * 32,
-            "From": sender,
-            "To": "+33700000001",
-            "Body": body,
-            "NumMedia": "0",
-        }
-        headers = {}
-        if signature == "compute":
-            headers["X-Twilio-Signature"] = sign(PUBLIC_URL + path, params)
-        elif signature is not None:
-            headers["X-Twilio-Signature"] = signature
-        return await self.client.post(path, data=params, headers=headers)
-
-    async def reply(self, body: str, sender: str = RIDER, sid: str | None = None) -> str:
-        response = await self.post(body, sender, sid)
-        assert response.status_code == 200, response.text
-        assert response.headers["content-type"].startswith("application/xml")
-        found = re.search(r"<Message>(.*)</Message>", response.text, re.S)
-        return found.group(1).replace("&gt;", ">").replace("&amp;", "&") if found else ""
 
 
 @pytest.fixture
@@ -96,30 +49,8 @@ def runtime(mosquitto: Mosquitto, database_url: str, tmp_path: Path) -> Runtime:
 @pytest.fixture
 async def sms(runtime: Runtime) -> AsyncIterator[Sms]:
     """The app served by uvicorn on a free port (lifespan included), and a client for it."""
-    port = free_port()
-    config = uvicorn.Config(
-        create_app(runtime.settings, runtime=runtime),
-        host="127.0.0.1",
-        port=port,
-        log_config=None,
-        access_log=False,
-        lifespan="on",
-    )
-    server = uvicorn.Server(config)
-    serving = asyncio.create_task(server.serve())
-    await asyncio.to_thread(wait_until, lambda: server.started, 20, "uvicorn serving")
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+    async with served(runtime) as client:
         yield Sms(client)
-    server.should_exit = True
-    await serving
-
-
-def console(runtime: Runtime) -> ConsoleSender:
-    assert runtime.sms is not None
-    sender = runtime.sms.sender
-    assert isinstance(sender, OptOutSender)
-    assert isinstance(sender.provider, ConsoleSender)
-    return sender.provider
 
 
 def inbound_rows(runtime: Runtime) -> list[SmsInboundRecord]:
