@@ -95,5 +95,6 @@ def create_app(
         gateway=built.gateway,
         writer=built.writer,
         clock=built.clock,
+        abuse=built.abuse,
     )
     return app

@@ -136,6 +136,9 @@ async def test_one_address_past_its_budget_gets_429_with_retry_after(
         headers={"X-Forwarded-For": "198.51.100.7"},
     )
     assert response.status_code == 429
+    metrics = (await client.get("/metrics")).text
+    assert "carpool_wrong_codes_total 5.0" in metrics
+    assert "carpool_codes_refused_total 3.0" in metrics
 
 
 async def test_during_a_line_alarm_who_failed_is_refused_and_a_fresh_driver_validates(
