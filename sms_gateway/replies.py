@@ -89,6 +89,15 @@ def code_unknown(code: str) -> str:
     return f"Code {to_gsm7(code[:6])} inconnu ou déjà utilisé. Vérifiez le code du passager."
 
 
+def code_unknown_or_suspended(code: str) -> str:
+    """A driver's code held on no line still checking codes (others are past their budget):
+    the same answer whether it is held on one of those or nowhere."""
+    return (
+        f"Code {to_gsm7(code[:6])} inconnu, ou validation suspendue sur sa ligne (trop de "
+        "codes erronés). Le passager peut envoyer PARTI en montant."
+    )
+
+
 def no_ride_from(network: Network, line_id: LineId, stop_id: StopId) -> str:
     """The stop is the end of its direction."""
     stop = _stop(network, line_id, stop_id)

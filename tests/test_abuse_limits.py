@@ -137,7 +137,12 @@ def test_the_client_address_believes_forwarded_for_only_from_a_trusted_proxy(
 
 @pytest.mark.parametrize("seconds", [1, 59, 600, 7199, 7200, 86_400])
 def test_refusal_texts_are_one_gsm7_segment(seconds: int) -> None:
-    for text in (replies.codes_locked(seconds), replies.requests_limited(seconds)):
+    texts = (
+        replies.codes_locked(seconds),
+        replies.requests_limited(seconds),
+        replies.code_unknown_or_suspended("123456"),
+    )
+    for text in texts:
         assert is_gsm7(text), text
         assert segments(text) == 1, text
     assert replies.wait_words(59) == "1 min"

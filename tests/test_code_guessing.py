@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from dispatcher.effects import AlertKind
-from dispatcher.model import LineId
+from dispatcher.model import LineId, StopId
 from dispatcher.request_machine import RequestState, RideRequest
 from line_service.runtime import Runtime
 from sms_gateway import replies
@@ -20,6 +20,7 @@ from tests.support.brokers import Mosquitto
 from tests.support.service import LINE
 from tests.support.sms_webhook import RIDER, Sms, console, served, webhook_runtime
 from tests.support.waiting import wait_until
+from tests.test_sms_two_lines import LINE_B, RIDER_B, two_lines_file
 
 DRIVER = "+33698765432"
 VALIDATIONS = f"/api/v1/lines/{LINE}/validations"
@@ -175,3 +176,37 @@ async def test_during_a_line_alarm_who_failed_is_refused_and_a_fresh_driver_vali
     assert runtime.engine.state.requests[rider.id].state is RequestState.PICKED_UP
     assert runtime.abuse is not None
     assert LineId(LINE) in runtime.abuse.guesses.alarmed
+
+
+async def test_a_code_by_sms_is_looked_up_only_on_lines_still_checking_codes(
+    make_runtime: RuntimeFactory, tmp_path: Path
+) -> None:
+    runtime = make_runtime(trusted_proxies="127.0.0.1", lines_file=two_lines_file(tmp_path))
+    async with served(runtime) as client:
+        sms = Sms(client)
+        rider_a = await waiting_rider(sms, runtime)
+        line_b = runtime.network.line(LINE_B)
+        assert line_b is not None
+        marck_b = line_b.stop(StopId("b-marck-est"))
+        assert marck_b is not None
+        assert "Donnez le code" in await sms.reply(f"{marck_b.code} dunkerque", sender=RIDER_B)
+        [rider_b] = [r for r in runtime.engine.state.waiting() if r.line_id == LINE_B]
+        held = {rider_a.code, rider_b.code}
+        guesses = [code for code in wrong_codes(None) if code not in held]
+        for n in range(20):  # line A's budget, from twenty addresses over HTTP
+            response = await client.post(
+                VALIDATIONS,
+                json={"code": guesses[n], "driver_ref": "d"},
+                headers={"X-Forwarded-For": f"198.51.100.{n}"},
+            )
+            assert response.status_code == 404
+
+        # Rider A's code by SMS: line A checks no code; the answer is the one a wrong code gets.
+        answer = await sms.reply(rider_a.code or "", sender="+33633333333")
+        assert answer == replies.code_unknown_or_suspended(rider_a.code or "")
+        wrong = await sms.reply(guesses[30], sender="+33644444444")
+        assert wrong == replies.code_unknown_or_suspended(guesses[30])
+        assert runtime.engine.state.requests[rider_a.id].state is RequestState.WAITING
+        # Line B still checks codes: rider B's driver validates by SMS.
+        assert await sms.reply(rider_b.code or "", sender="+33655555555") == replies.CODE_VALIDATED
+        assert runtime.engine.state.requests[rider_b.id].state is RequestState.PICKED_UP

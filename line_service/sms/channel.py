@@ -300,6 +300,8 @@ class SmsChannel:
         ]
         if not holders:
             self.abuse.guess_was_wrong(ticket)
+            if len(ticket.lines) < len(self.network.lines):
+                return replies.code_unknown_or_suspended(code)
             return replies.code_unknown(code)
         if len(holders) > 1:
             # Only requests restored from before codes were unique over the network: never

@@ -29,18 +29,19 @@ RIDER = "+33612345678"
 
 
 def webhook_runtime(broker_url: str, directory: Path, **overrides: Any) -> Runtime:
-    """A runtime on SQLite under `directory`, SMS webhooks signed for `PUBLIC_URL`."""
-    settings = Settings(
-        lines_file=write_lines_file(directory),
-        database_url=f"sqlite:///{directory}/carpool.sqlite3",
-        mqtt_url=broker_url,
-        mqtt_client_id=f"webhook-test-{uuid.uuid4().hex[:8]}",
-        twilio_auth_token=SecretStr(AUTH_TOKEN),
-        public_url=PUBLIC_URL,
-        phone_hash_salt=SecretStr("pepper"),
-        **overrides,
-    )
-    return build_runtime(settings)
+    """A runtime on SQLite under `directory`, SMS webhooks signed for `PUBLIC_URL`; `overrides`
+    are settings (`lines_file` too)."""
+    values: dict[str, Any] = {
+        "database_url": f"sqlite:///{directory}/carpool.sqlite3",
+        "mqtt_url": broker_url,
+        "mqtt_client_id": f"webhook-test-{uuid.uuid4().hex[:8]}",
+        "twilio_auth_token": SecretStr(AUTH_TOKEN),
+        "public_url": PUBLIC_URL,
+        "phone_hash_salt": SecretStr("pepper"),
+    }
+    if "lines_file" not in overrides:
+        values["lines_file"] = write_lines_file(directory)
+    return build_runtime(Settings(**{**values, **overrides}))
 
 
 @contextlib.asynccontextmanager
