@@ -7,8 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from dispatcher.events import CodeGuessingReported, Event
 from dispatcher.model import LineId
 from line_service.abuse.code_guesses import CodeGuesses, GuessLimits, Locked, Ticket
+from line_service.abuse.gate import AbuseGate
 from line_service.abuse.request_rates import RequestLimiter, RequestRates
 from line_service.web.abuse_guard import client_address
 from sms_gateway import replies
@@ -148,3 +150,42 @@ def test_refusal_texts_are_one_gsm7_segment(seconds: int) -> None:
     assert replies.wait_words(59) == "1 min"
     assert replies.wait_words(7200) == "2 h"
     assert replies.wait_words(86_400) == "24 h"
+
+
+class Clock:
+    """A clock moved by hand."""
+
+    def __init__(self) -> None:
+        self.now = AT
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+async def test_the_gate_tells_the_core_when_an_alarm_opens_and_when_its_sweep_closes_it() -> None:
+    clock = Clock()
+    told: list[Event] = []
+    gate = AbuseGate(LIMITS, RequestRates(), clock, told.append, lambda phone: f"h({phone})")
+    for n in range(5):
+        ticket = gate.begin_guess(f"addr:10.0.0.{n}", (LINE,))
+        assert isinstance(ticket, Ticket)
+        gate.guess_was_wrong(ticket)
+    sources = tuple(f"addr:10.0.0.{n}" for n in range(5))
+    assert told == [CodeGuessingReported(LINE, True, 5, sources)]
+    gate.sweep()  # nothing aged out yet: no second report
+    assert len(told) == 1
+    clock.now += timedelta(hours=1)
+    gate.sweep()
+    assert told[-1] == CodeGuessingReported(LINE, False)
+    assert (gate.wrong_codes, gate.refused_guesses) == (5, 0)
+
+
+def test_a_refusal_is_told_once_until_its_wait_is_over() -> None:
+    clock = Clock()
+    gate = AbuseGate(LIMITS, RequestRates(), clock, lambda _event: None, lambda phone: phone)
+    assert gate.phone_identity("+33612345678") == "phone:+33612345678"
+    assert gate.first_refusal("phone:a", "code", timedelta(minutes=5))
+    assert not gate.first_refusal("phone:a", "code", timedelta(minutes=5))
+    assert gate.first_refusal("phone:a", "request", timedelta(minutes=5))  # another kind
+    clock.now += timedelta(minutes=5)
+    assert gate.first_refusal("phone:a", "code", timedelta(minutes=5))

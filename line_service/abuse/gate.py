@@ -20,11 +20,11 @@ from dispatcher.events import CodeGuessingReported, Event
 from dispatcher.model import LineId
 from line_service.abuse.code_guesses import CodeGuesses, GuessLimits, Locked, Ticket
 from line_service.abuse.request_rates import RequestLimiter, RequestRates
-from line_service.abuse.windows import SlidingWindow
 
 log = structlog.get_logger(__name__)
 
 SWEEP_EVERY = timedelta(minutes=1)
+MAX_TOLD = 100_000
 
 
 class AbuseGate:
@@ -46,7 +46,7 @@ class AbuseGate:
         self._hash = phone_hasher
         self._sweep_every = sweep_every
         self._sweep: asyncio.TimerHandle | None = None
-        self._told: SlidingWindow[str] = SlidingWindow(max(limits.window, rates.window))
+        self._told_until: dict[str, datetime] = {}
         self.wrong_codes = 0
         self.refused_guesses = 0
         self.refused_requests = 0
@@ -97,10 +97,14 @@ class AbuseGate:
         says so, then silence until the wait is over)."""
         now = self._clock()
         key = f"{kind}:{identity}"
-        told = self._told.events(key, now)
-        if told and now < datetime.fromisoformat(told[-1][1]):
+        until = self._told_until.get(key)
+        if until is not None and now < until:
             return False
-        self._told.add(key, now, (now + retry_after).isoformat())
+        if len(self._told_until) >= MAX_TOLD:
+            self._told_until = {k: t for k, t in self._told_until.items() if now < t}
+            if len(self._told_until) >= MAX_TOLD:  # all still silent: forget the oldest half
+                self._told_until = dict(list(self._told_until.items())[MAX_TOLD // 2 :])
+        self._told_until[key] = now + retry_after
         return True
 
     def _settle(self) -> None:
