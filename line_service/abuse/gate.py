@@ -60,7 +60,7 @@ class AbuseGate:
         verdict = self.guesses.begin(identity, lines, self._clock())
         if isinstance(verdict, Locked):
             self.refused_guesses += 1
-            log.info(
+            log.debug(  # a flood of refusals must not flood the log: the metrics count them
                 "abuse.code_refused",
                 identity=identity,
                 reason=verdict.reason,
@@ -84,7 +84,7 @@ class AbuseGate:
         wait = self.requests.admit(self._clock(), identity=identity, address=address)
         if wait is not None:
             self.refused_requests += 1
-            log.info(
+            log.debug(
                 "abuse.request_refused",
                 identity=identity,
                 address=address,
