@@ -166,7 +166,7 @@ def raise_alert(
     state: DispatcherState,
     kind: AlertKind,
     line_id: LineId,
-    device_kind: DeviceKind,
+    device_kind: DeviceKind | None,
     device_id: str,
     message: str,
     now: datetime,

@@ -136,15 +136,17 @@ class AlertKind(StrEnum):
     DEVICE_OFFLINE = "device_offline"
     SIGN_MISMATCH = "sign_mismatch"
     DEVICE_FLOODING = "device_flooding"
+    CODE_GUESSING = "code_guessing"
+    """Wrong drivers' codes spike on a line (its `device_id` is the line's id)."""
 
 
 @dataclass(frozen=True, slots=True)
 class Alert:
-    """An operator alert about one device."""
+    """An operator alert about one device (or, without `device_kind`, about the line)."""
 
     kind: AlertKind
     line_id: LineId
-    device_kind: DeviceKind
+    device_kind: DeviceKind | None
     device_id: str
     message: str
     raised_at: datetime

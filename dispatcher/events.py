@@ -109,6 +109,20 @@ class DeviceFloodReported:
 
 
 @dataclass(frozen=True, slots=True)
+class CodeGuessingReported:
+    """Wrong drivers' codes on a line passed its alarm threshold (`alarmed`), or fell back.
+
+    Sent by the shell's guessing guard once when the alarm opens and once when it closes;
+    `sources` names who sent them (hashed identities, client addresses), never a number.
+    """
+
+    line_id: LineId
+    alarmed: bool
+    wrong_codes: int = 0
+    sources: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class FallbackRequested:
     """An operator sends the line's fallback to a waiting rider now."""
 
@@ -162,6 +176,7 @@ Event = (
     | SignReported
     | DeviceStatusReported
     | DeviceFloodReported
+    | CodeGuessingReported
     | FallbackRequested
     | OperatorMessagePosted
     | OperatorMessageCleared

@@ -101,6 +101,8 @@ class LineTuning:
     sign_lease: timedelta = timedelta(seconds=90)
     result_screen_time: timedelta = timedelta(seconds=30)
     max_waiting_per_stop: int = 6
+    terminal_reserve: int = 2
+    """Places of a stop's cap that remote asks (SMS, app) never take while it has a terminal."""
     max_pages: int = 3
     device_settle: timedelta = timedelta(seconds=10)
     """How long a device that flapped must stay online before its offline alert clears."""

@@ -62,6 +62,7 @@ class Cause(StrEnum):
     COMMISSIONING = "commissioning"
     UNKNOWN_DESTINATION = "unknown_destination"
     STOP_FULL = "stop_full"
+    REMOTE_FULL = "remote_full"
     NO_FREE_CODE = "no_free_code"
     ALREADY_WAITING = "already_waiting"
     STORAGE_FAILED = "storage_failed"

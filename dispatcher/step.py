@@ -19,6 +19,9 @@ Invariants kept by every step:
   names a code and no line (one number serves every line), so it must find one rider only.
 - A rider who gave a phone number is told (`NotifyRider`) of every later change of their request.
 - The fallback is dispatched at the wait guarantee only while the line is in service.
+- Remote asks (SMS, app: anything but the stop's terminal) hold at most the stop's cap less
+  the line's `terminal_reserve` while the stop has a terminal (REMOTE_FULL beyond): a flood of
+  remote asks cannot refuse a rider pressing the terminal at the stop.
 - A stop in commissioning (itself or its whole line) serves no rider: SMS and API asks are
   REFUSED (`COMMISSIONING`); a press on its terminal is a test, recorded in
   `commissioning_presses` and answered on the terminal's screen, and makes no request.
@@ -30,7 +33,7 @@ from collections.abc import Iterable
 from dataclasses import replace
 from datetime import datetime, timedelta
 
-from dispatcher import displays
+from dispatcher import displays, line_alarms
 from dispatcher.device_reports import (
     device_flood,
     device_status,
@@ -49,6 +52,7 @@ from dispatcher.effects import (
 )
 from dispatcher.events import (
     Actor,
+    CodeGuessingReported,
     CodeValidated,
     DeadlineReached,
     DeviceFloodReported,
@@ -112,6 +116,8 @@ def step(state: DispatcherState, event: Event, now: datetime) -> Step:
             return device_status(state, event, now)
         case DeviceFloodReported():
             return device_flood(state, event, now)
+        case CodeGuessingReported():
+            return line_alarms.code_guessing(state, event, now)
         case OperatorMessagePosted():
             return displays.post_operator_message(state, event, now)
         case OperatorMessageCleared():
@@ -244,9 +250,21 @@ def _refusal(
         return Cause.UNKNOWN_DESTINATION
     if event.phone is not None and state.waiting_for_phone(event.phone) is not None:
         return Cause.ALREADY_WAITING
-    if len(state.waiting_by_stop.get(event.stop_id, ())) >= line.tuning.max_waiting_per_stop:
+    waiting = state.waiting_at(event.stop_id)
+    if len(waiting) >= line.tuning.max_waiting_per_stop:
         return Cause.STOP_FULL
+    if event.terminal_id is None and stop is not None and stop.terminal is not None:
+        remote = sum(1 for request in waiting if request.terminal_id is None)
+        if remote >= remote_share(line):
+            return Cause.REMOTE_FULL
     return None
+
+
+def remote_share(line: Line) -> int:
+    """How many of a stop's waiting riders may have asked remotely (SMS, app), when the stop
+    has a terminal: the cap less the terminal's reserve, so that remote asks, however many,
+    never refuse a rider standing at the terminal."""
+    return max(0, line.tuning.max_waiting_per_stop - line.tuning.terminal_reserve)
 
 
 def _same_rider_same_trip(state: DispatcherState, event: RideRequested) -> RideRequest | None:

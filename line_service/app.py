@@ -40,6 +40,8 @@ def _web_state(runtime: Runtime, operations: Operations) -> dict[str, object]:
         ),
         **operations.lifespan_state(),
         "sms": runtime.sms,
+        "abuse": runtime.abuse,
+        "trusted_proxies": runtime.settings.proxies,
     }
 
 
@@ -99,5 +101,6 @@ def create_app(
         writer=built.writer,
         clock=built.clock,
         accounts=built.sign_in.book if built.sign_in is not None else None,
+        abuse=built.abuse,
     )
     return app

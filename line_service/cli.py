@@ -32,6 +32,7 @@ from line_service.storage.revision import SchemaError
 from line_service.web.operator_cli import operator_app
 
 DEMO_TOKEN = "demo-operateur"
+DEMO_SHARED_ADDRESS = {"request_rate_per_address": 1_000_000, "code_guess_identity_budget": 1_000}
 REASSERT_FIRST_SECONDS = 5.0
 
 app = typer.Typer(help="Operate dynamic carpool lines.", no_args_is_help=True)
@@ -142,6 +143,14 @@ def serve(
         # Simulated riders have made-up numbers: the demo must never text anybody.
         typer.echo("demo mode: SMS go to the console provider (no SMS is sent)", err=True)
         settings = settings.model_copy(update={"sms_provider": "console"})
+    if demo:
+        # Every simulated app rider and driver calls from 127.0.0.1, as one client would.
+        shared = {
+            name: value
+            for name, value in DEMO_SHARED_ADDRESS.items()
+            if f"CARPOOL_{name.upper()}" not in os.environ
+        }
+        settings = settings.model_copy(update=shared)
     if demo and "CARPOOL_API_TOKENS" not in os.environ:
         settings = settings.model_copy(update={"api_tokens": SecretStr(f"demo:{DEMO_TOKEN}:admin")})
         typer.echo(f"demo dashboard: http://{settings.http_host}:{settings.http_port}/", err=True)
@@ -218,6 +227,9 @@ async def _serve(settings: Settings, network: Network, demo: bool, end_orphans: 
                 log_config=None,
                 access_log=False,
                 lifespan="on",
+                # uvicorn would believe X-Forwarded-For from 127.0.0.1: CARPOOL_TRUSTED_PROXIES
+                # decides alone (line_service/web/abuse_guard.py).
+                proxy_headers=False,
             )
             server = uvicorn.Server(config)
             stopping.add_done_callback(lambda _: setattr(server, "should_exit", True))

@@ -16,6 +16,7 @@ from dispatcher.events import StorageFailed
 from dispatcher.model import Network
 from dispatcher.request_machine import Cause, RequestState, RideRequest, transition
 from dispatcher.state import DispatcherState
+from line_service.abuse.gate import AbuseGate
 from line_service.accounts.book import AccountBook
 from line_service.accounts.sign_in import SignIn, SignInRules
 from line_service.authority.trips import phone_in_ref
@@ -75,6 +76,7 @@ class Runtime:
     notifier: SmsNotifier | None = None  # texts riders about changes the engine did not make
     sign_in: SignIn | None = None  # riders' and drivers' accounts: codes by SMS, tokens
     driver_trips: DriverTrips | None = None  # "Je passe": trips drivers announce
+    abuse: AbuseGate | None = None  # wrong-code budgets and request rates (SMS, HTTP)
 
     async def ready(self) -> dict[str, bool]:
         """Whether the broker is connected and the database accepts a write now."""
@@ -149,6 +151,13 @@ def build_runtime(
         listeners=[authority.trips],
     )
     intake = Intake(engine)
+    abuse = AbuseGate(
+        settings.guess_limits,
+        settings.request_rates,
+        clock,
+        inbox.submit_nowait,
+        lambda phone: phone_hash(phone, salt),
+    )
     corridors_file = settings.lines_file.parent / "corridors.yaml"
     estimates = WaitEstimator(
         network, store.finished_waits, clock, lambda: load_corridors(corridors_file)
@@ -162,6 +171,7 @@ def build_runtime(
         sms_sender,
         clock,
         opt_outs,
+        abuse,
         estimates=estimates,
     )
     runtime = Runtime(
@@ -187,6 +197,7 @@ def build_runtime(
             accounts,
         ),
         driver_trips=DriverTrips(store.engine, sms_sender, lambda: engine.state, clock),
+        abuse=abuse,
     )
     return runtime
 

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import ipaddress
 from datetime import timedelta
+from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from line_service.abuse.code_guesses import GuessLimits
+from line_service.abuse.request_rates import RequestRates
 
 EMBEDDED = "embedded"
 
@@ -45,6 +50,14 @@ class Settings(BaseSettings):
     device_rate_per_second: float = Field(default=5.0, gt=0)  # each device's messages, average
     device_burst: int = Field(default=20, ge=1)  # … and at once; beyond: dropped, alerted once
     device_flood_quiet_seconds: float = Field(default=10.0, gt=0)  # no drop this long: calm
+    code_guess_identity_budget: int = Field(default=5, ge=1)  # wrong codes per identity …
+    code_guess_line_alarm: int = Field(default=10, ge=1)  # … per line: alarm, failed ones refused
+    code_guess_line_budget: int = Field(default=20, ge=1)  # … per line: codes no longer checked
+    code_guess_window_seconds: float = Field(default=86_400.0, gt=0)  # … over this window
+    request_rate_per_identity: int = Field(default=4, ge=1)  # new remote requests per phone …
+    request_rate_per_address: int = Field(default=20, ge=1)  # … and per HTTP client address
+    request_rate_window_seconds: float = Field(default=900.0, gt=0)  # … over this window
+    trusted_proxies: str = ""  # addresses/CIDRs whose X-Forwarded-For is believed
     lease_refresh_seconds: float = Field(default=30.0, gt=0)
     ignore_service_hours: bool = False
     storage_refuse_seconds: float = Field(default=5.0, gt=0)
@@ -74,6 +87,49 @@ class Settings(BaseSettings):
             if missing:
                 raise ValueError(f"CARPOOL_SMS_PROVIDER=twilio needs {', '.join(missing)}")
         return self
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies_shape(cls, value: str) -> str:
+        for part in filter(None, (item.strip() for item in value.split(","))):
+            try:
+                ipaddress.ip_network(part, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"CARPOOL_TRUSTED_PROXIES: {part!r} is no address") from exc
+        return value
+
+    @model_validator(mode="after")
+    def _guess_alarm_below_budget(self) -> Settings:
+        if self.code_guess_line_alarm > self.code_guess_line_budget:
+            raise ValueError("CARPOOL_CODE_GUESS_LINE_ALARM must not pass the line budget")
+        return self
+
+    @property
+    def guess_limits(self) -> GuessLimits:
+        """The wrong-code budgets (docs/RELIABILITY.md)."""
+        return GuessLimits(
+            identity_budget=self.code_guess_identity_budget,
+            line_alarm=self.code_guess_line_alarm,
+            line_budget=self.code_guess_line_budget,
+            window=timedelta(seconds=self.code_guess_window_seconds),
+        )
+
+    @property
+    def request_rates(self) -> RequestRates:
+        """New remote ride requests allowed per identity and per address."""
+        return RequestRates(
+            per_identity=self.request_rate_per_identity,
+            per_address=self.request_rate_per_address,
+            window=timedelta(seconds=self.request_rate_window_seconds),
+        )
+
+    @property
+    def proxies(self) -> tuple[IPv4Network | IPv6Network, ...]:
+        """The trusted proxies' networks (empty: the socket's peer is the client)."""
+        return tuple(
+            ipaddress.ip_network(part, strict=False)
+            for part in filter(None, (item.strip() for item in self.trusted_proxies.split(",")))
+        )
 
     @property
     def lease_refresh(self) -> timedelta:

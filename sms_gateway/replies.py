@@ -48,8 +48,31 @@ RATE_LIMITED = "Trop de messages de ce numéro. Merci de réessayer dans quelque
 BAD_NUMBER = "Numéro d'expéditeur non reconnu: le service SMS ne peut pas vous répondre."
 UNAVAILABLE = "Service momentanément indisponible. Merci de réessayer dans une minute."
 STOP_FULL = "Trop de passagers attendent à cet arret. Réessayez dans quelques minutes."
+REMOTE_FULL = (
+    "Trop de demandes à distance pour cet arret. Si vous y etes, appuyez sur la borne de "
+    "l'arret; sinon réessayez dans quelques minutes."
+)
 NO_FREE_CODE = "Service saturé. Réessayez dans une minute."
 COMMISSIONING = "Arret en cours de mise en service, pas encore ouvert. Aucun panneau allumé."
+
+
+def wait_words(seconds: float) -> str:
+    """A wait in short French: whole minutes (rounded up) below two hours, else hours."""
+    minutes = max(1, -(-int(seconds) // 60))
+    return f"{minutes} min" if minutes < 120 else f"{-(-minutes // 60)} h"
+
+
+def codes_locked(retry_after_seconds: float) -> str:
+    """Too many wrong drivers' codes (this number's, or the line's): no code checked for now."""
+    return (
+        f"Trop de codes erronés, réessayez dans {wait_words(retry_after_seconds)}. "
+        "Le passager peut envoyer PARTI en montant."
+    )
+
+
+def requests_limited(retry_after_seconds: float) -> str:
+    """Too many ride requests from this number."""
+    return f"Trop de demandes de ce numéro, réessayez dans {wait_words(retry_after_seconds)}."
 
 
 def unknown_stop(written: str) -> str:
@@ -64,6 +87,15 @@ def unknown_stop(written: str) -> str:
 def code_unknown(code: str) -> str:
     """A driver's code matches no waiting passenger."""
     return f"Code {to_gsm7(code[:6])} inconnu ou déjà utilisé. Vérifiez le code du passager."
+
+
+def code_unknown_or_suspended(code: str) -> str:
+    """A driver's code held on no line still checking codes (others are past their budget):
+    the same answer whether it is held on one of those or nowhere."""
+    return (
+        f"Code {to_gsm7(code[:6])} inconnu, ou validation suspendue sur sa ligne (trop de "
+        "codes erronés). Le passager peut envoyer PARTI en montant."
+    )
 
 
 def no_ride_from(network: Network, line_id: LineId, stop_id: StopId) -> str:
@@ -184,6 +216,8 @@ def _refusal(line: Line | None, request: RideRequest) -> str:
             return "Cette destination n'est pas desservie depuis cet arret. " + EXAMPLE
         case Cause.STOP_FULL:
             return STOP_FULL
+        case Cause.REMOTE_FULL:
+            return REMOTE_FULL
         case Cause.NO_FREE_CODE:
             return NO_FREE_CODE
         case Cause.ALREADY_WAITING:

@@ -105,6 +105,10 @@ async def rig(
             "CARPOOL_LEASE_REFRESH_SECONDS": "2",
             "CARPOOL_STORAGE_REFUSE_SECONDS": str(REFUSE_SECONDS),
             "CARPOOL_DEVICE_FLOOD_QUIET_SECONDS": str(FLOOD_QUIET_SECONDS),
+            # Hundreds of app asks come from this one test client; X-Forwarded-For from it
+            # stands for as many clients as the guessing test wants.
+            "CARPOOL_REQUEST_RATE_PER_ADDRESS": "1000000",
+            "CARPOOL_TRUSTED_PROXIES": "127.0.0.1",
         },
     )
     await asyncio.to_thread(service.start)
@@ -468,3 +472,55 @@ async def test_a_device_flooding_and_flapping_degrades_itself_only(rig: Rig) -> 
         )
     finally:
         flooder.close()
+
+
+GUESSERS = 1000
+
+
+async def test_a_thousand_addresses_guessing_codes_validate_nobody(rig: Rig) -> None:
+    for terminal_id, terminal in rig.fleet.terminals.items():
+        terminal.press(rig.destinations(terminal_id)[0])
+    riders = len(rig.fleet.terminals)
+    await eventually(lambda: len(told_waiting(rig)) == riders, 15, "a rider at every terminal")
+    waiting = told_waiting(rig)
+    held = {code for _terminal, code in waiting}
+    wrong = [f"{n:04d}" for n in range(10_000) if f"{n:04d}" not in held]
+    started = time.monotonic()
+    statuses: list[int] = []
+    for batch in range(0, GUESSERS, 50):
+        answers = await asyncio.gather(
+            *(
+                rig.http.post(
+                    f"/api/v1/lines/{LINE}/validations",
+                    json={"code": wrong[n], "driver_ref": f"guesser-{n}"},
+                    headers={"X-Forwarded-For": f"10.{n // 250}.{n % 250}.1"},
+                )
+                for n in range(batch, batch + 50)
+            )
+        )
+        statuses += [answer.status_code for answer in answers]
+    seconds = time.monotonic() - started
+    assert statuses.count(404) == 20  # the line's budget; then no code is checked at all
+    assert statuses.count(429) == GUESSERS - 20
+    # The right code of a waiting rider, from an address never seen, is not checked either.
+    _terminal, code = sorted(waiting)[0]
+    answer = await rig.http.post(
+        f"/api/v1/lines/{LINE}/validations",
+        json={"code": code, "driver_ref": "fresh"},
+        headers={"X-Forwarded-For": "192.0.2.1"},
+    )
+    assert answer.status_code == 429
+    assert int(answer.headers["Retry-After"]) > 0
+    assert told_waiting(rig) == waiting
+    assert len((await live(rig.http))["waiting"]) == riders
+    await eventually(rig.signs_converged, 10, "signs still lit for every rider")
+    await eventually(
+        lambda: "code_guessing" in rig.service.log(), 5, "the line's guessing alarm logged"
+    )
+    alerts = (await live(rig.http))["alerts"]
+    assert any("wrong drivers' codes" in alert for alert in alerts)
+    figure(
+        f"{GUESSERS} addresses guessing codes while {riders} riders wait",
+        f"{GUESSERS} guesses in {seconds:.1f} s: 20 checked (all wrong), {GUESSERS - 20} "
+        "refused with 429; 0 riders validated, the line's alarm raised",
+    )

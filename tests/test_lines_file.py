@@ -116,6 +116,7 @@ def test_shipped_file_has_the_calais_dunkerque_line(shipped: Network) -> None:
         sign_lease=timedelta(seconds=90),
         result_screen_time=timedelta(seconds=30),
         max_waiting_per_stop=6,
+        terminal_reserve=2,
         max_pages=3,
     )
     assert line.has_fallback  # a taxi by SMS at the wait guarantee
@@ -224,9 +225,14 @@ def test_optional_keys_absent_give_defaults() -> None:
 
 def test_tuning_and_geometry_are_read() -> None:
     document = _document()
-    document["lines"][0]["tuning"] = {"sign_lease_seconds": 60, "max_pages": 2}
+    document["lines"][0]["tuning"] = {
+        "sign_lease_seconds": 60,
+        "max_pages": 2,
+        "terminal_reserve": 0,
+    }
     _stop_of(document, 0, 0)["signs"][0]["geometry"] = {"rows": 2, "columns": 16}
     line = parse_network(_dump(document)).lines[0]
+    assert line.tuning.terminal_reserve == 0
     assert line.tuning.sign_lease == timedelta(seconds=60)
     assert line.tuning.max_pages == 2
     assert line.tuning.max_wait == timedelta(minutes=30)

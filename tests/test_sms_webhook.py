@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import re
 import shutil
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import httpx
 import pytest
 from pydantic import SecretStr
 from sqlmodel import Session, select
@@ -27,53 +25,12 @@ from tests.support.app import console_sender as console
 from tests.support.app import served_app
 from tests.support.brokers import Mosquitto
 from tests.support.service import REPO, write_lines_file
+from tests.support.sms_webhook import PUBLIC_URL, Sms, new_sid
 from tests.support.twilio_standin import AUTH_TOKEN, sign
 from tests.support.waiting import wait_until
 
-PUBLIC_URL = "https://carpool.example"
 RIDER = "+33612345678"
 DRIVER = "+33698765432"
-
-
-def new_sid() -> str:
-    return "SM" + uuid.uuid4().hex
-
-
-class Sms:
-    """Posts Twilio-shaped, Twilio-signed webhooks to the app."""
-
-    def __init__(self, client: httpx.AsyncClient) -> None:
-        self.client = client
-
-    async def post(
-        self,
-        body: str,
-        sender: str = RIDER,
-        sid: str | None = None,
-        signature: str | None = "compute",
-        path: str = "/sms/twilio",
-    ) -> httpx.Response:
-        params = {
-            "MessageSid": sid or new_sid(),
-            "AccountSid": "AC" + "0" * 32,
-            "From": sender,
-            "To": "+33700000001",
-            "Body": body,
-            "NumMedia": "0",
-        }
-        headers = {}
-        if signature == "compute":
-            headers["X-Twilio-Signature"] = sign(PUBLIC_URL + path, params)
-        elif signature is not None:
-            headers["X-Twilio-Signature"] = signature
-        return await self.client.post(path, data=params, headers=headers)
-
-    async def reply(self, body: str, sender: str = RIDER, sid: str | None = None) -> str:
-        response = await self.post(body, sender, sid)
-        assert response.status_code == 200, response.text
-        assert response.headers["content-type"].startswith("application/xml")
-        found = re.search(r"<Message>(.*)</Message>", response.text, re.S)
-        return found.group(1).replace("&gt;", ">").replace("&amp;", "&") if found else ""
 
 
 @pytest.fixture

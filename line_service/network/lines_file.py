@@ -233,6 +233,7 @@ def _line(entry: LineEntry) -> Line:
             sign_lease=timedelta(seconds=tuning.sign_lease_seconds),
             result_screen_time=timedelta(seconds=tuning.result_screen_seconds),
             max_waiting_per_stop=tuning.max_waiting_per_stop,
+            terminal_reserve=tuning.terminal_reserve,
             max_pages=tuning.max_pages,
             device_settle=timedelta(seconds=tuning.device_settle_seconds),
         ),

@@ -172,6 +172,7 @@ class TuningEntry(_Spec):
     max_wait_minutes: Annotated[int, Strict(), Field(ge=1, le=480)] = 30
     result_screen_seconds: Annotated[int, Strict(), Field(ge=1, le=600)] = 30
     max_waiting_per_stop: Annotated[int, Strict(), Field(ge=1, le=100)] = 6
+    terminal_reserve: Annotated[int, Strict(), Field(ge=0, le=100)] = 2
     max_pages: Annotated[int, Strict(), Field(ge=1, le=10)] = 3
     device_settle_seconds: Annotated[int, Strict(), Field(ge=1, le=600)] = 10
 

@@ -18,6 +18,8 @@ import structlog
 from dispatcher.events import Actor
 from dispatcher.model import Network
 from dispatcher.request_machine import Cause, Channel, RequestState, RideRequest, Source
+from line_service.abuse.code_guesses import Locked
+from line_service.abuse.gate import AbuseGate
 from line_service.dispatch.engine import Clock, Engine
 from line_service.dispatch.intake import Accepted, Intake
 from line_service.estimates.estimator import WaitEstimator
@@ -78,9 +80,11 @@ class SmsChannel:
         sender: SmsSender,
         clock: Clock,
         opt_outs: OptOuts,
+        abuse: AbuseGate,
         estimates: WaitEstimator | None = None,
     ) -> None:
         self.settings = settings
+        self.abuse = abuse
         self.estimates = estimates
         self.network = network
         self.engine = engine
@@ -175,11 +179,28 @@ class SmsChannel:
             await self._store_opt_out(phone, opted_out=True)
             return Answer(replies.OPTED_OUT, name)
         await self._store_opt_out(phone, opted_out=False)
+        limited = self._limited(command, phone)
+        if limited is not None:
+            return Answer(limited or None, "limited")
         try:
-            return Answer(await self._perform(command, message_sid, phone), name)
+            return Answer(await self._perform(command, message_sid, phone) or None, name)
         except TimeoutError:
             log.error("sms.engine_timeout", sid=message_sid, command=name)
             return Answer(replies.UNAVAILABLE, name, remember=False)
+
+    def _limited(self, command: commands.Command, phone: str) -> str | None:
+        """A ride request past its rate: its one text ("" = silence), or None (go on).
+
+        Drivers' codes are limited in `_validate`, which knows whether the code was right."""
+        if not isinstance(command, commands.AskRide):
+            return None
+        identity = self.abuse.phone_identity(phone)
+        wait = self.abuse.admit_request(identity)
+        if wait is None:
+            return None
+        if self.abuse.first_refusal(identity, "request", wait):
+            return replies.requests_limited(wait.total_seconds())
+        return ""
 
     async def _store_opt_out(self, phone: str, opted_out: bool) -> None:
         """STOP: no more texts to `phone`; any other message from it: texts again."""
@@ -264,22 +285,40 @@ class SmsChannel:
         return replies.DEPARTED if departed else replies.CANCELLED
 
     async def _validate(self, code: str, phone: str) -> str:
-        holders = self.engine.state.requests_holding(code.strip())
+        """A driver's code, charged to the sender and every line it probes before it is looked
+        up (`line_service.abuse`); looked up only on the lines still open to the sender."""
+        identity = self.abuse.phone_identity(phone)
+        ticket = self.abuse.begin_guess(identity, tuple(line.id for line in self.network.lines))
+        if isinstance(ticket, Locked):
+            if self.abuse.first_refusal(identity, "code", ticket.retry_after):
+                return replies.codes_locked(ticket.retry_after.total_seconds())
+            return ""
+        holders = [
+            request
+            for request in self.engine.state.requests_holding(code.strip())
+            if request.line_id in ticket.lines
+        ]
         if not holders:
+            self.abuse.guess_was_wrong(ticket)
+            if len(ticket.lines) < len(self.network.lines):
+                return replies.code_unknown_or_suspended(code)
             return replies.code_unknown(code)
         if len(holders) > 1:
             # Only requests restored from before codes were unique over the network: never
-            # guess which rider the driver carries.
+            # guess which rider the driver carries (the charge stays: no rider was found).
             log.warning("sms.code_ambiguous", lines=[request.line_id for request in holders])
             return replies.CODE_AMBIGUOUS
         [found] = holders
         if found.phone == phone:
+            self.abuse.guess_was_right(ticket)
             return replies.OWN_CODE
         outcome = await self.intake.validate(
             found.line_id, code, driver_ref=f"sms:{self.hash(phone)}"
         )
         if not isinstance(outcome, Accepted):
+            self.abuse.guess_was_wrong(ticket)
             return replies.code_unknown(code)
+        self.abuse.guess_was_right(ticket)
         return replies.CODE_VALIDATED
 
 

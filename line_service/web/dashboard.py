@@ -20,7 +20,7 @@ from line_service.dispatch.writer import Writer
 from line_service.storage.store import Store
 from line_service.web import lines_routes, requests_routes
 from line_service.web.live import LiveHub, live_router
-from line_service.web.metrics import ServiceMetrics, metrics_router
+from line_service.web.metrics import AbuseCounters, ServiceMetrics, metrics_router
 from line_service.web.operator_accounts import TokenAuthority
 
 STATIC = Path(__file__).parent / "static"
@@ -58,6 +58,7 @@ def install_operations(
     writer: Writer,
     clock: Callable[[], datetime],
     accounts: AccountBook | None = None,
+    abuse: AbuseCounters | None = None,
 ) -> Operations:
     """Add the operator API, live updates, metrics and the dashboard to the app.
 
@@ -68,7 +69,7 @@ def install_operations(
     operations = Operations(
         authority=TokenAuthority(api_tokens, store, clock, accounts),
         hub=hub,
-        metrics=ServiceMetrics(network, engine, gateway, writer, live=hub),
+        metrics=ServiceMetrics(network, engine, gateway, writer, live=hub, abuse=abuse),
     )
     engine.subscribe(hub.on_step)
     engine.subscribe(operations.metrics.on_step)

@@ -38,6 +38,17 @@ class LiveCounters(Protocol):
     def dropped_clients(self) -> int: ...
 
 
+class AbuseCounters(Protocol):
+    """What the abuse gate counts (line_service/abuse/gate.py)."""
+
+    @property
+    def wrong_codes(self) -> int: ...
+    @property
+    def refused_guesses(self) -> int: ...
+    @property
+    def refused_requests(self) -> int: ...
+
+
 class _ServiceCollector(Collector):
     """Values read from the running service when Prometheus scrapes."""
 
@@ -48,18 +59,21 @@ class _ServiceCollector(Collector):
         gateway: DeviceGateway,
         writer: Writer,
         live: LiveCounters | None,
+        abuse: AbuseCounters | None = None,
     ) -> None:
         self._network = network
         self._engine = engine
         self._gateway = gateway
         self._writer = writer
         self._live = live
+        self._abuse = abuse
 
     def collect(self) -> Iterable[Metric]:
         yield from self._devices_and_requests()
         yield from self._transport()
         yield from self._engine_counters()
         yield from self._live_counters()
+        yield from self._abuse_counters()
 
     def _devices_and_requests(self) -> Iterable[Metric]:
         state = self._engine.state
@@ -164,6 +178,24 @@ class _ServiceCollector(Collector):
             value=live.dropped_clients if live else 0,
         )
 
+    def _abuse_counters(self) -> Iterable[Metric]:
+        abuse = self._abuse
+        yield CounterMetricFamily(
+            "carpool_wrong_codes",
+            "Drivers' codes checked and found held by no rider (SMS and HTTP)",
+            value=abuse.wrong_codes if abuse else 0,
+        )
+        yield CounterMetricFamily(
+            "carpool_codes_refused",
+            "Drivers' codes not checked: their sender or line past its wrong-code budget",
+            value=abuse.refused_guesses if abuse else 0,
+        )
+        yield CounterMetricFamily(
+            "carpool_requests_rate_limited",
+            "New ride requests refused past the rate per phone or per client address",
+            value=abuse.refused_requests if abuse else 0,
+        )
+
 
 STEP_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5)
 
@@ -178,6 +210,7 @@ class ServiceMetrics:
         gateway: DeviceGateway,
         writer: Writer,
         live: LiveCounters | None = None,
+        abuse: AbuseCounters | None = None,
     ) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.requests = Counter(
@@ -206,7 +239,7 @@ class ServiceMetrics:
             buckets=STEP_BUCKETS,
             registry=self.registry,
         )
-        self.registry.register(_ServiceCollector(network, engine, gateway, writer, live))
+        self.registry.register(_ServiceCollector(network, engine, gateway, writer, live, abuse))
 
     def observe_step(self, event: str, seconds: float) -> None:
         """Engine step timer: one observation per event processed."""

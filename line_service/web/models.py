@@ -250,11 +250,14 @@ AUTH_ERRORS: Responses = {
 NOT_FOUND: Responses = {404: {"model": Problem}}
 CONFLICT: Responses = {409: {"model": Problem}}
 UNPROCESSABLE: Responses = {422: {"model": Problem}}
-TOO_MANY: Responses = {
-    429: {"model": Problem, "description": "too many codes for this number; see Retry-After"}
-}
 UNAVAILABLE: Responses = {
     503: {"model": Problem, "description": "the change was not stored in time; see Retry-After"}
+}
+TOO_MANY: Responses = {
+    429: {
+        "model": Problem,
+        "description": "past a sign-in, wrong-code or request budget; see Retry-After",
+    }
 }
 
 
@@ -318,6 +321,7 @@ class AlertKindOut(StrEnum):
     DEVICE_OFFLINE = AlertKind.DEVICE_OFFLINE.value
     SIGN_MISMATCH = AlertKind.SIGN_MISMATCH.value
     DEVICE_FLOODING = AlertKind.DEVICE_FLOODING.value
+    CODE_GUESSING = AlertKind.CODE_GUESSING.value
     GUARANTEE_NEAR = "guarantee_near"
 
 

@@ -14,6 +14,7 @@ from dispatcher.model import Line, StopId
 from dispatcher.request_machine import Channel, Source
 from line_service.dispatch.intake import Rejected, new_request_ids
 from line_service.estimates.estimator import WaitEstimator
+from line_service.web.abuse_guard import CallerDep
 from line_service.web.auth import DriverOrOperator, Rider, acting_driver
 from line_service.web.deps import (
     EstimatesDep,
@@ -28,6 +29,7 @@ from line_service.web.models import (
     AUTH_ERRORS,
     CONFLICT,
     NOT_FOUND,
+    TOO_MANY,
     UNAVAILABLE,
     UNPROCESSABLE,
     LiveLineOut,
@@ -60,7 +62,7 @@ async def readyz(ready: ReadinessDep, response: Response) -> Readiness:
 
 @api.post(
     "/lines/{line_id}/validations",
-    responses=AUTH_ERRORS | NOT_FOUND | CONFLICT | UNAVAILABLE,
+    responses=AUTH_ERRORS | NOT_FOUND | CONFLICT | UNAVAILABLE | TOO_MANY,
 )
 async def validate_code(
     line_id: str,
@@ -68,11 +70,14 @@ async def validate_code(
     network: NetworkDep,
     intake: IntakeDep,
     caller: DriverOrOperator,
+    limits: CallerDep,
 ) -> RideRequestOut:
     """A signed-in driver sends the rider's code: the rider is on board (an operator may
-    validate on a driver's behalf; the trip then names the operator)."""
+    validate on a driver's behalf; the trip then names the operator). 429 past the wrong-code
+    budgets."""
     line = line_of(network, line_id)
-    outcome = await intake.validate(line.id, body.code, acting_driver(caller))
+    driver = acting_driver(caller)
+    outcome = await limits.validate(intake, line.id, body.code, driver, identity=driver)
     if isinstance(outcome, Rejected):
         if outcome.reason is RejectionReason.UNKNOWN_CODE:
             raise HTTPException(404, f"no waiting rider holds code {body.code} on {line_id}")
@@ -83,17 +88,19 @@ async def validate_code(
 @api.post(
     "/requests",
     status_code=status.HTTP_201_CREATED,
-    responses=AUTH_ERRORS | NOT_FOUND | UNPROCESSABLE | UNAVAILABLE,
+    responses=AUTH_ERRORS | NOT_FOUND | UNPROCESSABLE | UNAVAILABLE | TOO_MANY,
 )
 async def create_request(
-    body: RideRequestIn, network: NetworkDep, intake: IntakeDep, caller: Rider
+    body: RideRequestIn, network: NetworkDep, intake: IntakeDep, caller: Rider, limits: CallerDep
 ) -> RideRequestOut:
     """A signed-in rider asks for a ride from an app; the answer says WAITING (with the code)
-    or REFUSED and why. The request carries the account's verified number."""
+    or REFUSED and why. The request carries the account's verified number (429 past the
+    requests allowed per phone and per address)."""
     line = line_of(network, body.line_id)
     if line.stop(StopId(body.stop_id)) is None:
         raise HTTPException(404, f"unknown stop {body.stop_id!r} on {body.line_id}")
     assert caller.account is not None  # the Rider guard admits accounts only
+    limits.admit_request(caller.account.phone)
     request_id, _code = new_request_ids()
     outcome = await intake.request_ride(
         line_id=line.id,

@@ -61,6 +61,7 @@ from tests.core.core_kit import (
     LINE,
     OTHER_LINE,
     T0,
+    TERMINAL_OF,
     api,
     ms,
     press,
@@ -279,6 +280,7 @@ class DispatcherMachine(RuleBasedStateMachine):
             and event.destination_id in self.downstream[event.stop_id]
             and not phone_waits
             and len(self.waiting.get(event.stop_id, [])) < 6
+            and (event.terminal_id is not None or self.remote_room(event.stop_id))
         )
         code = self.free_code(event.code_candidate) if accepted else None
         rider = Rider(
@@ -303,6 +305,16 @@ class DispatcherMachine(RuleBasedStateMachine):
         if accepted:
             assert ArmDeadline(rider.request_id, rider.deadline_at) in effects
         return rider.request_id
+
+    def remote_room(self, stop: StopId) -> bool:
+        """An SMS or app ask finds room: the stop has no terminal, or fewer than 6 - 2 remote
+        riders wait there (the terminal keeps 2 places)."""
+        if stop not in TERMINAL_OF:
+            return True
+        remote = [
+            rid for rid in self.waiting.get(stop, []) if self.riders[rid].event.terminal_id is None
+        ]
+        return len(remote) < 6 - 2
 
     def free_code(self, candidate: str) -> str:
         """The candidate if no one on the network holds it, else the next free code upwards.

@@ -286,10 +286,18 @@ def test_the_same_terminal_may_ask_for_another_destination(network: Network) -> 
     assert [request.id for request in core.state.waiting()] == [RequestId("r1"), RequestId("r2")]
 
 
+def fill_calais(core: Core) -> None:
+    """Six riders at Calais-Est, its cap: four asked from the app (the remote share), two at
+    the terminal."""
+    for n in range(4):
+        core.run(api(CALAIS, DUNKERQUE, f"r{n}", code=f"{n:04d}"), T0)
+    core.run(press(CALAIS, DUNKERQUE, "r4", code="0004"), T0)
+    core.run(press(CALAIS, GRAVELINES, "r5", code="0005"), T0)
+
+
 def test_a_full_stop_refuses_more_riders(network: Network) -> None:
     core = Core(network)
-    for n in range(6):
-        core.run(api(CALAIS, DUNKERQUE, f"r{n}", code=f"{n:04d}"), T0)
+    fill_calais(core)
     assert len(core.state.waiting_at(CALAIS)) == 6
     signs_before = core.state.signs
 
@@ -311,8 +319,7 @@ def test_a_full_stop_refuses_more_riders(network: Network) -> None:
 
 def test_a_full_stop_shows_why_on_the_terminal(network: Network) -> None:
     core = Core(network)
-    for n in range(6):
-        core.run(api(CALAIS, DUNKERQUE, f"r{n}", code=f"{n:04d}"), T0)
+    fill_calais(core)
     (shown,) = only(core.run(press(CALAIS, MARCK, "p1"), T0), ShowOnTerminal)
     assert shown.screen.state is ScreenState.REFUSED
     assert shown.screen.lines == ("Trop de demandes ici", "Reessayez dans un instant")
@@ -358,13 +365,13 @@ def test_any_code_candidate_gives_a_four_digit_code(candidate: str, network: Net
 
 def test_codes_stay_unique_among_waiting_requests_and_are_freed(network: Network) -> None:
     core = Core(network)
-    for n in range(6):
+    for n in range(4):  # the remote share of a stop with a terminal (6 - 2)
         core.run(api(CALAIS, DUNKERQUE, f"a{n}", code="0007"), T0)
         core.run(api(MARCK, GRAVELINES, f"b{n}", code="0007"), T0)
     codes = [request.code for request in core.state.waiting()]
-    assert len(codes) == 12
-    assert len(set(codes)) == 12
-    assert set(codes) == {f"{n:04d}" for n in range(7, 19)}
+    assert len(codes) == 8
+    assert len(set(codes)) == 8
+    assert set(codes) == {f"{n:04d}" for n in range(7, 15)}
 
     core.run(RideCancelled(LINE, Actor.RIDER, request_id=RequestId("a0")), T0)
     core.run(api(GRAVELINES, DUNKERQUE, "c", code="0007"), T0)

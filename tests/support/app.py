@@ -29,6 +29,8 @@ async def served_app(runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
         log_config=None,
         access_log=False,
         lifespan="on",
+        # uvicorn would believe X-Forwarded-For from 127.0.0.1: CARPOOL_TRUSTED_PROXIES decides.
+        proxy_headers=False,
     )
     server = uvicorn.Server(config)
     serving = asyncio.create_task(server.serve())

@@ -12,7 +12,8 @@ const STATES = {
 const CHANNELS = { terminal: "borne", sms: "SMS", api: "appli" };
 const ALERT_KINDS = {
   device_offline: "Appareil hors ligne", sign_mismatch: "Panneau : affichage différent",
-  guarantee_near: "Garantie bientôt atteinte",
+  guarantee_near: "Garantie bientôt atteinte", device_flooding: "Appareil trop bavard",
+  code_guessing: "Codes conducteur erronés en série",
 };
 
 const ui = {

@@ -1,0 +1,1 @@
+"""Room: abuse limits — wrong-code budgets and request rates, pure policies and their gate."""
