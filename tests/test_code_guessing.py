@@ -14,8 +14,10 @@ import pytest
 from dispatcher.effects import AlertKind
 from dispatcher.model import LineId, StopId
 from dispatcher.request_machine import RequestState, RideRequest
+from line_service.accounts.book import AccountRole, IssuedToken
 from line_service.runtime import Runtime
 from sms_gateway import replies
+from tests.support.accounts import bearer, issued_tokens
 from tests.support.app import console_sender as console
 from tests.support.app import served_app as served
 from tests.support.brokers import Mosquitto
@@ -41,21 +43,17 @@ async def app(make_runtime: RuntimeFactory) -> AsyncIterator[tuple[Runtime, http
         yield runtime, client
 
 
-@pytest.fixture
-async def behind_proxy(
-    make_runtime: RuntimeFactory,
-) -> AsyncIterator[tuple[Runtime, httpx.AsyncClient]]:
-    """The app behind a trusted proxy on 127.0.0.1: X-Forwarded-For names each client."""
-    runtime = make_runtime(trusted_proxies="127.0.0.1")
-    async with served(runtime) as client:
-        yield runtime, client
-
-
 async def waiting_rider(sms: Sms, runtime: Runtime) -> RideRequest:
     reply = await sms.reply("mrk dunkerque", sender=RIDER)
     assert "Donnez le code" in reply
     [rider] = runtime.engine.state.waiting()
     return rider
+
+
+def drivers(runtime: Runtime, count: int) -> list[IssuedToken]:
+    """`count` signed-in drivers of the runtime's database, each with its own account."""
+    phones = [f"+3367{n:07d}" for n in range(count)]
+    return issued_tokens(runtime.settings.database_url, phones, AccountRole.DRIVER)
 
 
 def wrong_codes(right: str | None) -> list[str]:
@@ -118,25 +116,28 @@ async def test_one_number_past_its_budget_gets_one_text_then_silence(
     assert runtime.engine.state.requests[rider.id].state is RequestState.PICKED_UP
 
 
-async def test_one_address_past_its_budget_gets_429_with_retry_after(
+async def test_one_driver_past_its_budget_gets_429_with_retry_after(
     app: tuple[Runtime, httpx.AsyncClient],
 ) -> None:
     runtime, client = app
     rider = await waiting_rider(Sms(client), runtime)
+    [driver] = drivers(runtime, 1)
     guesses = wrong_codes(rider.code)
     for n in range(5):
-        response = await client.post(VALIDATIONS, json={"code": guesses[n], "driver_ref": "d"})
+        response = await client.post(
+            VALIDATIONS, json={"code": guesses[n]}, headers=bearer(driver.token)
+        )
         assert response.status_code == 404
     for code in (guesses[5], rider.code):
-        response = await client.post(VALIDATIONS, json={"code": code, "driver_ref": "d"})
+        response = await client.post(VALIDATIONS, json={"code": code}, headers=bearer(driver.token))
         assert response.status_code == 429
         assert 86_000 < int(response.headers["Retry-After"]) <= 86_400
     assert runtime.engine.state.requests[rider.id].state is RequestState.WAITING
-    # X-Forwarded-For from a peer that is no configured proxy changes nothing.
+    # The driver is the token's account: another address changes nothing.
     response = await client.post(
         VALIDATIONS,
-        json={"code": rider.code, "driver_ref": "d"},
-        headers={"X-Forwarded-For": "198.51.100.7"},
+        json={"code": rider.code},
+        headers={**bearer(driver.token), "X-Forwarded-For": "198.51.100.7"},
     )
     assert response.status_code == 429
     metrics = (await client.get("/metrics")).text
@@ -145,34 +146,29 @@ async def test_one_address_past_its_budget_gets_429_with_retry_after(
 
 
 async def test_during_a_line_alarm_who_failed_is_refused_and_a_fresh_driver_validates(
-    behind_proxy: tuple[Runtime, httpx.AsyncClient],
+    app: tuple[Runtime, httpx.AsyncClient],
 ) -> None:
-    runtime, client = behind_proxy
+    runtime, client = app
     rider = await waiting_rider(Sms(client), runtime)
     guesses = wrong_codes(rider.code)
-    for n in range(10):  # ten addresses, one wrong code each: the line's alarm threshold
+    *guessers, honest = drivers(runtime, 11)
+    for n, guesser in enumerate(guessers):  # ten drivers, one wrong code each: the alarm
         response = await client.post(
-            VALIDATIONS,
-            json={"code": guesses[n], "driver_ref": "d"},
-            headers={"X-Forwarded-For": f"198.51.100.{n}"},
+            VALIDATIONS, json={"code": guesses[n]}, headers=bearer(guesser.token)
         )
         assert response.status_code == 404
     await asyncio.to_thread(wait_until, lambda: guessing_alarm(runtime) is not None, 5, "alarm")
-    assert "198.51.100.3" in (guessing_alarm(runtime) or "")
+    assert guessers[3].account.ref in (guessing_alarm(runtime) or "")
 
-    # A source that failed is refused on the line, even with the right code…
+    # A driver who failed is refused on the line, even with the right code…
     response = await client.post(
-        VALIDATIONS,
-        json={"code": rider.code, "driver_ref": "d"},
-        headers={"X-Forwarded-For": "198.51.100.0"},
+        VALIDATIONS, json={"code": rider.code}, headers=bearer(guessers[0].token)
     )
     assert response.status_code == 429
     assert runtime.engine.state.requests[rider.id].state is RequestState.WAITING
     # … a driver who never failed validates.
     response = await client.post(
-        VALIDATIONS,
-        json={"code": rider.code, "driver_ref": "honest"},
-        headers={"X-Forwarded-For": "203.0.113.50"},
+        VALIDATIONS, json={"code": rider.code}, headers=bearer(honest.token)
     )
     assert response.status_code == 200
     assert runtime.engine.state.requests[rider.id].state is RequestState.PICKED_UP
@@ -183,7 +179,7 @@ async def test_during_a_line_alarm_who_failed_is_refused_and_a_fresh_driver_vali
 async def test_a_code_by_sms_is_looked_up_only_on_lines_still_checking_codes(
     make_runtime: RuntimeFactory, tmp_path: Path
 ) -> None:
-    runtime = make_runtime(trusted_proxies="127.0.0.1", lines_file=two_lines_file(tmp_path))
+    runtime = make_runtime(lines_file=two_lines_file(tmp_path))
     async with served(runtime) as client:
         sms = Sms(client)
         rider_a = await waiting_rider(sms, runtime)
@@ -195,11 +191,9 @@ async def test_a_code_by_sms_is_looked_up_only_on_lines_still_checking_codes(
         [rider_b] = [r for r in runtime.engine.state.waiting() if r.line_id == LINE_B]
         held = {rider_a.code, rider_b.code}
         guesses = [code for code in wrong_codes(None) if code not in held]
-        for n in range(20):  # line A's budget, from twenty addresses over HTTP
+        for n, guesser in enumerate(drivers(runtime, 20)):  # line A's budget, over HTTP
             response = await client.post(
-                VALIDATIONS,
-                json={"code": guesses[n], "driver_ref": "d"},
-                headers={"X-Forwarded-For": f"198.51.100.{n}"},
+                VALIDATIONS, json={"code": guesses[n]}, headers=bearer(guesser.token)
             )
             assert response.status_code == 404
 

@@ -477,7 +477,7 @@ async def test_a_device_flooding_and_flapping_degrades_itself_only(rig: Rig) -> 
 GUESSERS = 1000
 
 
-async def test_a_thousand_addresses_guessing_codes_validate_nobody(rig: Rig) -> None:
+async def test_a_thousand_drivers_guessing_codes_validate_nobody(rig: Rig) -> None:
     for terminal_id, terminal in rig.fleet.terminals.items():
         terminal.press(rig.destinations(terminal_id)[0])
     riders = len(rig.fleet.terminals)
@@ -485,6 +485,10 @@ async def test_a_thousand_addresses_guessing_codes_validate_nobody(rig: Rig) -> 
     waiting = told_waiting(rig)
     held = {code for _terminal, code in waiting}
     wrong = [f"{n:04d}" for n in range(10_000) if f"{n:04d}" not in held]
+    phones = [f"+3368{n:07d}" for n in range(GUESSERS + 1)]
+    *guessers, fresh = await asyncio.to_thread(
+        account_tokens, rig.database_url, phones, AccountRole.DRIVER
+    )
     started = time.monotonic()
     statuses: list[int] = []
     for batch in range(0, GUESSERS, 50):
@@ -492,8 +496,11 @@ async def test_a_thousand_addresses_guessing_codes_validate_nobody(rig: Rig) -> 
             *(
                 rig.http.post(
                     f"/api/v1/lines/{LINE}/validations",
-                    json={"code": wrong[n], "driver_ref": f"guesser-{n}"},
-                    headers={"X-Forwarded-For": f"10.{n // 250}.{n % 250}.1"},
+                    json={"code": wrong[n]},
+                    headers={
+                        **bearer(guessers[n]),
+                        "X-Forwarded-For": f"10.{n // 250}.{n % 250}.1",
+                    },
                 )
                 for n in range(batch, batch + 50)
             )
@@ -502,12 +509,13 @@ async def test_a_thousand_addresses_guessing_codes_validate_nobody(rig: Rig) -> 
     seconds = time.monotonic() - started
     assert statuses.count(404) == 20  # the line's budget; then no code is checked at all
     assert statuses.count(429) == GUESSERS - 20
-    # The right code of a waiting rider, from an address never seen, is not checked either.
+    # The right code of a waiting rider, from a driver and an address never seen, is not
+    # checked either.
     _terminal, code = sorted(waiting)[0]
     answer = await rig.http.post(
         f"/api/v1/lines/{LINE}/validations",
-        json={"code": code, "driver_ref": "fresh"},
-        headers={"X-Forwarded-For": "192.0.2.1"},
+        json={"code": code},
+        headers={**bearer(fresh), "X-Forwarded-For": "192.0.2.1"},
     )
     assert answer.status_code == 429
     assert int(answer.headers["Retry-After"]) > 0
@@ -520,7 +528,7 @@ async def test_a_thousand_addresses_guessing_codes_validate_nobody(rig: Rig) -> 
     alerts = (await live(rig.http))["alerts"]
     assert any("wrong drivers' codes" in alert for alert in alerts)
     figure(
-        f"{GUESSERS} addresses guessing codes while {riders} riders wait",
+        f"{GUESSERS} drivers guessing codes while {riders} riders wait",
         f"{GUESSERS} guesses in {seconds:.1f} s: 20 checked (all wrong), {GUESSERS - 20} "
         "refused with 429; 0 riders validated, the line's alarm raised",
     )

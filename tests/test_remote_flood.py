@@ -12,8 +12,10 @@ import httpx
 import pytest
 
 from dispatcher.model import StopId
+from line_service.accounts.book import AccountRole
 from line_service.runtime import Runtime
 from sms_gateway import replies
+from tests.support.accounts import account_tokens, bearer
 from tests.support.app import served_app as served
 from tests.support.brokers import Mosquitto
 from tests.support.mqtt_probe import MqttProbe
@@ -45,13 +47,24 @@ def from_address(n: int) -> dict[str, str]:
     return {"X-Forwarded-For": f"198.51.100.{n}"}
 
 
+def riders(runtime: Runtime, phones: list[str]) -> list[dict[str, str]]:
+    """The Authorization header of a signed-in rider for each number."""
+    tokens = account_tokens(runtime.settings.database_url, phones, AccountRole.RIDER)
+    return [bearer(token) for token in tokens]
+
+
+def numbers(count: int, first: int = 0) -> list[str]:
+    return [f"+3366{n:07d}" for n in range(first, first + count)]
+
+
 async def test_a_terminal_press_is_accepted_at_a_stop_flooded_by_remote_asks(
     behind_proxy: tuple[Runtime, httpx.AsyncClient], probe: MqttProbe
 ) -> None:
     runtime, client = behind_proxy
     states = []
-    for n in range(40):  # forty anonymous app requests, each from its own address
-        response = await client.post(REQUESTS, json=ASK, headers=from_address(n))
+    # Forty app riders, each signed in with its own number and asking from its own address.
+    for n, rider in enumerate(riders(runtime, numbers(40))):
+        response = await client.post(REQUESTS, json=ASK, headers={**rider, **from_address(n)})
         assert response.status_code == 201
         states.append((response.json()["state"], response.json()["cause"]))
     assert states[:4] == [("waiting", "requested")] * 4
@@ -77,12 +90,13 @@ async def test_one_phone_holds_one_waiting_remote_request_over_sms_and_http(
 ) -> None:
     runtime, client = behind_proxy
     phone = "+33612345678"
-    first = await client.post(REQUESTS, json={**ASK, "phone": "06 12 34 56 78"})
+    [rider] = riders(runtime, [phone])
+    first = await client.post(REQUESTS, json=ASK, headers=rider)
     assert first.json()["state"] == "waiting"
     answer = await Sms(client).reply("CAL gravelines", sender=phone)
     assert answer.startswith("Vous avez déjà une demande en cours vers Dunkerque")
     again = await client.post(
-        REQUESTS, json={**ASK, "stop_id": "calais-est", "phone": phone}, headers=from_address(9)
+        REQUESTS, json={**ASK, "stop_id": "calais-est"}, headers={**rider, **from_address(9)}
     )
     assert (again.json()["state"], again.json()["cause"]) == ("refused", "already_waiting")
     assert [request.phone for request in runtime.engine.state.waiting()] == [phone]
@@ -91,19 +105,22 @@ async def test_one_phone_holds_one_waiting_remote_request_over_sms_and_http(
 async def test_new_requests_past_the_rate_get_429_per_address_and_per_phone(
     behind_proxy: tuple[Runtime, httpx.AsyncClient],
 ) -> None:
-    _runtime, client = behind_proxy
-    for _ in range(20):
-        response = await client.post(REQUESTS, json=ASK, headers=from_address(1))
+    runtime, client = behind_proxy
+    *many, late, other = riders(runtime, numbers(22))
+    for rider in many:  # twenty riders behind one address
+        response = await client.post(REQUESTS, json=ASK, headers={**rider, **from_address(1)})
         assert response.status_code == 201
-    refused = await client.post(REQUESTS, json=ASK, headers=from_address(1))
+    refused = await client.post(REQUESTS, json=ASK, headers={**late, **from_address(1)})
     assert refused.status_code == 429
     assert 0 < int(refused.headers["Retry-After"]) <= 900
-    assert (await client.post(REQUESTS, json=ASK, headers=from_address(2))).status_code == 201
+    answer = await client.post(REQUESTS, json=ASK, headers={**late, **from_address(2)})
+    assert answer.status_code == 201
 
     # One phone, many addresses: four requests a window, then 429.
-    with_phone = {**ASK, "phone": "+33611111111"}
     codes = [
-        (await client.post(REQUESTS, json=with_phone, headers=from_address(10 + n))).status_code
+        (
+            await client.post(REQUESTS, json=ASK, headers={**other, **from_address(10 + n)})
+        ).status_code
         for n in range(5)
     ]
     assert codes == [201, 201, 201, 201, 429]

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
-from line_service.accounts.book import AccountBook, AccountRole
+from line_service.accounts.book import AccountBook, AccountRole, IssuedToken
 from line_service.accounts.sign_in import SIGN_IN_REF, code_in_text
 from line_service.storage.store import Store
 from sms_gateway.console_sender import ConsoleSender
@@ -14,15 +14,20 @@ from sms_gateway.console_sender import ConsoleSender
 LIFETIME = timedelta(days=1)
 
 
-def account_tokens(database_url: str, phones: Iterable[str], role: AccountRole) -> list[str]:
-    """A bearer token of `role` for the account of each number (created when new)."""
+def issued_tokens(database_url: str, phones: Iterable[str], role: AccountRole) -> list[IssuedToken]:
+    """A token of `role` for the account of each number (created when new), with its account."""
     store = Store(database_url)
     try:
         book = AccountBook(store.engine)
         now = datetime.now(UTC)
-        return [book.issue(phone, role, now, LIFETIME).token for phone in phones]
+        return [book.issue(phone, role, now, LIFETIME) for phone in phones]
     finally:
         store.dispose()
+
+
+def account_tokens(database_url: str, phones: Iterable[str], role: AccountRole) -> list[str]:
+    """A bearer token of `role` for the account of each number (created when new)."""
+    return [issued.token for issued in issued_tokens(database_url, phones, role)]
 
 
 def account_token(database_url: str, phone: str, role: AccountRole) -> str:
