@@ -41,4 +41,6 @@ def build_authority(network: Network, store: Store, sms: SmsSender) -> Authority
     """The line's fallbacks (texts go through the SMS provider) and the trip recorder; the
     engine is given both (its fallback dispatcher, and a listener for validated rides)."""
     sender: TextSender = SmsTextSender(sms)
-    return AuthorityServices(LineFallbacks(network, sender), TripRecorder(network, TripBook(store)))
+    return AuthorityServices(
+        LineFallbacks(network, sender), TripRecorder(network, TripBook(store, network))
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import MetaData
 from sqlmodel import SQLModel
 
+import line_service.storage.money_tables
 import line_service.storage.operator_table
 import line_service.storage.sms_store
 import line_service.storage.store  # noqa: F401 - importing the modules registers their tables
