@@ -17,7 +17,7 @@ A `presence` campaign pays drivers for declared presence at peak instead (`prese
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from enum import StrEnum
@@ -197,13 +197,25 @@ def journey_amount(campaign: Campaign, journey: JourneyFacts, first_of_run: bool
     )
 
 
-def apply_campaigns(journeys: Iterable[JourneyFacts], campaigns: Sequence[Campaign]) -> Ledger:
+Progress = Callable[[int, int], None]
+"""Told (done, total) every `PROGRESS_STEP` journeys and at the end."""
+PROGRESS_STEP = 500
+
+
+def apply_campaigns(
+    journeys: Iterable[JourneyFacts],
+    campaigns: Sequence[Campaign],
+    progress: Progress | None = None,
+) -> Ledger:
     """Every payable journey's incentives (give only journeys whose driver may be paid)."""
     ledger = Ledger()
     limits = _Limits(ledger)
     runs_paid: set[tuple[str, str]] = set()
     in_order = ordered(campaigns)
-    for journey in sorted(journeys, key=lambda j: (j.picked_up_at, j.journey_id)):
+    in_time = sorted(journeys, key=lambda j: (j.picked_up_at, j.journey_id))
+    for done, journey in enumerate(in_time, start=1):
+        if progress is not None and (done % PROGRESS_STEP == 0 or done == len(in_time)):
+            progress(done, len(in_time))
         local = _local(journey.picked_up_at, journey.timezone)
         found: list[Incentive] = []
         for campaign in in_order:

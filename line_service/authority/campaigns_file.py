@@ -117,6 +117,8 @@ class CampaignEntry(_Entry):
 
     @model_validator(mode="after")
     def _kind(self) -> CampaignEntry:
+        if self.budget_cents is not None and (self.period is None or self.period.start is None):
+            raise ValueError("a budget needs period.from: the day it starts counting")
         if self.kind == PRESENCE_KIND and self.amounts.per_declaration_cents == 0:
             raise ValueError("a presence campaign needs amounts.per_declaration_cents")
         if self.kind == JOURNEY_KIND and self.amounts.per_declaration_cents:

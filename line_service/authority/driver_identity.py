@@ -50,3 +50,8 @@ def unpaid_reason(driver: Driver | None, rider_phone: str | None) -> str | None:
     if driver.phone is not None and rider_phone is not None and driver.phone == rider_phone:
         return UNPAID_OWN_RIDE
     return None
+
+
+def shown_driver(key: str) -> str:
+    """A driver's key for a screen or a terminal: a number loses its last two digits."""
+    return f"{key[:-2]}xx" if key.startswith("tel:") else key

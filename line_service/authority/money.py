@@ -14,7 +14,13 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
 from dispatcher.model import LineId, Network, StopId
-from line_service.authority.campaigns import Campaign, JourneyFacts, Ledger, apply_campaigns
+from line_service.authority.campaigns import (
+    Campaign,
+    JourneyFacts,
+    Ledger,
+    Progress,
+    apply_campaigns,
+)
 from line_service.authority.driver_bans import DriverBans
 from line_service.authority.driver_identity import Driver, identify_driver
 from line_service.authority.trip_reviews import Standing, TripReviews, standing
@@ -80,6 +86,7 @@ def trip_money(
     first: date,
     last: date,
     identify: Callable[[str], Driver | None] = identify_driver,
+    progress: Progress | None = None,
 ) -> TripMoney:
     """The ledger of trips picked up from `ledger_start(first)` to `last` (UTC days, with a
     day's margin either side: callers pick the local days they want)."""
@@ -101,5 +108,5 @@ def trip_money(
         driver = money.drivers[trip.id]
         if driver is not None and money.payable(trip):
             payable.append(journey_facts(trip, network, driver))
-    money.ledger = apply_campaigns(payable, campaigns)
+    money.ledger = apply_campaigns(payable, campaigns, progress)
     return money
