@@ -12,8 +12,7 @@ import typer
 
 from dispatcher.model import Network
 from line_service.authority.campaigns import Campaign, Ledger
-from line_service.authority.campaigns_file import CampaignsFileError, campaigns_for
-from line_service.authority.cli import _network, _store
+from line_service.authority.cli import _network, _store, configured_campaigns
 from line_service.authority.driver_identity import shown_driver
 from line_service.settings import Settings
 from line_service.storage.store import as_utc
@@ -34,12 +33,8 @@ def _month(text: str) -> str:
 
 
 def _campaigns(path: Path | None, network: Network) -> list[Campaign]:
-    try:
-        return campaigns_for(path, network)
-    except CampaignsFileError as exc:
-        for problem in exc.problems:
-            typer.echo(f"{exc.source}: {problem}", err=True)
-        raise typer.Exit(2) from exc
+    settings = Settings()
+    return configured_campaigns(settings.model_copy(update={"campaigns_file": path}), network)
 
 
 @campaigns_app.command("check")
