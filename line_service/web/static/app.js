@@ -391,7 +391,8 @@ function heldRow(t) {
       " ",
       el("button", { type: "button", class: "small danger", text: "Rejeter", "data-decision": "reject",
         onclick: () => review(t, "reject") }));
-  const when = new Date(t.picked_up_at).toLocaleString("fr-FR", { dateStyle: "short", timeStyle: "short" });
+  const when = new Date(t.picked_up_at).toLocaleString("fr-FR",
+    { dateStyle: "short", timeStyle: "short", timeZone: ui.line ? ui.line.timezone : undefined });
   const km = (t.distance_m / 1000).toFixed(1).replace(".", ",");
   return el("tr", { "data-trip": t.id },
     el("td", { class: "num", text: when }),
