@@ -156,9 +156,10 @@ def report_command(
         raise typer.BadParameter(f"{month!r} is not a month like 2026-03", param_hint="--month")
     settings = Settings()
     network = _network(settings)
+    campaigns = configured_campaigns(settings, network)
     store = _store(settings)
     try:
-        figures = compute_figures(store, network, month)
+        figures = compute_figures(store, network, month, campaigns)
     finally:
         store.dispose()
     out.parent.mkdir(parents=True, exist_ok=True)

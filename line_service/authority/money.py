@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 from dispatcher.model import LineId, Network, StopId
 from line_service.authority.campaigns import (
@@ -88,8 +89,8 @@ def trip_money(
     identify: Callable[[str], Driver | None] = identify_driver,
     progress: Progress | None = None,
 ) -> TripMoney:
-    """The ledger of trips picked up from `ledger_start(first)` to `last` (UTC days, with a
-    day's margin either side: callers pick the local days they want)."""
+    """The ledger of trips picked up from `ledger_start(first)` to `last` (local days of
+    each trip's line; `trips` has a day's margin either side: callers pick their days)."""
     start = datetime.combine(ledger_start(first, campaigns) - timedelta(days=1), time(), UTC)
     end = datetime.combine(last + timedelta(days=2), time(), UTC)
     trips = TripBook(store).between(start, end)
@@ -104,9 +105,13 @@ def trip_money(
         ledger=Ledger(),
     )
     payable = []
+    since = ledger_start(first, campaigns)
     for trip in trips:
         driver = money.drivers[trip.id]
-        if driver is not None and money.payable(trip):
-            payable.append(journey_facts(trip, network, driver))
+        if driver is None or not money.payable(trip):
+            continue
+        facts = journey_facts(trip, network, driver)
+        if since <= facts.picked_up_at.astimezone(ZoneInfo(facts.timezone)).date() <= last:
+            payable.append(facts)
     money.ledger = apply_campaigns(payable, campaigns, progress)
     return money
