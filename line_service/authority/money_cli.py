@@ -61,9 +61,13 @@ def simulate_command(
     first, last, start, end = month_bounds(_month(month), zone)
     store = _store(settings)
 
+    shown = [-1]  # the last tenth reported
+
     def progress(done: int, total: int) -> None:
-        if total >= PROGRESS_FROM:
-            typer.echo(f"  {done}/{total} journeys", err=True)
+        tenth = done * 10 // total
+        if total >= PROGRESS_FROM and tenth != shown[0]:
+            shown[0] = tenth
+            typer.echo(f"  {done}/{total} journeys ({tenth * 10} %)", err=True)
 
     try:
         money = trip_money(store, network, campaigns, first, last, progress=progress)
