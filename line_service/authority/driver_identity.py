@@ -15,6 +15,8 @@ ACCOUNT_PREFIX = "account:"
 UNPAID_OWN_RIDE = "own_ride"
 UNPAID_DRIVER_UNKNOWN = "driver_not_identified"
 
+RETAINED_PREFIX = "hash:"  # privacy's pseudonym of a number once its retention is over
+
 _PHONE_IN_REF = re.compile(r"^(?:tel:)?(\+[1-9][0-9]{7,14})$")
 _ACCOUNT_REF = re.compile(r"^account:[A-Za-z0-9_-]{1,64}$")
 
@@ -55,3 +57,14 @@ def unpaid_reason(driver: Driver | None, rider_phone: str | None) -> str | None:
 def shown_driver(key: str) -> str:
     """A driver's key for a screen or a terminal: a number loses its last two digits."""
     return f"{key[:-2]}xx" if key.startswith("tel:") else key
+
+
+def payee_of(driver_ref: str, unpaid: str | None) -> Driver | None:
+    """Who is paid for a stored trip: the identified driver; or, once the retention period has
+    replaced the number by its salted hash (`hash:…`), that pseudonym for a trip whose driver
+    was identified when it was recorded (`unpaid` None). None: nobody is paid."""
+    driver = identify_driver(driver_ref)
+    if driver is not None or unpaid is not None:
+        return driver
+    ref = driver_ref.strip()
+    return Driver(key=ref, phone=None) if ref.startswith(RETAINED_PREFIX) else None

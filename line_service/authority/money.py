@@ -23,7 +23,7 @@ from line_service.authority.campaigns import (
     apply_campaigns,
 )
 from line_service.authority.driver_bans import DriverBans
-from line_service.authority.driver_identity import Driver, identify_driver
+from line_service.authority.driver_identity import Driver, payee_of
 from line_service.authority.trip_reviews import Standing, TripReviews, standing
 from line_service.authority.trips import TripBook
 from line_service.storage.store import Store, TripRecord, as_utc
@@ -86,7 +86,7 @@ def trip_money(
     campaigns: Sequence[Campaign],
     first: date,
     last: date,
-    identify: Callable[[str], Driver | None] = identify_driver,
+    identify: Callable[[str, str | None], Driver | None] = payee_of,
     progress: Progress | None = None,
 ) -> TripMoney:
     """The ledger of trips picked up from `ledger_start(first)` to `last` (local days of
@@ -100,7 +100,7 @@ def trip_money(
         trips=trips,
         standings={t.id: standing(t, decisions.get(t.id)) for t in trips},
         decisions=decisions,
-        drivers={t.id: identify(t.driver_ref) for t in trips},
+        drivers={t.id: identify(t.driver_ref, t.unpaid_reason) for t in trips},
         banned=banned,
         ledger=Ledger(),
     )

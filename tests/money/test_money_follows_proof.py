@@ -9,6 +9,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from dispatcher.model import Network
+from line_service.authority.campaigns_file import default_campaigns
 from line_service.authority.driver_identity import (
     UNPAID_DRIVER_UNKNOWN,
     UNPAID_OWN_RIDE,
@@ -153,3 +154,23 @@ def test_one_driver_at_stops_far_apart_within_minutes_is_held(
     assert FLAG_IMPOSSIBLE_SPEED in second.flags.split(",")
     assert FLAG_MANY_STOPS in third.flags.split(",")
     assert DRIVER not in second.flags
+
+
+def test_a_driver_identified_when_recorded_is_still_paid_after_retention(
+    store: Store, book: TripBook, network: Network
+) -> None:
+    """Numbers in clear are erased after CARPOOL_PHONE_RETENTION_DAYS; payouts come later."""
+    from line_service.authority.driver_identity import RETAINED_PREFIX, payee_of
+    from line_service.authority.money import trip_money
+    from line_service.privacy.personal_data import HASHED_DRIVER, erase_expired
+
+    assert RETAINED_PREFIX == HASHED_DRIVER
+    trip = record(book, network, validated("r1", T0))
+    unknown = record(
+        book, network, validated("r2", T0 + timedelta(hours=2), driver="demo-driver-3")
+    )
+    erase_expired(store.engine, "salt", T0 + timedelta(days=31))
+    money = trip_money(store, network, default_campaigns(network), *NOVEMBER)
+    assert money.ledger.paid(trip.id) == 200
+    assert money.ledger.paid(unknown.id) == 0
+    assert payee_of("hash:abc", UNPAID_DRIVER_UNKNOWN) is None
