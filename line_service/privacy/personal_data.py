@@ -33,6 +33,7 @@ from sqlmodel import Session, SQLModel, col, or_, select
 
 from line_service.authority.trips import identity_of, phone_in_ref
 from line_service.settings import Settings
+from line_service.storage.money_tables import BannedDriverRecord
 from line_service.storage.sms_store import SmsDeliveryRecord, SmsInboundRecord, SmsOptOutRecord
 from line_service.storage.store import (
     PHONE_KEEPING_STATES,
@@ -163,6 +164,10 @@ def export(engine: Engine, keys: PhoneKeys, now: datetime) -> dict[str, Any]:
         if SmsOptOutRecord.__tablename__ in tables:
             found = session.get(SmsOptOutRecord, keys.hash)
             opted_out = None if found is None else _plain(found)
+        banned = None
+        if BannedDriverRecord.__tablename__ in tables:
+            ban = session.get(BannedDriverRecord, f"tel:{keys.phone}")
+            banned = None if ban is None else _plain(ban)
         trips = []
         if TripRecord.__tablename__ in tables:
             trips = [
@@ -181,11 +186,14 @@ def export(engine: Engine, keys: PhoneKeys, now: datetime) -> dict[str, Any]:
         "sms_delivery": [],
         "sms_opt_out": opted_out,
         "trips": trips,
+        "banned_driver": banned,
         "notes": [
             "sms_inbound lists the texts received from this number (found by its salted hash).",
             f"sms_delivery: statuses of outbound texts are kept by MessageSid only, with no link "
             f"to a number ({_count(engine, tables, SmsDeliveryRecord)} statuses stored in all).",
             "sms_opt_out: when this number wrote STOP (null if it did not).",
+            "banned_driver: the operator's ban of this driver (null if none); an erasure "
+            "does not lift it (fraud prevention).",
             "The SMS provider (Twilio) keeps its own message logs: ask it separately.",
         ],
     }

@@ -164,3 +164,12 @@ def test_the_commands_simulate_ban_and_write_payouts(
     # Unbanned now: the banned driver's journey is paid too; the held one still is not.
     assert "5 journey(s) paid to 3 driver(s), 9.00 EUR" in paid.output
     assert (out / "appels-de-fonds.csv").exists()
+
+
+def test_an_access_request_shows_the_ban_of_that_number(store: Store, network: Network) -> None:
+    from line_service.privacy.personal_data import export, keys_for
+
+    seed(store, network)
+    found = export(store.engine, keys_for(BANNED_DRIVER, "salt"), NOW)
+    assert found["banned_driver"]["reason"] == "fraude avérée"
+    assert export(store.engine, keys_for(OTHER_DRIVER, "salt"), NOW)["banned_driver"] is None
