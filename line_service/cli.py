@@ -18,6 +18,7 @@ from dispatcher.model import Network
 from dispatcher.request_machine import RequestState
 from line_service.accounts.cli import accounts_app
 from line_service.authority.cli import export_app, report_command, send_rpc_command
+from line_service.authority.money_cli import campaigns_app, drivers_app, payouts_command
 from line_service.broker.cli import mosquitto_config
 from line_service.commissioning.cli import commission_command
 from line_service.logging_setup import configure_logging, secret_values
@@ -120,6 +121,9 @@ app.add_typer(db_app, name="db")
 app.command("report")(report_command)
 app.command("send-rpc")(send_rpc_command)
 app.command("commission")(commission_command)
+app.add_typer(campaigns_app, name="campaigns")
+app.add_typer(drivers_app, name="drivers")
+app.command("payouts")(payouts_command)
 register_plan(app)
 
 

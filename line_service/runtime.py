@@ -19,7 +19,7 @@ from dispatcher.state import DispatcherState
 from line_service.abuse.gate import AbuseGate
 from line_service.accounts.book import AccountBook
 from line_service.accounts.sign_in import SignIn, SignInRules
-from line_service.authority.trips import phone_in_ref
+from line_service.authority.driver_identity import identify_with
 from line_service.authority.wiring import AuthorityServices, build_authority
 from line_service.dispatch.device_gateway import DeviceGateway
 from line_service.dispatch.device_limits import DeviceLimiter
@@ -136,7 +136,7 @@ def build_runtime(
         store,
         sms_sender,
         # An app driver's trip names the account; the registry gets its verified number.
-        driver_phone=lambda ref: phone_in_ref(ref) or accounts.phone_of_ref(ref),
+        identify=identify_with(accounts.phone_of_ref),
     )
     notifier = SmsNotifier(network, sms_sender)
     engine = Engine(

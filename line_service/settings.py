@@ -23,6 +23,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CARPOOL_", extra="ignore", frozen=True)
 
     lines_file: Path = Path("config/lines.yaml")
+    campaigns_file: Path | None = None  # incentive campaigns; none: each line's compensation
     cache_dir: Path = Path("var/cache")  # the lines file's parsed form (a faster restart)
     database_url: str = "sqlite:///var/carpool.sqlite3"
     mqtt_url: str = EMBEDDED

@@ -15,6 +15,7 @@ from dispatcher.request_machine import Cause, RequestState, transition
 from dispatcher.state import DispatcherState
 from line_service.accounts.book import AccountBook, AccountRole, IssuedToken, hash_token
 from line_service.accounts.sign_in import SignIn
+from line_service.authority.driver_identity import identify_with
 from line_service.authority.trips import TripBook, draft_trip
 from line_service.cli import app
 from line_service.driver_trips.announcements import DriverTrips
@@ -51,7 +52,7 @@ async def driver(store: Store) -> IssuedToken:
     network = load_network(REPO / "config" / "lines.yaml")
     line = network.line(LINE)
     assert line is not None
-    draft = draft_trip(line, picked, RequestState.WAITING, book.phone_of_ref)
+    draft = draft_trip(line, picked, RequestState.WAITING, identify_with(book.phone_of_ref))
     assert draft is not None
     TripBook(store).record(draft)
     announced = DriverTrips(

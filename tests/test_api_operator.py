@@ -242,3 +242,55 @@ def test_cli_operator_add_prints_a_token_the_running_service_accepts(
     assert token not in listed
     run([str(CARPOOL_LINE), "operator", "remove", "alice"], check=True)
     assert api.get("/me", headers=auth(token)).status_code == 401
+
+
+def held_trip(database_url: str) -> str:
+    """A trip validated 10 s after the request (held for review), stored as the service would."""
+    from datetime import UTC, datetime, timedelta
+
+    from line_service.authority.trips import TripBook
+    from line_service.storage.store import Store
+    from tests.money.trips_support import paying_network, record, validated
+
+    store = Store(database_url)
+    try:
+        network = paying_network()
+        at = datetime(2026, 11, 2, 6, 0, tzinfo=UTC)
+        trip = record(
+            TripBook(store, network),
+            network,
+            validated("held-1", at, asked_before=timedelta(seconds=10)),
+        )
+        return trip.id
+    finally:
+        store.dispose()
+
+
+def test_reviewing_a_held_trip_needs_the_operator_role_and_is_recorded(
+    service: ServiceProcess, api: httpx.Client
+) -> None:
+    trip_id = held_trip(service.database_url)
+    listed = api.get("/trips", params={"flagged": "true"}, headers=auth(VIEWER))
+    assert listed.status_code == 200
+    [item] = listed.json()["items"]
+    assert (item["id"], item["standing"], item["flags"]) == (
+        trip_id,
+        "held",
+        ["validated_too_soon"],
+    )
+    assert item["driver"].endswith("xx")  # the driver's number is never shown whole
+    body = {"decision": "approve", "note": "le conducteur attendait déjà"}
+    assert api.post(f"/trips/{trip_id}/review", json=body).status_code == 401
+    assert api.post(f"/trips/{trip_id}/review", json=body, headers=auth(VIEWER)).status_code == 403
+    bad = api.post(f"/trips/{trip_id}/review", json={"decision": "maybe"}, headers=auth(OPERATOR))
+    assert bad.status_code == 422
+    assert api.post("/trips/nope/review", json=body, headers=auth(OPERATOR)).status_code == 404
+    done = api.post(f"/trips/{trip_id}/review", json=body, headers=auth(OPERATOR))
+    assert done.status_code == 200, done.text
+    me = api.get("/me", headers=auth(OPERATOR)).json()
+    assert done.json()["decided_by"] == me["name"]
+    assert done.json()["decision"] == "approve"
+    [after] = api.get("/trips", params={"flagged": "true"}, headers=auth(VIEWER)).json()["items"]
+    assert after["standing"] == "clean"
+    assert after["review"]["note"] == "le conducteur attendait déjà"
+    assert api.get("/trips", params={"flagged": "false"}, headers=auth(VIEWER)).status_code == 422

@@ -185,3 +185,36 @@ def test_the_page_policy_blocks_inline_script_and_the_dashboard_needs_none(
     wait_until(lambda: bool(console_errors), 5, "the blocked inline script reported")
     assert all("Content Security Policy" in text for text in console_errors), console_errors
     console_errors.clear()
+
+
+def test_an_operator_approves_a_held_trip_from_the_dashboard(
+    browser: Browser, service: ServiceProcess
+) -> None:
+    from line_service.authority.trip_reviews import TripReviews
+    from line_service.storage.store import Store
+    from tests.test_api_operator import held_trip
+
+    trip_id = held_trip(service.database_url)
+    page = signed_in(browser, service, OPERATOR)
+    row = page.locator(f"#held tr[data-trip='{trip_id}']")
+    expect(row).to_contain_text("validé trop tôt après la demande")
+    expect(row).to_contain_text("à décider")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.locator("section.held").screenshot(path=str(ARTIFACTS / "dashboard-held-trips.png"))
+    row.locator("button[data-decision=approve]").click()
+    page.fill("#review-note", "conducteur déjà à l'arrêt, vérifié par téléphone")
+    page.click("#review-yes")
+    expect(row.locator(".state.approve")).to_have_text("validé", timeout=10_000)
+    expect(row.locator("button[data-decision=reject]")).to_have_count(1)  # may still change
+    store = Store(service.database_url)
+    try:
+        review = TripReviews(store).of(trip_id)
+    finally:
+        store.dispose()
+    assert review is not None
+    assert (review.decision, review.note) == (
+        "approve",
+        "conducteur déjà à l'arrêt, vérifié par téléphone",
+    )
+    viewer = signed_in(browser, service, VIEWER)
+    expect(viewer.locator("section.held")).to_be_hidden()

@@ -144,6 +144,7 @@ def test_export_gives_requests_with_history_texts_and_trips_of_a_number(
     assert data["phone"] == RIDER
     assert data["sms_opt_out"]["opted_out_at"].startswith(RECENT.date().isoformat())
     assert exported(database_url, OTHER)["sms_opt_out"] is None
+    assert data["banned_driver"] is None
     roles = {item["id"]: item["role"] for item in data["requests"]}
     assert roles == {
         "r-old": "rider",

@@ -63,17 +63,18 @@ def request(
     )
 
 
+D1, D2 = "account:d1", "account:d2"  # identified drivers (app accounts)
 SEED = [
-    request(1, MONDAY, "car", 2, "marck-est", phone=RIDER_A, driver="d1"),
-    request(2, MONDAY + timedelta(minutes=5), "car", 4, destination="gravelines-est", driver="d2"),
+    request(1, MONDAY, "car", 2, "marck-est", phone=RIDER_A, driver=D1),
+    request(2, MONDAY + timedelta(minutes=5), "car", 4, destination="gravelines-est", driver=D2),
     request(3, MONDAY + timedelta(minutes=6), "fallback", 15),
     request(4, MONDAY + timedelta(minutes=12), "car", 10, "gravelines-est", "dunkerque-est",
-            RIDER_A, "d1"),
+            RIDER_A, D1),
     request(5, MONDAY + timedelta(hours=9), "cancelled", 3),
     request(6, TUESDAY, "refused"),
     request(7, TUESDAY + timedelta(minutes=1), "expired", 30),
-    request(8, TUESDAY + timedelta(hours=10), "car", 6, phone=RIDER_B, driver="d2", seats=2),
-    request(9, datetime(2026, 4, 1, 6, 0, tzinfo=UTC), "car", 1, phone=RIDER_B, driver="d2"),
+    request(8, TUESDAY + timedelta(hours=10), "car", 6, phone=RIDER_B, driver=D2, seats=2),
+    request(9, datetime(2026, 4, 1, 6, 0, tzinfo=UTC), "car", 1, phone=RIDER_B, driver=D2),
 ]  # fmt: skip
 
 
@@ -126,7 +127,10 @@ def test_the_figures_match_the_seed(seeded: Store, network: Network) -> None:
     assert figures.distinct_drivers == 2
     assert figures.passenger_km == pytest.approx(35 + 23 + 43 * 2)
     assert figures.co2_avoided_kg == pytest.approx(144 * 0.2)
+    # Identified drivers only (app accounts here); the line's rule has no SIRET in the file.
     assert figures.driver_compensation_cents == 200 + 200 + 300
+    assert figures.incentives_by_sponsor == {"sans SIRET": 700}
+    assert figures.budgets == {"line-calais-dunkerque": (700, None)}
     assert figures.by_stop["Calais"] == {"car": 2, "fallback": 1, "cancelled": 1, "expired": 1}
     assert figures.by_hour[7] == {"car": 3, "fallback": 1, "expired": 1}
 
@@ -164,3 +168,24 @@ def test_a_bad_month_is_a_clear_error(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["report", "--month", "2026-13", "--out", "r.html"])
     assert result.exit_code == 2
     assert "not a month" in result.output
+
+
+def test_incentives_per_sponsor_and_budget_used_follow_the_campaigns(
+    seeded: Store, network: Network
+) -> None:
+    from datetime import date
+
+    from line_service.authority.campaigns import Campaign
+
+    siret = "11000101300017"
+    aom = Campaign(
+        id="aom", name="AOM", siret=siret, per_passenger_cents=100, budget_cents=300,
+        first_day=date(2026, 3, 1),
+    )  # fmt: skip
+    figures = compute_figures(seeded, network, "2026-03", [aom])
+    # 100 a seat: r1, r2, then r8's two seats clipped to the budget's last 100.
+    assert figures.incentives_by_sponsor == {siret: 300}
+    assert figures.budgets == {"aom": (300, 300)}
+    shown = dict(re.findall(r'data-figure="([^"]+)">([^<]*)<', render_html(figures, network)))
+    assert shown[f"incentives_{siret}"] == "3,00"
+    assert shown["budget_aom"] == "3,00 sur 3,00"

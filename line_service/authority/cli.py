@@ -13,6 +13,8 @@ from typing import Annotated, Any
 import typer
 
 from dispatcher.model import Network
+from line_service.authority.campaigns import Campaign
+from line_service.authority.campaigns_file import CampaignsFileError, campaigns_for
 from line_service.network.lines_file import LinesFileError, load_network
 from line_service.settings import Settings
 from line_service.storage.store import Store
@@ -29,6 +31,17 @@ def _network(settings: Settings) -> Network:
     except LinesFileError as exc:
         for problem in exc.problems:
             typer.echo(f"{settings.lines_file}: {problem}", err=True)
+        raise typer.Exit(2) from exc
+
+
+def configured_campaigns(settings: Settings, network: Network) -> list[Campaign]:
+    """The campaigns of `CARPOOL_CAMPAIGNS_FILE` (each problem printed, exit 2), else each
+    line's own compensation rule."""
+    try:
+        return campaigns_for(settings.campaigns_file, network)
+    except CampaignsFileError as exc:
+        for problem in exc.problems:
+            typer.echo(f"{exc.source}: {problem}", err=True)
         raise typer.Exit(2) from exc
 
 
@@ -60,9 +73,11 @@ def export_rpc_command(
     if end < start:
         raise typer.BadParameter("--to is before --from", param_hint="--to")
     settings = Settings()
+    network = _network(settings)
+    campaigns = configured_campaigns(settings, network)
     store = _store(settings)
     try:
-        export = export_rpc(store, _network(settings), start, end)
+        export = export_rpc(store, network, start, end, campaigns)
     finally:
         store.dispose()
     write_journeys(export.journeys, out)
@@ -141,9 +156,10 @@ def report_command(
         raise typer.BadParameter(f"{month!r} is not a month like 2026-03", param_hint="--month")
     settings = Settings()
     network = _network(settings)
+    campaigns = configured_campaigns(settings, network)
     store = _store(settings)
     try:
-        figures = compute_figures(store, network, month)
+        figures = compute_figures(store, network, month, campaigns)
     finally:
         store.dispose()
     out.parent.mkdir(parents=True, exist_ok=True)

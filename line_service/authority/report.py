@@ -7,7 +7,9 @@ Figures (all from the requests and trips tables, local dates of the line):
   90th percentile by nearest rank (the smallest wait that 90 % of riders did not exceed);
 - distinct riders = distinct phone numbers (hashed) of SMS/app riders; terminal riders are
   anonymous and counted apart; distinct drivers = distinct `driver_ref` of validated trips;
-- CO2 avoided = passenger-km of clean trips × CO2_KG_PER_KM (see its note).
+- CO2 avoided = passenger-km of clean trips × CO2_KG_PER_KM (see its note);
+- driver compensation and incentives per sponsor = the campaigns' ledger (`money`) over the
+  month's payable trips (what the registry is told); budget used since each campaign began.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from sqlmodel import Session, col, select
 
 from dispatcher.model import LineId, Network, StopId
 from dispatcher.request_machine import RequestState
+from line_service.authority.campaigns import Campaign
+from line_service.authority.money import trip_money
 from line_service.authority.report_plots import Plots, render_plots
 from line_service.storage.store import PhoneHashRecord, RideRequestRecord, Store, TripRecord, as_utc
 
@@ -60,6 +64,8 @@ class MonthFigures:
     passenger_km: float = 0.0
     co2_avoided_kg: float = 0.0
     driver_compensation_cents: int = 0
+    incentives_by_sponsor: dict[str, int] = field(default_factory=dict)  # SIRET -> cents
+    budgets: dict[str, tuple[int, int | None]] = field(default_factory=dict)  # id -> used, budget
 
     @property
     def car_share(self) -> float | None:
@@ -94,8 +100,11 @@ def _outcome(state: str) -> str:
     }.get(state, "refused")
 
 
-def compute_figures(store: Store, network: Network, month: str) -> MonthFigures:
-    """Every figure of the month (the first line's time zone sets the local days)."""
+def compute_figures(
+    store: Store, network: Network, month: str, campaigns: list[Campaign] | None = None
+) -> MonthFigures:
+    """Every figure of the month (the first line's time zone sets the local days); money by
+    `campaigns` (default: each line's own compensation rule)."""
     zone = ZoneInfo(network.lines[0].timezone if network.lines else "Europe/Paris")
     first, last, start, end = month_bounds(month, zone)
     days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
@@ -145,6 +154,7 @@ def compute_figures(store: Store, network: Network, month: str) -> MonthFigures:
         figures.wait_p90_minutes = nearest_rank(figures.waits_minutes, 0.9)
     for trip in trips:
         _add_trip(figures, trip, zone, first, network)
+    _add_money(figures, store, network, campaigns, (first, last, start, end))
     figures.distinct_riders = len(riders)
     figures.distinct_drivers = len(drivers)
     figures.co2_avoided_kg = figures.passenger_km * CO2_KG_PER_KM
@@ -170,7 +180,33 @@ def _add_trip(
     )
     figures.od_matrix[pair] = figures.od_matrix.get(pair, 0) + 1
     figures.passenger_km += trip.distance_m / 1000 * trip.seats
-    figures.driver_compensation_cents += trip.driver_compensation_cents
+
+
+def _add_money(
+    figures: MonthFigures,
+    store: Store,
+    network: Network,
+    campaigns: list[Campaign] | None,
+    bounds: tuple[date, date, datetime, datetime],
+) -> None:
+    """What the campaigns paid this month, per sponsor, and each campaign's budget used."""
+    if campaigns is None:
+        from line_service.authority.campaigns_file import default_campaigns
+
+        campaigns = default_campaigns(network)
+    first, last, start, end = bounds
+    money = trip_money(store, network, campaigns, first, last)
+    for trip in money.trips:
+        if not start <= as_utc(trip.picked_up_at) < end:
+            continue
+        for incentive in money.ledger.incentives.get(trip.id, []):
+            payer = incentive.siret or "sans SIRET"
+            paid = figures.incentives_by_sponsor.get(payer, 0) + incentive.amount_cents
+            figures.incentives_by_sponsor[payer] = paid
+            figures.driver_compensation_cents += incentive.amount_cents
+    for campaign in campaigns:
+        used = money.ledger.budget_used.get(campaign.id, 0)
+        figures.budgets[campaign.id] = (used, campaign.budget_cents)
 
 
 def _number(value: float | None, digits: int = 1) -> str:
@@ -213,6 +249,18 @@ def render_html(figures: MonthFigures, network: Network) -> str:
          _number(f.driver_compensation_cents / 100, 2)),
     ]  # fmt: skip
     rows = [_row(label, key, value) for label, key, value in table]
+    rows += [
+        _row(f"Incitations payées, financeur {siret} (€)",
+             f"incentives_{siret if siret.isdigit() else 'none'}",
+             _number(cents / 100, 2))
+        for siret, cents in sorted(f.incentives_by_sponsor.items())
+    ]  # fmt: skip
+    rows += [
+        _row(f"Budget consommé, campagne {campaign} (€)", f"budget_{campaign}",
+             _number(used / 100, 2) + ("" if budget is None else
+                                        f" sur {_number(budget / 100, 2)}"))
+        for campaign, (used, budget) in sorted(f.budgets.items())
+    ]  # fmt: skip
     images = "".join(
         f'<figure><img alt="{html.escape(title)}" src="data:image/png;base64,{data}">'
         f"<figcaption>{html.escape(title)}</figcaption></figure>"

@@ -1,9 +1,12 @@
 """Adapter: trips as journeys of the Registre de preuve de covoiturage (RPC API v3.4).
 
 One journey per driver/passenger pair (one trip record); `operator_trip_id` groups the
-passengers of one car run. A trip is exported only when it is clean (no anti-abuse flag) and
-both occupants have a known phone number: the registry requires `phone_trunc` and
-`identity_key` for each. What we send, since no last name is ever collected:
+passengers of one car run. A trip is exported only when it is clean (no anti-abuse flag, or
+only suspicions an operator approved; never an own ride) and both occupants have a known
+phone number; `incentives[]` are the campaigns' ledger (`money`), in the registry's order,
+and add up, with the rider's contribution, to `driver.revenue`. The registry requires
+`phone_trunc` and `identity_key` for each occupant. What we send, since no last name is
+ever collected:
 `identity_key = sha256("<E.164>-")` (the registry's "<phone>-<LASTNAME>" with an empty name),
 `phone_trunc` = the number without its last two digits, `operator_user_id` = our opaque ref.
 A trip under 1 km breaks the registry's terms (v3.4) and is left out. Every journey is checked
@@ -15,17 +18,23 @@ from __future__ import annotations
 import json
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from dispatcher.model import LineId, Network, StopId
+from line_service.authority.campaigns import Campaign, Incentive
+from line_service.authority.driver_identity import UNPAID_OWN_RIDE
+from line_service.authority.money import trip_money
 from line_service.authority.schemas import journey_problems, min_distance_m
-from line_service.authority.trips import TripBook
+from line_service.authority.trip_reviews import Standing, standing
 from line_service.storage.store import Store, TripRecord
 
 SKIP_FLAGGED = "flagged by the anti-abuse rules"
+SKIP_HELD = "held for an operator's review (suspicious validation)"
+SKIP_REJECTED = "rejected by an operator (fraud)"
+SKIP_OWN_RIDE = "the driver is the rider (own ride)"
 SKIP_NO_PASSENGER_PHONE = "passenger phone unknown (terminal-only rider)"
 SKIP_NO_DRIVER_PHONE = "driver phone unknown"
 SKIP_UNKNOWN_STOP = "stop no longer in lines.yaml"
@@ -50,25 +59,41 @@ def _identity(ref: str, phone_trunc: str, identity_key: str) -> dict[str, Any]:
     return {"operator_user_id": ref, "identity_key": identity_key, "phone_trunc": phone_trunc}
 
 
-def journey_of(trip: TripRecord, network: Network, siret: str | None = None) -> dict[str, Any]:
-    """The RPC journey of one exportable trip (see `skip_reason`)."""
-    reason = skip_reason(trip, network)
+def incentives_of(found: list[Incentive]) -> list[dict[str, Any]]:
+    """The registry's `incentives[]`: each campaign's amount with its payer, in order; an
+    amount whose campaign names no SIRET (a line's rule without `siret`) cannot be listed."""
+    listed = [i for i in found if i.siret and i.amount_cents > 0]
+    return [{"index": n, "siret": i.siret, "amount": i.amount_cents} for n, i in enumerate(listed)]
+
+
+def journey_of(
+    trip: TripRecord,
+    network: Network,
+    siret: str | None = None,
+    incentives: list[Incentive] | None = None,
+    decision: str | None = None,
+) -> dict[str, Any]:
+    """The RPC journey of one exportable trip (see `skip_reason`).
+
+    `incentives` come from the campaigns' ledger; without them, the stored compensation is
+    the one incentive (payer: `siret`, else the line's `compensation.siret`).
+    """
+    reason = skip_reason(trip, network, decision)
     line = network.line(LineId(trip.line_id))
     origin = line.stop(StopId(trip.origin_id)) if line else None
     destination = line.stop(StopId(trip.destination_id)) if line else None
     if reason is not None or line is None or origin is None or destination is None:
         raise ValueError(f"trip {trip.id} cannot be exported: {reason}")
-    payer = siret or line.compensation.siret
-    incentives = (
-        [{"index": 0, "siret": payer, "amount": trip.driver_compensation_cents}]
-        if payer and trip.driver_compensation_cents > 0
-        else []
-    )
+    if incentives is None:
+        payer = siret or line.compensation.siret
+        amount = trip.driver_compensation_cents
+        incentives = [Incentive(0, "line", payer, amount)] if amount > 0 else []
+    paid = sum(i.amount_cents for i in incentives)
     return {
         "operator_journey_id": trip.id,
         "operator_trip_id": trip.operator_trip_id,
         "operator_class": trip.operator_class,
-        "incentives": incentives,
+        "incentives": incentives_of(incentives),
         "start": {"datetime": _stamp(trip.picked_up_at), "lat": origin.lat, "lon": origin.lon},
         "end": {
             "datetime": _stamp(trip.arrival_at),
@@ -82,7 +107,7 @@ def journey_of(trip: TripRecord, network: Network, siret: str | None = None) -> 
                 trip.driver_phone_trunc or "",
                 trip.driver_identity_key or "",
             ),
-            "revenue": trip.driver_compensation_cents + trip.passenger_contribution_cents,
+            "revenue": paid + trip.passenger_contribution_cents,
         },
         "passenger": {
             "identity": _identity(
@@ -96,10 +121,18 @@ def journey_of(trip: TripRecord, network: Network, siret: str | None = None) -> 
     }
 
 
-def skip_reason(trip: TripRecord, network: Network) -> str | None:
-    """Why a trip cannot go to the registry, or None when it can."""
-    if trip.flags:
+def skip_reason(trip: TripRecord, network: Network, decision: str | None = None) -> str | None:
+    """Why a trip cannot go to the registry, or None when it can (`decision`: an operator's
+    latest review of the trip, if any)."""
+    if trip.unpaid_reason == UNPAID_OWN_RIDE:
+        return SKIP_OWN_RIDE
+    found = standing(trip, decision)
+    if found is Standing.REFUSED:
         return SKIP_FLAGGED
+    if found is Standing.HELD:
+        return SKIP_HELD
+    if found is Standing.REJECTED:
+        return SKIP_REJECTED
     if not (trip.passenger_ref and trip.passenger_phone_trunc and trip.passenger_identity_key):
         return SKIP_NO_PASSENGER_PHONE
     if not (trip.driver_phone_trunc and trip.driver_identity_key):
@@ -134,19 +167,31 @@ def _local_date(trip: TripRecord, network: Network) -> date:
     return _utc(trip.picked_up_at).astimezone(zone).date()
 
 
-def export_rpc(store: Store, network: Network, first: date, last: date) -> RpcExport:
-    """Journeys of the trips picked up between `first` and `last` (local dates, inclusive)."""
-    start = datetime.combine(first - timedelta(days=1), time(), tzinfo=UTC)
-    end = datetime.combine(last + timedelta(days=2), time(), tzinfo=UTC)
+def export_rpc(
+    store: Store,
+    network: Network,
+    first: date,
+    last: date,
+    campaigns: list[Campaign] | None = None,
+) -> RpcExport:
+    """Journeys of the trips picked up between `first` and `last` (local dates, inclusive),
+    with the campaigns' incentives (default: each line's own compensation rule)."""
+    if campaigns is None:
+        from line_service.authority.campaigns_file import default_campaigns
+
+        campaigns = default_campaigns(network)
+    money = trip_money(store, network, campaigns, first, last)
     export = RpcExport()
-    for trip in TripBook(store).between(start, end):
+    for trip in money.trips:
         if not first <= _local_date(trip, network) <= last:
             continue
-        reason = skip_reason(trip, network)
+        decision = money.decisions.get(trip.id)
+        reason = skip_reason(trip, network, decision)
         if reason is not None:
             export.skipped[reason] += 1
             continue
-        journey = journey_of(trip, network)
+        found = money.ledger.incentives.get(trip.id, [])
+        journey = journey_of(trip, network, incentives=found, decision=decision)
         reports = invalid_reports(journey)
         if reports:
             export.invalid[trip.id] = reports

@@ -5,13 +5,17 @@ a draft (pure arithmetic on the request and its line); a task stores it off the 
 the national registry's anti-abuse rules are applied against the trips already stored: under
 1 km (API v3.4; 2 km before), more than 4 trips a person a day, the same driver/passenger pair
 twice within 30 minutes. Such trips are kept, flagged, paid nothing and never exported.
+Validations that look staged (`validation_checks`) are flagged too and held for an operator.
+
+Money follows proof: a driver who cannot be identified, or who is the rider, is paid nothing
+(`unpaid_reason`). Counted once: the line's per-trip amount goes to the car run (its first
+journey), the per-passenger amount to each journey.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,10 +27,18 @@ from sqlmodel import Session, col, select
 
 from dispatcher.effects import Effect, SaveRequest
 from dispatcher.events import Event
-from dispatcher.model import Line, Network
+from dispatcher.model import Line, LineId, Network, StopId
 from dispatcher.request_machine import Cause, Channel, RequestState, RideRequest
 from dispatcher.state import DispatcherState
+from line_service.authority.driver_identity import (
+    Driver,
+    identify_driver,
+    phone_in_ref,
+    unpaid_reason,
+)
+from line_service.authority.driver_journeys import distance_km
 from line_service.authority.schemas import min_distance_m
+from line_service.authority.validation_checks import ReviewRules, Validation, held_flags
 from line_service.storage.store import Store, TripRecord
 
 log = structlog.get_logger(__name__)
@@ -40,8 +52,7 @@ AVERAGE_SPEED_KMH = 60.0
 FLAG_SHORT = "short_trip"
 FLAG_TOO_MANY = "too_many_trips_today"
 FLAG_SAME_PAIR = "same_pair_within_30_min"
-
-_PHONE_IN_REF = re.compile(r"^(?:tel:)?(\+[1-9][0-9]{7,14})$")
+__all__ = ["phone_in_ref"]  # kept here for the rooms that read drivers' numbers
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,12 +68,6 @@ def identity_of(phone: str, ref: str | None = None) -> Identity:
     """The identity of an E.164 number; no last name is known: the key hashes "<phone>-"."""
     key = hashlib.sha256(f"{phone}-".encode()).hexdigest()
     return Identity(ref=ref or f"u-{key[:24]}", phone_trunc=phone[:-2], identity_key=key)
-
-
-def phone_in_ref(driver_ref: str) -> str | None:
-    """The driver's E.164 number when the app sent it as `driver_ref` (`+33…` or `tel:+33…`)."""
-    match = _PHONE_IN_REF.fullmatch(driver_ref.strip())
-    return match.group(1) if match else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,8 +89,12 @@ class TripDraft:
     driver: Identity | None
     passenger: Identity | None
     fallback_dispatched: bool
-    driver_compensation_cents: int
+    driver_compensation_cents: int  # per-trip + per-passenger part: the run's first journey
     passenger_contribution_cents: int
+    unpaid_reason: str | None = None  # own ride, or no identified driver: paid nothing
+    per_trip_cents: int = 0  # the share of the compensation that belongs to the car run
+    origin_position: tuple[float, float] | None = None
+    nearest_sign_m: int | None = None
 
     @property
     def operator_class(self) -> str:
@@ -101,10 +110,13 @@ def draft_trip(
     line: Line,
     request: RideRequest,
     previous_state: RequestState | None,
-    driver_phone: Callable[[str], str | None] = phone_in_ref,
+    identify: Callable[[str], Driver | None] = identify_driver,
     speed_kmh: float = AVERAGE_SPEED_KMH,
 ) -> TripDraft | None:
-    """The trip a validated request makes, or None when it is not one (or its stops are gone)."""
+    """The trip a validated request makes, or None when it is not one (or its stops are gone).
+
+    `identify` is the one function that says who drove (`driver_identity.identify_driver`).
+    """
     if request.state is not RequestState.PICKED_UP or request.cause is not Cause.CODE_VALIDATED:
         return None
     origin, destination = line.stop(request.stop_id), line.stop(request.destination_id)
@@ -112,7 +124,9 @@ def draft_trip(
         return None
     distance_m = round(abs(destination.km - origin.km) * 1000)
     money = line.compensation
-    phone = driver_phone(request.driver_ref)
+    who = identify(request.driver_ref)
+    phone = None if who is None else who.phone
+    signs = [sign.distance_upstream_m for sign in origin.signs]
     return TripDraft(
         request_id=request.id,
         line_id=line.id,
@@ -133,6 +147,10 @@ def draft_trip(
         driver_compensation_cents=money.driver_per_trip_cents
         + money.driver_per_passenger_cents * request.seats,
         passenger_contribution_cents=money.passenger_contribution_cents * request.seats,
+        unpaid_reason=unpaid_reason(who, request.phone),
+        per_trip_cents=money.driver_per_trip_cents,
+        origin_position=(origin.lat, origin.lon),
+        nearest_sign_m=min(signs) if signs else None,
     )
 
 
@@ -163,8 +181,12 @@ def _local_day(draft: TripDraft) -> tuple[datetime, datetime]:
 class TripBook:
     """Trips in the database: recording with the anti-abuse rules, and reading back."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(
+        self, store: Store, network: Network | None = None, rules: ReviewRules | None = None
+    ) -> None:
         self._store = store
+        self._network = network  # positions of earlier stops (the speed check needs them)
+        self._rules = rules or ReviewRules()
 
     def record(self, draft: TripDraft) -> TripRecord:
         """Store the trip (once per request) with its flags, car run and class."""
@@ -201,11 +223,30 @@ class TripBook:
                 for t in same_day
             )
             flags = abuse_flags(draft, passenger_count, len(driver_runs), recent_pair)
-            record = _record(draft, run_id, flags)
+            flags += self._held(draft, same_day)
+            run_paid = any(t.operator_trip_id == run_id for t in same_day)
+            record = _record(draft, run_id, flags, run_paid)
             session.add(record)
             session.commit()
             session.refresh(record)
             return record
+
+    def _held(self, draft: TripDraft, same_day: list[TripRecord]) -> tuple[str, ...]:
+        """The suspicions about this validation (`validation_checks`)."""
+        earlier = [
+            Validation(t.origin_id, self._position(t.line_id, t.origin_id), _utc(t.picked_up_at))
+            for t in same_day
+            if t.driver_ref == draft.driver_ref
+        ]
+        this = Validation(draft.origin_id, draft.origin_position, draft.picked_up_at)
+        return held_flags(
+            this, draft.requested_at, draft.nearest_sign_m, earlier, distance_km, self._rules
+        )
+
+    def _position(self, line_id: str, stop_id: str) -> tuple[float, float] | None:
+        line = None if self._network is None else self._network.line(LineId(line_id))
+        stop = None if line is None else line.stop(StopId(stop_id))
+        return None if stop is None else (stop.lat, stop.lon)
 
     @staticmethod
     def _car_run(draft: TripDraft, same_day: list[TripRecord]) -> str:
@@ -235,8 +276,10 @@ def _utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def _record(draft: TripDraft, run_id: str, flags: tuple[str, ...]) -> TripRecord:
+def _record(draft: TripDraft, run_id: str, flags: tuple[str, ...], run_paid: bool) -> TripRecord:
     passenger, driver = draft.passenger, draft.driver
+    # Counted once: a later passenger of a car run brings only the per-passenger amount.
+    amount = draft.driver_compensation_cents - (draft.per_trip_cents if run_paid else 0)
     return TripRecord(
         id=uuid.uuid4().hex,
         request_id=draft.request_id,
@@ -257,9 +300,10 @@ def _record(draft: TripDraft, run_id: str, flags: tuple[str, ...]) -> TripRecord
         passenger_phone_trunc=passenger.phone_trunc if passenger else None,
         passenger_identity_key=passenger.identity_key if passenger else None,
         fallback_dispatched=draft.fallback_dispatched,
-        driver_compensation_cents=0 if flags else draft.driver_compensation_cents,
+        driver_compensation_cents=0 if flags or draft.unpaid_reason else amount,
         passenger_contribution_cents=draft.passenger_contribution_cents,
         flags=",".join(flags),
+        unpaid_reason=draft.unpaid_reason,
         operator_class=draft.operator_class,
     )
 
@@ -271,12 +315,12 @@ class TripRecorder:
         self,
         network: Network,
         book: TripBook,
-        driver_phone: Callable[[str], str | None] = phone_in_ref,
+        identify: Callable[[str], Driver | None] = identify_driver,
         max_retry_delay: float = 30.0,
     ) -> None:
         self._network = network
         self._book = book
-        self._driver_phone = driver_phone
+        self._identify = identify
         self._queue: asyncio.Queue[TripDraft] = asyncio.Queue()
         self._max_retry_delay = max_retry_delay
         self.recorded = 0
@@ -292,7 +336,7 @@ class TripRecorder:
                 self._queue.put_nowait(draft)
 
     def _draft(self, line: Line, effect: SaveRequest) -> TripDraft | None:
-        return draft_trip(line, effect.request, effect.previous_state, self._driver_phone)
+        return draft_trip(line, effect.request, effect.previous_state, self._identify)
 
     @property
     def backlog(self) -> int:

@@ -7,8 +7,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from dispatcher.model import Network
+from line_service.authority.driver_identity import Driver, identify_driver
 from line_service.authority.fallback import LineFallbacks, TextSender
-from line_service.authority.trips import TripBook, TripRecorder, phone_in_ref
+from line_service.authority.trips import TripBook, TripRecorder
 from line_service.storage.store import Store
 from sms_gateway.sender import OutgoingSms, SmsSender
 
@@ -42,11 +43,11 @@ def build_authority(
     network: Network,
     store: Store,
     sms: SmsSender,
-    driver_phone: Callable[[str], str | None] = phone_in_ref,
+    identify: Callable[[str], Driver | None] = identify_driver,
 ) -> AuthorityServices:
     """The line's fallbacks (texts go through the SMS provider) and the trip recorder; the
     engine is given both (its fallback dispatcher, and a listener for validated rides).
-    `driver_phone` finds a driver's number from a trip's driver_ref (the registry's identity)."""
+    `identify` says who drove from a trip's driver_ref (`driver_identity`)."""
     sender: TextSender = SmsTextSender(sms)
-    trips = TripRecorder(network, TripBook(store), driver_phone)
+    trips = TripRecorder(network, TripBook(store, network), identify)
     return AuthorityServices(LineFallbacks(network, sender), trips)

@@ -324,3 +324,14 @@ def _stop(entry: StopEntry, km: float) -> Stop:
         insee=entry.insee,
         commissioning=entry.commissioning,
     )
+
+
+def validation_problems(exc: ValidationError) -> list[str]:
+    """Each problem of a pydantic validation as "<path>: <message>" (other YAML files too)."""
+    errors = exc.errors(include_url=False)
+    return [_describe(error) for error in errors if not _is_echo(error, errors)]
+
+
+def parse_yaml(text: str, source: str) -> object:
+    """YAML text as data, duplicate keys refused; LinesFileError says where it is broken."""
+    return _parse_yaml(text, source)

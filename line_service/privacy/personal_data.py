@@ -45,6 +45,7 @@ from line_service.storage.account_tables import (
     SignInChallengeRecord,
 )
 from line_service.storage.driver_trip_table import DriverTripRecord
+from line_service.storage.money_tables import BannedDriverRecord
 from line_service.storage.sms_store import SmsDeliveryRecord, SmsInboundRecord, SmsOptOutRecord
 from line_service.storage.store import (
     PHONE_KEEPING_STATES,
@@ -224,6 +225,10 @@ def export(engine: Engine, keys: PhoneKeys, now: datetime) -> dict[str, Any]:
         if SmsOptOutRecord.__tablename__ in tables:
             found = session.get(SmsOptOutRecord, keys.hash)
             opted_out = None if found is None else _plain(found)
+        banned = None
+        if BannedDriverRecord.__tablename__ in tables:
+            ban = session.get(BannedDriverRecord, f"tel:{keys.phone}")
+            banned = None if ban is None else _plain(ban)
         trips = []
         if TripRecord.__tablename__ in tables:
             trips = [
@@ -243,6 +248,7 @@ def export(engine: Engine, keys: PhoneKeys, now: datetime) -> dict[str, Any]:
         "sms_opt_out": opted_out,
         "trips": trips,
         "account": account,
+        "banned_driver": banned,
         "notes": [
             "account: the rider's or driver's account of this number, its tokens (hashes "
             "only) and the sign-in codes texted to it in the last hour (hashes only).",
@@ -250,6 +256,8 @@ def export(engine: Engine, keys: PhoneKeys, now: datetime) -> dict[str, Any]:
             f"sms_delivery: statuses of outbound texts are kept by MessageSid only, with no link "
             f"to a number ({_count(engine, tables, SmsDeliveryRecord)} statuses stored in all).",
             "sms_opt_out: when this number wrote STOP (null if it did not).",
+            "banned_driver: the operator's ban of this driver (null if none); an erasure "
+            "does not lift it (fraud prevention).",
             "The SMS provider (Twilio) keeps its own message logs: ask it separately.",
         ],
     }

@@ -130,6 +130,7 @@ class TripRecord(SQLModel, table=True):
     driver_compensation_cents: int = 0
     passenger_contribution_cents: int = 0
     flags: str = Field(default="", max_length=200)  # anti-abuse flags, comma-separated
+    unpaid_reason: str | None = Field(default=None, max_length=40)  # revision 0005
     operator_class: str = Field(max_length=1)
 
 

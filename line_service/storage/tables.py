@@ -7,6 +7,7 @@ from sqlmodel import SQLModel
 
 import line_service.storage.account_tables
 import line_service.storage.driver_trip_table
+import line_service.storage.money_tables
 import line_service.storage.operator_table
 import line_service.storage.sms_store
 import line_service.storage.store  # noqa: F401 - importing the modules registers their tables

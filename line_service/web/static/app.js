@@ -100,6 +100,7 @@ async function signIn() {
     connect();
     loadEstimates();
     setInterval(loadEstimates, 60000);
+    if (me.role !== "viewer") { loadHeld(); setInterval(loadHeld, 60000); }
   } catch (error) {
     if (error.status === 401) {
       sessionStorage.removeItem(TOKEN_KEY);
@@ -365,6 +366,78 @@ async function loadEstimates() {
   } catch (error) {
     $("estimates-empty").hidden = false;
   }
+}
+
+// ---- trajets signalés : décision de l'opérateur -----------------------------------------------
+
+const FLAGS = {
+  driver_impossible_speed: "vitesse impossible entre deux arrêts",
+  driver_many_stops_in_minutes: "plusieurs arrêts en quelques minutes",
+  validated_too_soon: "validé trop tôt après la demande",
+  short_trip: "moins de 1 km", too_many_trips_today: "plus de 4 trajets dans la journée",
+  same_pair_within_30_min: "même couple en moins de 30 min",
+};
+const DECISIONS = { approve: "validé", reject: "rejeté (fraude)" };
+
+function heldRow(t) {
+  const decided = t.review
+    ? el("span", { class: `state ${t.review.decision}`, text: DECISIONS[t.review.decision],
+      title: `${t.review.decided_by}, ${new Date(t.review.decided_at).toLocaleString("fr-FR")}`
+        + (t.review.note ? ` : ${t.review.note}` : "") })
+    : el("span", { class: "state held", text: "à décider" });
+  const actions = t.standing === "refused" ? el("td", { class: "muted", text: "règle du registre" })
+    : el("td", { class: "actions" },
+      el("button", { type: "button", class: "small", text: "Valider", "data-decision": "approve",
+        onclick: () => review(t, "approve") }),
+      " ",
+      el("button", { type: "button", class: "small danger", text: "Rejeter", "data-decision": "reject",
+        onclick: () => review(t, "reject") }));
+  const when = new Date(t.picked_up_at).toLocaleString("fr-FR",
+    { dateStyle: "short", timeStyle: "short", timeZone: ui.line ? ui.line.timezone : undefined });
+  const km = (t.distance_m / 1000).toFixed(1).replace(".", ",");
+  return el("tr", { "data-trip": t.id },
+    el("td", { class: "num", text: when }),
+    el("td", {}, el("strong", { text: t.origin }), ` → ${t.destination}`,
+      el("div", { class: "muted", text: `${km} km · ${t.seats} place${t.seats > 1 ? "s" : ""}` })),
+    el("td", { text: t.driver }),
+    el("td", { text: t.flags.map((f) => FLAGS[f] || f).join(", ") }),
+    el("td", {}, decided),
+    actions);
+}
+
+async function loadHeld() {
+  try {
+    const held = await api("GET", "/api/v1/trips?flagged=true");
+    const rows = held.items.map(heldRow);
+    $("held").replaceChildren(...rows);
+    $("held-empty").textContent = "Aucun trajet signalé.";
+    $("held-empty").hidden = rows.length > 0;
+  } catch (error) {
+    $("held-empty").hidden = false;
+    $("held-empty").textContent = `Liste indisponible : ${error.message}`;
+  }
+}
+
+async function review(trip, decision) {
+  const dialog = $("review");
+  $("review-title").textContent = decision === "approve" ? "Valider ce trajet" : "Rejeter ce trajet";
+  $("review-text").textContent = decision === "approve"
+    ? `${trip.origin} → ${trip.destination} : le trajet sera payé et transmis au registre.`
+    : `${trip.origin} → ${trip.destination} : le trajet restera impayé et sera marqué frauduleux.`;
+  $("review-yes").className = decision === "approve" ? "" : "danger";
+  $("review-note").value = "";
+  dialog.returnValue = "";
+  dialog.showModal();
+  const confirmed = await new Promise((resolve) => {
+    dialog.addEventListener("close", () => resolve(dialog.returnValue === "yes"), { once: true });
+  });
+  if (!confirmed) return;
+  try {
+    await api("POST", `/api/v1/trips/${trip.id}/review`, { decision, note: $("review-note").value });
+  } catch (error) {
+    alert(`Décision impossible : ${error.message}`);
+  }
+  loadHeld();
 }
 
 // ---- actions ---------------------------------------------------------------------------------
