@@ -111,7 +111,7 @@ def build_runtime(
     sms_store = SmsStore(store.engine)
     opt_outs = OptOuts(lambda phone: phone_hash(phone, salt))
     sms_sender = OptOutSender(build_sms_sender(settings, sms_store, clock), opt_outs)
-    authority = build_authority(network, store, sms_sender)
+    authority = build_authority(network, store, sms_sender, settings, clock)
     notifier = SmsNotifier(network, sms_sender)
     engine = Engine(
         DispatcherState(network=network),

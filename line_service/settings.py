@@ -42,6 +42,12 @@ class Settings(BaseSettings):
     device_flood_quiet_seconds: float = Field(default=10.0, gt=0)  # no drop this long: calm
     lease_refresh_seconds: float = Field(default=30.0, gt=0)
     ignore_service_hours: bool = False
+    rpc_url: str = ""  # the registry's base (…/v3.4 is added); "" = journeys queued, not sent
+    rpc_access_key: str = ""
+    rpc_secret_key: SecretStr = SecretStr("")
+    rpc_send_delay_seconds: float = Field(default=600.0, ge=0, le=12 * 3600)  # after arrival
+    rpc_poll_seconds: float = Field(default=30.0, gt=0)
+    trip_link_hours: float = Field(default=24.0, gt=0, le=24)  # TRAJET <code> after a trip
     storage_refuse_seconds: float = Field(default=5.0, gt=0)
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: str = "INFO"
@@ -68,6 +74,16 @@ class Settings(BaseSettings):
             ]
             if missing:
                 raise ValueError(f"CARPOOL_SMS_PROVIDER=twilio needs {', '.join(missing)}")
+        return self
+
+    @model_validator(mode="after")
+    def _rpc_needs_keys(self) -> Settings:
+        if self.rpc_url.strip() and not (
+            self.rpc_access_key.strip() and self.rpc_secret_key.get_secret_value().strip()
+        ):
+            raise ValueError(
+                "CARPOOL_RPC_URL needs CARPOOL_RPC_ACCESS_KEY and CARPOOL_RPC_SECRET_KEY"
+            )
         return self
 
     @property

@@ -1,119 +1,23 @@
-"""RPC client: posts journeys to a local stand-in of the v3.4 registry (schema, terms, cancel)."""
+"""RPC client: posts journeys to a local stand-in of the v3.4 registry (schema, terms, cancel,
+status, update, short-lived tokens)."""
 
 from __future__ import annotations
 
 import json
-import re
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 from typer.testing import CliRunner
 
 from line_service.authority.rpc_client import Outcome, RpcClient, TermsViolation
-from line_service.authority.schemas import journey_problems
 from line_service.cli import app
 from tests.support.brokers import free_port
 from tests.support.journeys import journey
+from tests.support.rpc_standin import DAILY_LIMIT, TOKEN, Registry
 
 EXAMPLE = journey()
-TOKEN = "test-token"
-CANCEL_PATH = re.compile(r"^/v3\.4/journeys/([^/]+)/cancel$")
-DAILY_LIMIT = 4
-
-
-def terms_violations(registry: Registry, body: dict[str, Any]) -> list[dict[str, Any]]:
-    """The v3.4 terms the stand-in checks: 1 km minimum, 4 car runs a person a day."""
-    found: list[dict[str, Any]] = []
-    if body["distance"] < 1000:
-        found.append({"label": "distance_too_short"})
-    day = body["start"]["datetime"][:10]
-    counts = {}
-    for role in ("driver", "passenger"):
-        key = body[role]["identity"]["identity_key"]
-        runs = {
-            known["operator_trip_id"]
-            for known in registry.journeys.values()
-            if known["start"]["datetime"][:10] == day
-            and key in {known[r]["identity"]["identity_key"] for r in ("driver", "passenger")}
-        }
-        counts[role] = len(runs | {body["operator_trip_id"]})
-    if max(counts.values()) > DAILY_LIMIT:
-        metas = {**counts, "limit": DAILY_LIMIT}
-        found.append({"label": "too_many_trips_by_day", "metas": metas})
-    return found
-
-
-class Registry:
-    """A stand-in for the RPC: bearer token, schema validation, 409 on a known id, cancel."""
-
-    def __init__(self, failures: int = 0) -> None:
-        self.failures = failures
-        self.journeys: dict[str, dict[str, Any]] = {}
-        self.cancelled: dict[str, dict[str, Any]] = {}
-        self.hits = 0
-        registry = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def _answer(self, status: int, body: dict[str, Any]) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def do_POST(self) -> None:
-                registry.hits += 1
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                if registry.failures > 0:
-                    registry.failures -= 1
-                    return self._answer(503, {"error": "unavailable"})
-                if self.headers.get("Authorization") != f"Bearer {TOKEN}":
-                    return self._answer(401, {"error": "Unauthorized"})
-                if self.path == "/v3.4/journeys":
-                    problems = journey_problems(body)
-                    if problems:
-                        return self._answer(400, {"error": {"data": ", ".join(problems)}})
-                    journey_id = body["operator_journey_id"]
-                    if journey_id in registry.journeys:
-                        return self._answer(409, {"error": "conflict"})
-                    violations = terms_violations(registry, body)
-                    if violations:
-                        data = {
-                            "terms_violation_labels": [v["label"] for v in violations],
-                            "terms_violation_error_details": violations,
-                        }
-                        error = {"data": data, "code": -32422, "message": "Unprocessable Request"}
-                        return self._answer(422, {"id": 1, "jsonrpc": "2.0", "error": error})
-                    registry.journeys[journey_id] = body
-                    return self._answer(201, {"operator_journey_id": journey_id})
-                match = CANCEL_PATH.match(self.path)
-                if match is None:
-                    return self._answer(404, {"error": "Not found"})
-                if set(body) - {"code", "message"} or not re.fullmatch(
-                    r"[0-9A-Za-z_-]{0,32}", str(body.get("code"))
-                ):
-                    return self._answer(400, {"error": "bad cancel body"})
-                if match.group(1) not in registry.journeys:
-                    return self._answer(404, {"code": 404, "error": "Not found"})
-                registry.cancelled[match.group(1)] = body
-                return self._answer(200, {})
-
-            def log_message(self, format: str, *args: object) -> None:
-                return
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture

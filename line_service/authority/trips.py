@@ -14,8 +14,9 @@ import hashlib
 import re
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, time, timedelta
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
 import structlog
@@ -53,9 +54,10 @@ class Identity:
     identity_key: str
 
 
-def identity_of(phone: str, ref: str | None = None) -> Identity:
-    """The identity of an E.164 number; no last name is known: the key hashes "<phone>-"."""
-    key = hashlib.sha256(f"{phone}-".encode()).hexdigest()
+def identity_of(phone: str, ref: str | None = None, last_name: str = "") -> Identity:
+    """The identity of an E.164 number: the key hashes "<phone>-<LAST NAME>" (empty when the
+    person gave none)."""
+    key = hashlib.sha256(f"{phone}-{last_name}".encode()).hexdigest()
     return Identity(ref=ref or f"u-{key[:24]}", phone_trunc=phone[:-2], identity_key=key)
 
 
@@ -63,6 +65,24 @@ def phone_in_ref(driver_ref: str) -> str | None:
     """The driver's E.164 number when the app sent it as `driver_ref` (`+33…` or `tel:+33…`)."""
     match = _PHONE_IN_REF.fullmatch(driver_ref.strip())
     return match.group(1) if match else None
+
+
+class Person(Protocol):
+    """A person an identity is made of (see `line_service.authority.identities`)."""
+
+    @property
+    def phone(self) -> str: ...
+
+    @property
+    def last_name(self) -> str: ...
+
+
+class Identities(Protocol):
+    """Who a driver's ref is, and a rider's number with what they gave (a database read)."""
+
+    def driver(self, ref: str) -> Person | None: ...
+
+    def rider(self, phone: str) -> Person: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +106,7 @@ class TripDraft:
     fallback_dispatched: bool
     driver_compensation_cents: int
     passenger_contribution_cents: int
+    passenger_phone: str | None = None  # never stored with the trip: its identity is
 
     @property
     def operator_class(self) -> str:
@@ -133,6 +154,7 @@ def draft_trip(
         driver_compensation_cents=money.driver_per_trip_cents
         + money.driver_per_passenger_cents * request.seats,
         passenger_contribution_cents=money.passenger_contribution_cents * request.seats,
+        passenger_phone=request.phone,
     )
 
 
@@ -273,10 +295,14 @@ class TripRecorder:
         book: TripBook,
         driver_phone: Callable[[str], str | None] = phone_in_ref,
         max_retry_delay: float = 30.0,
+        identities: Identities | None = None,
+        on_recorded: Callable[[], None] = lambda: None,
     ) -> None:
         self._network = network
         self._book = book
         self._driver_phone = driver_phone
+        self._identities = identities
+        self._on_recorded = on_recorded
         self._queue: asyncio.Queue[TripDraft] = asyncio.Queue()
         self._max_retry_delay = max_retry_delay
         self.recorded = 0
@@ -306,6 +332,7 @@ class TripRecorder:
             delay = 0.1
             while True:
                 try:
+                    draft = await asyncio.to_thread(self._identified, draft)
                     trip = await asyncio.to_thread(self._book.record, draft)
                 except Exception as exc:
                     log.error("trip.record_failed", error=str(exc)[:300], retry_in=delay)
@@ -314,6 +341,7 @@ class TripRecorder:
                     continue
                 break
             self.recorded += 1
+            self._on_recorded()
             log.info(
                 "trip.recorded",
                 request_id=draft.request_id,
@@ -322,3 +350,20 @@ class TripRecorder:
                 operator_class=trip.operator_class,
                 fallback_dispatched=trip.fallback_dispatched,
             )
+
+    def _identified(self, draft: TripDraft) -> TripDraft:
+        """The draft with its occupants' identities as the database vouches for them."""
+        if self._identities is None:
+            return draft
+        driver = self._identities.driver(draft.driver_ref)
+        phone = draft.passenger_phone
+        rider = None if phone is None else self._identities.rider(phone)
+        return replace(
+            draft,
+            driver=draft.driver
+            if driver is None
+            else identity_of(driver.phone, None, driver.last_name),
+            passenger=draft.passenger
+            if rider is None
+            else identity_of(rider.phone, None, rider.last_name),
+        )

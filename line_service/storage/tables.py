@@ -6,6 +6,8 @@ from sqlalchemy import MetaData
 from sqlmodel import SQLModel
 
 import line_service.storage.operator_table
+import line_service.storage.party_store
+import line_service.storage.rpc_outbox_table
 import line_service.storage.sms_store
 import line_service.storage.store  # noqa: F401 - importing the modules registers their tables
 
