@@ -5,17 +5,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
 from typer.testing import CliRunner
 
-from line_service.authority.rpc_client import Outcome, RpcClient, TermsViolation
+from line_service.authority.rpc_client import AccessTokens, Outcome, RpcClient, TermsViolation
 from line_service.cli import app
 from tests.support.brokers import free_port
 from tests.support.journeys import journey
-from tests.support.rpc_standin import DAILY_LIMIT, TOKEN, Registry
+from tests.support.rpc_standin import ACCESS_KEY, DAILY_LIMIT, SECRET_KEY, TOKEN, Registry
 
 EXAMPLE = journey()
 
@@ -136,3 +137,46 @@ def test_the_command_reports_what_was_not_sent_and_fails(
     assert f"journey {'2' * 32}: distance: 900 m is under 1000 m" in result.output
     assert "created: 1" in result.output
     assert list(registry.journeys) == [EXAMPLE["operator_journey_id"]]
+
+
+async def test_tokens_come_from_the_access_keys_and_are_renewed_before_they_end_and_on_401(
+    registry: Registry,
+) -> None:
+    now = [datetime(2026, 3, 3, 16, 0, tzinfo=UTC)]
+    tokens = AccessTokens(ACCESS_KEY, SECRET_KEY, lambda: now[0])
+    rpc = RpcClient(registry.url, tokens, httpx.AsyncClient(timeout=5), max_attempts=1)
+    assert (await rpc.send(EXAMPLE)).outcome is Outcome.CREATED
+    assert (await rpc.status(EXAMPLE["operator_journey_id"])).body["status"] == "pending"
+    assert tokens.issued == 1  # one token for both calls
+    now[0] += timedelta(minutes=4, seconds=45)  # under 30 s left of its 5 minutes
+    await rpc.status(EXAMPLE["operator_journey_id"])
+    assert tokens.issued == 2
+    registry.expire_tokens()  # the registry ends it early: 401, renewed, asked again
+    found = await rpc.status(EXAMPLE["operator_journey_id"])
+    assert (found.outcome, tokens.issued) == (Outcome.FOUND, 3)
+    token_calls = registry.calls.count(("POST", "/v3.4/auth/access_token"))
+    assert token_calls == 3
+
+
+async def test_wrong_access_keys_are_a_rejection_not_a_loop(registry: Registry) -> None:
+    tokens = AccessTokens(ACCESS_KEY, "wrong")
+    rpc = RpcClient(registry.url, tokens, httpx.AsyncClient(timeout=5), max_attempts=1)
+    result = await rpc.send(EXAMPLE)
+    assert (result.outcome, result.status) == (Outcome.REJECTED, 401)
+    assert registry.journeys == {}
+
+
+async def test_a_patch_body_is_checked_against_the_schema_by_the_stand_in(
+    registry: Registry,
+) -> None:
+    rpc = client(registry.url)
+    await rpc.send(EXAMPLE)
+    journey_id = EXAMPLE["operator_journey_id"]
+    refused = await rpc.patch(journey(distance=22000))  # not in validation_error
+    registry.set_status(journey_id, "validation_error")
+    bad = await rpc.patch(journey(distance=-1))
+    fixed = await rpc.patch(journey(distance=22000))
+    assert (refused.outcome, refused.status) == (Outcome.REJECTED, 409)
+    assert (bad.outcome, bad.status) == (Outcome.REJECTED, 400)
+    assert fixed.outcome is Outcome.PATCHED
+    assert registry.journeys[journey_id]["distance"] == 22000

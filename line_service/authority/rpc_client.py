@@ -115,6 +115,8 @@ class AccessTokens:
         if self._token is not None and now < self._until - TOKEN_MARGIN:
             return self._token
         answer = await client.post(f"{base}/auth/access_token", json=self._keys)
+        if answer.status_code == 429 or answer.status_code >= 500:
+            raise httpx.HTTPError(f"access_token: HTTP {answer.status_code}")
         if not answer.is_success:
             log.error("rpc.token_refused", status=answer.status_code)
             self._token = None
@@ -284,10 +286,10 @@ class RpcClient:
     ) -> httpx.Response | Result:
         """One request with its retries; a 401 renews the token once and tries again."""
         answer = await self._attempts(method, journey_id, url, body, renew=False)
-        if isinstance(answer, httpx.Response) and answer.status_code == 401:
-            if isinstance(self._token, AccessTokens):
-                log.info("rpc.token_renewed_after_401", journey_id=journey_id)
-                answer = await self._attempts(method, journey_id, url, body, renew=True)
+        renewable = isinstance(self._token, AccessTokens)
+        if renewable and isinstance(answer, httpx.Response) and answer.status_code == 401:
+            log.info("rpc.token_renewed_after_401", journey_id=journey_id)
+            answer = await self._attempts(method, journey_id, url, body, renew=True)
         return answer
 
     async def _attempts(

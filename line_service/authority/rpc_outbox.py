@@ -21,6 +21,7 @@ database) resumes where the last one stopped:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import random
 from collections import Counter
@@ -34,7 +35,7 @@ from sqlmodel import Session, col, select
 
 from dispatcher.model import Network
 from line_service.authority.rpc_client import PATCH_FIELDS, Outcome, Result, RpcClient
-from line_service.authority.rpc_export import journey_of, skip_reason
+from line_service.authority.rpc_export import SKIP_FLAGGED, journey_of, skip_reason
 from line_service.authority.rpc_rules import not_sent_reason
 from line_service.authority.schemas import send_within_hours
 from line_service.storage.rpc_outbox_table import RpcJourneyRecord
@@ -128,6 +129,8 @@ class RpcOutbox:
 
     def _row_of(self, trip: TripRecord, now: datetime) -> RpcJourneyRecord:
         reason = skip_reason(trip, self.network)
+        if reason == SKIP_FLAGGED:
+            reason = f"{reason}: {trip.flags}"
         row = RpcJourneyRecord(
             journey_id=trip.id,
             line_id=trip.line_id,
@@ -264,10 +267,8 @@ class RpcSender:
             except Exception as exc:
                 log.error("rpc.outbox_failed", error=str(exc)[:300])
             self._wake.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.poll.total_seconds())
-            except TimeoutError:
-                pass
 
     async def tick(self) -> int:
         """Queue new trips, then do what every due row needs; how many rows were worked."""

@@ -192,7 +192,14 @@ class Registry:
                 self.end_headers()
                 self.wfile.write(data)
 
-            do_GET = do_POST = do_PATCH = _serve
+            def do_GET(self) -> None:
+                self._serve()
+
+            def do_POST(self) -> None:
+                self._serve()
+
+            def do_PATCH(self) -> None:
+                self._serve()
 
             def log_message(self, format: str, *args: object) -> None:
                 return
