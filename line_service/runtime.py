@@ -30,6 +30,7 @@ from line_service.privacy.personal_data import run_retention
 from line_service.settings import EMBEDDED, Settings
 from line_service.sms.channel import SmsChannel, SmsNotifier, build_sms_sender
 from line_service.sms.opt_outs import OptOuts, OptOutSender
+from line_service.storage.party_store import PartyStore
 from line_service.storage.sms_store import SmsStore
 from line_service.storage.store import Store
 from line_service.storage.write_probe import WriteProbe
@@ -139,6 +140,7 @@ def build_runtime(
         clock,
         opt_outs,
         estimates=estimates,
+        parties=PartyStore(store.engine),
     )
     runtime = Runtime(
         settings,

@@ -23,7 +23,9 @@ from line_service.dispatch.intake import Accepted, Intake
 from line_service.estimates.estimator import WaitEstimator
 from line_service.estimates.wait_estimate import whole_minutes
 from line_service.settings import Settings
+from line_service.sms.attestation import vouch
 from line_service.sms.opt_outs import OptOuts
+from line_service.storage.party_store import PartyStore
 from line_service.storage.sms_store import SmsStore
 from sms_gateway import commands, replies
 from sms_gateway.console_sender import ConsoleSender
@@ -79,8 +81,10 @@ class SmsChannel:
         clock: Clock,
         opt_outs: OptOuts,
         estimates: WaitEstimator | None = None,
+        parties: PartyStore | None = None,
     ) -> None:
         self.settings = settings
+        self.parties = parties
         self.estimates = estimates
         self.network = network
         self.engine = engine
@@ -275,9 +279,9 @@ class SmsChannel:
         [found] = holders
         if found.phone == phone:
             return replies.OWN_CODE
-        outcome = await self.intake.validate(
-            found.line_id, code, driver_ref=f"sms:{self.hash(phone)}"
-        )
+        driver_ref = f"sms:{self.hash(phone)}"
+        await vouch(self.parties, driver_ref, phone, self.clock())
+        outcome = await self.intake.validate(found.line_id, code, driver_ref=driver_ref)
         if not isinstance(outcome, Accepted):
             return replies.code_unknown(code)
         return replies.CODE_VALIDATED
