@@ -37,6 +37,7 @@ def _web_state(runtime: Runtime, operations: Operations) -> dict[str, object]:
         ),
         **operations.lifespan_state(),
         "sms": runtime.sms,
+        "rpc_outbox": runtime.authority.outbox if runtime.authority else None,
     }
 
 

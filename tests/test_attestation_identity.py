@@ -9,21 +9,78 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from datetime import timedelta
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+import pytest
+from pydantic import SecretStr
 from sqlmodel import Session, select
 from typer.testing import CliRunner
 
 from line_service.authority.rpc_export import export_rpc
 from line_service.cli import app
-from line_service.runtime import Runtime
+from line_service.runtime import Runtime, build_runtime
+from line_service.settings import Settings
 from line_service.storage.party_store import PartyRecord
 from line_service.storage.store import TripRecord
 from sms_gateway import replies
+from tests.support.brokers import Mosquitto
+from tests.support.rpc_standin import ACCESS_KEY, SECRET_KEY, Registry
+from tests.support.service import write_lines_file
+from tests.support.twilio_standin import AUTH_TOKEN
 from tests.support.waiting import wait_until
-from tests.test_sms_webhook import DRIVER, RIDER, Sms, runtime, sms
+from tests.test_sms_webhook import DRIVER, PUBLIC_URL, RIDER, Sms, sms
 
-__all__ = ["runtime", "sms"]  # the SMS webhook's fixtures, reused
+__all__ = ["sms"]  # the SMS webhook's fixture, reused (on the runtime below)
+OPERATOR = "operator-token-rpc"
+
+
+@dataclass
+class Clock:
+    """The service's clock, ahead of the wall clock by what the test says."""
+
+    ahead: timedelta = timedelta()
+
+    def __call__(self) -> datetime:
+        return datetime.now(UTC) + self.ahead
+
+
+@pytest.fixture
+def registry() -> Iterator[Registry]:
+    stand_in = Registry()
+    yield stand_in
+    stand_in.close()
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def runtime(
+    mosquitto: Mosquitto, database_url: str, tmp_path: Path, registry: Registry, clock: Clock
+) -> Runtime:
+    """The service with Twilio's webhook, the operator API and the registry stand-in."""
+    settings = Settings(
+        lines_file=write_lines_file(tmp_path),
+        database_url=database_url,
+        mqtt_url=mosquitto.url,
+        mqtt_client_id=f"rpc-test-{uuid.uuid4().hex[:8]}",
+        twilio_auth_token=SecretStr(AUTH_TOKEN),
+        public_url=PUBLIC_URL,
+        phone_hash_salt=SecretStr("pepper"),
+        api_tokens=SecretStr(f"{OPERATOR}:operator"),
+        rpc_url=registry.url,
+        rpc_access_key=ACCESS_KEY,
+        rpc_secret_key=SecretStr(SECRET_KEY),
+        rpc_send_delay_seconds=0,
+        rpc_poll_seconds=0.2,
+    )
+    return build_runtime(settings, clock)
 
 
 def trips(runtime: Runtime) -> list[TripRecord]:
@@ -58,8 +115,48 @@ async def test_a_trip_between_two_sms_phones_is_exported_with_both_identities(
     assert journey["operator_class"] == "C"  # both occupants' phones, two distinct people
     outbox = runtime.authority.outbox if runtime.authority else None
     assert outbox is not None
-    queued = lambda: outbox.status_of(trip.id) == "queued"  # noqa: E731 - no registry configured
+    queued = lambda: outbox.status_of(trip.id) == "queued"  # noqa: E731 - not due before arrival
     await asyncio.to_thread(wait_until, queued, 10, "the journey queued for the registry")
+
+
+async def test_the_service_sends_the_trip_itself_and_operators_see_and_cancel_it(
+    sms: Sms, runtime: Runtime, registry: Registry, clock: Clock
+) -> None:
+    trip = await a_trip_by_sms(sms, runtime)
+    assert runtime.authority is not None
+    clock.ahead = timedelta(hours=1)  # the passenger has arrived
+    runtime.authority.sender.wake()
+    sent = lambda: trip.id in registry.journeys  # noqa: E731
+    await asyncio.to_thread(wait_until, sent, 10, "the journey at the registry")
+    body = registry.journeys[trip.id]
+    assert body["driver"]["identity"]["phone_trunc"] == DRIVER[:-2]
+    headers = {"Authorization": f"Bearer {OPERATOR}"}
+    api = sms.client
+    listed = await api.get("/api/v1/rpc/journeys", params={"status": "pending"}, headers=headers)
+    assert listed.status_code == 200, listed.text
+    assert [j["journey_id"] for j in listed.json()["journeys"]] == [trip.id]
+    counts = await api.get("/api/v1/rpc/counts", headers=headers)
+    assert counts.json() == {"counts": {"pending": 1}}
+    assert (
+        await api.get("/api/v1/rpc/journeys", params={"status": "nope"}, headers=headers)
+    ).status_code == 422
+    assert (await api.get("/api/v1/rpc/journeys")).status_code == 401
+    path = f"/api/v1/rpc/journeys/{trip.id}/cancel"
+    answer = await api.post(
+        path, json={"reason": "conducteur et passager complices"}, headers=headers
+    )
+    assert answer.status_code == 202, answer.text
+    assert answer.json()["cancel_asked"] is True
+    unknown = await api.post(
+        "/api/v1/rpc/journeys/abc/cancel", json={"reason": "x"}, headers=headers
+    )
+    assert unknown.status_code == 404
+    cancelled = lambda: trip.id in registry.cancelled  # noqa: E731
+    await asyncio.to_thread(wait_until, cancelled, 10, "the cancel at the registry")
+    assert registry.cancelled[trip.id] == {
+        "code": "fraud",
+        "message": "conducteur et passager complices",
+    }
 
 
 async def test_privacy_erase_removes_the_number_kept_for_attestation(
