@@ -214,15 +214,25 @@ class RpcOutbox:
         self, line_id: str | None = None, first: datetime | None = None, end: datetime | None = None
     ) -> Counter[str]:
         """How many journeys are in each status (of a line, of trips in [first, end))."""
-        query = select(RpcJourneyRecord.status)
-        if line_id is not None:
-            query = query.where(RpcJourneyRecord.line_id == line_id)
-        if first is not None:
-            query = query.where(col(RpcJourneyRecord.trip_at) >= first)
-        if end is not None:
-            query = query.where(col(RpcJourneyRecord.trip_at) < end)
-        with Session(self.store.engine) as session:
-            return Counter(session.exec(query).all())
+        return journey_counts(self.store, line_id, first, end)
+
+
+def journey_counts(
+    store: Store,
+    line_id: str | None = None,
+    first: datetime | None = None,
+    end: datetime | None = None,
+) -> Counter[str]:
+    """How many journeys are in each status (of a line, of trips in [first, end))."""
+    query = select(RpcJourneyRecord.status)
+    if line_id is not None:
+        query = query.where(RpcJourneyRecord.line_id == line_id)
+    if first is not None:
+        query = query.where(col(RpcJourneyRecord.trip_at) >= first)
+    if end is not None:
+        query = query.where(col(RpcJourneyRecord.trip_at) < end)
+    with Session(store.engine) as session:
+        return Counter(session.exec(query).all())
 
 
 def fixable(row: RpcJourneyRecord, journey: dict[str, Any], now: datetime) -> bool:
