@@ -16,6 +16,7 @@ from dispatcher.events import StorageFailed
 from dispatcher.model import Network
 from dispatcher.request_machine import Cause, RequestState, RideRequest, transition
 from dispatcher.state import DispatcherState
+from line_service.authority.trip_links import TripLinker
 from line_service.authority.wiring import AuthorityServices, build_authority
 from line_service.dispatch.device_gateway import DeviceGateway
 from line_service.dispatch.device_limits import DeviceLimiter
@@ -141,6 +142,7 @@ def build_runtime(
         opt_outs,
         estimates=estimates,
         parties=PartyStore(store.engine),
+        trip_links=TripLinker(store, clock, settings.trip_link_hours),
     )
     runtime = Runtime(
         settings,

@@ -47,7 +47,7 @@ class Settings(BaseSettings):
     rpc_secret_key: SecretStr = SecretStr("")
     rpc_send_delay_seconds: float = Field(default=600.0, ge=0, le=12 * 3600)  # after arrival
     rpc_poll_seconds: float = Field(default=30.0, gt=0)
-    trip_link_hours: float = Field(default=24.0, gt=0, le=24)  # TRAJET <code> after a trip
+    trip_link_hours: float = Field(default=12.0, gt=0, le=24)  # TRAJET <code> after a trip
     storage_refuse_seconds: float = Field(default=5.0, gt=0)
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: str = "INFO"

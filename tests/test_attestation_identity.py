@@ -20,8 +20,11 @@ from pydantic import SecretStr
 from sqlmodel import Session, select
 from typer.testing import CliRunner
 
+from dispatcher.model import LineId, StopId, TerminalId
+from dispatcher.request_machine import DeviceRequestId, Source
 from line_service.authority.rpc_export import export_rpc
 from line_service.cli import app
+from line_service.dispatch.intake import Accepted
 from line_service.runtime import Runtime, build_runtime
 from line_service.settings import Settings
 from line_service.storage.party_store import PartyRecord
@@ -29,7 +32,7 @@ from line_service.storage.store import TripRecord
 from sms_gateway import replies
 from tests.support.brokers import Mosquitto
 from tests.support.rpc_standin import ACCESS_KEY, SECRET_KEY, Registry
-from tests.support.service import write_lines_file
+from tests.support.service import LINE, write_lines_file
 from tests.support.twilio_standin import AUTH_TOKEN
 from tests.support.waiting import wait_until
 from tests.test_sms_webhook import DRIVER, PUBLIC_URL, RIDER, Sms, sms
@@ -177,3 +180,52 @@ async def test_privacy_erase_removes_the_number_kept_for_attestation(
     assert erased.exit_code == 0, erased.output
     with Session(runtime.store.engine) as session:
         assert session.exec(select(PartyRecord)).all() == []
+
+
+async def test_a_name_and_age_given_once_by_sms_make_the_registrys_identity(
+    sms: Sms, runtime: Runtime
+) -> None:
+    assert await sms.reply("CGU") == replies.TERMS
+    assert await sms.reply("nom D'Hérûg-de-l'Hérault") == replies.NAME_KEPT
+    assert await sms.reply("MAJEUR OUI") == replies.ADULT_KEPT
+    assert await sms.reply("NOM") == replies.ATTESTATION_HOW
+    assert await sms.reply("majeur peut-etre") == replies.ATTESTATION_HOW
+    trip = await a_trip_by_sms(sms, runtime)
+    name = "D HERUG DE L HERAULT"  # the registry's own example of the form
+    assert trip.passenger_identity_key == hashlib.sha256(f"{RIDER}-{name}".encode()).hexdigest()
+    with Session(runtime.store.engine) as session:
+        parties = {party.phone: party for party in session.exec(select(PartyRecord)).all()}
+    rider = parties[RIDER]
+    assert (rider.last_name, rider.over_18) == (name, True)
+    assert rider.consent_at is not None
+    assert parties[DRIVER].last_name is None  # the driver gave nothing: nothing more is kept
+
+
+async def test_a_terminal_rider_links_their_trip_afterwards_by_texting_its_code(
+    sms: Sms, runtime: Runtime
+) -> None:
+    outcome = await runtime.intake.request_ride(
+        line_id=LineId(LINE),
+        stop_id=StopId("marck-est"),
+        destination_id=StopId("dunkerque-est"),
+        seats=1,
+        source=Source.of_terminal(TerminalId("t-marck-est"), DeviceRequestId("press-1")),
+    )
+    assert isinstance(outcome, Accepted)
+    code = str(outcome.request.code)
+    assert await sms.reply(code, sender=DRIVER) == replies.CODE_VALIDATED
+    await asyncio.to_thread(wait_until, lambda: trips(runtime) != [], 10, "the trip recorded")
+    assert runtime.authority is not None
+    outbox = runtime.authority.outbox
+    [trip] = trips(runtime)
+    not_sent = lambda: outbox.status_of(trip.id) == "not_sent"  # noqa: E731
+    await asyncio.to_thread(wait_until, not_sent, 10, "the journey held: no rider identity")
+    assert await sms.reply("TRAJET 0000") == replies.no_trip_to_link(12)
+    assert await sms.reply("TRAJET", sender=RIDER) == replies.TRIP_LINK_HOW
+    assert await sms.reply(f"TRAJET {code}", sender=DRIVER) == replies.no_trip_to_link(12)
+    assert await sms.reply(f"trajet {code}") == replies.TRIP_LINKED
+    assert await sms.reply(f"TRAJET {code}", sender="+33611111111") == replies.no_trip_to_link(12)
+    [linked] = trips(runtime)
+    assert linked.passenger_phone_trunc == RIDER[:-2]
+    assert linked.operator_class == "B"
+    assert outbox.status_of(trip.id) == "queued"

@@ -23,7 +23,7 @@ from line_service.dispatch.intake import Accepted, Intake
 from line_service.estimates.estimator import WaitEstimator
 from line_service.estimates.wait_estimate import whole_minutes
 from line_service.settings import Settings
-from line_service.sms.attestation import vouch
+from line_service.sms.attestation import TripLinks, give, link_trip, vouch
 from line_service.sms.opt_outs import OptOuts
 from line_service.storage.party_store import PartyStore
 from line_service.storage.sms_store import SmsStore
@@ -82,9 +82,11 @@ class SmsChannel:
         opt_outs: OptOuts,
         estimates: WaitEstimator | None = None,
         parties: PartyStore | None = None,
+        trip_links: TripLinks | None = None,
     ) -> None:
         self.settings = settings
         self.parties = parties
+        self.trip_links = trip_links
         self.estimates = estimates
         self.network = network
         self.engine = engine
@@ -224,6 +226,22 @@ class SmsChannel:
                 return replies.OPTED_OUT  # answered before: here for exhaustiveness
             case commands.Help():
                 return replies.HELP if command.understood else replies.NOT_UNDERSTOOD
+            case commands.GiveName() | commands.GiveAdult() | commands.LinkTrip():
+                return await self._attestation(command, phone)
+            case commands.Terms():
+                return replies.TERMS
+
+    async def _attestation(
+        self, command: commands.GiveName | commands.GiveAdult | commands.LinkTrip, phone: str
+    ) -> str:
+        ref, now = f"sms:{self.hash(phone)}", self.clock()
+        match command:
+            case commands.GiveName():
+                return await give(self.parties, ref, phone, now, last_name=command.last_name)
+            case commands.GiveAdult():
+                return await give(self.parties, ref, phone, now, adult=command.adult)
+            case commands.LinkTrip():
+                return await link_trip(self.trip_links, command.code, phone)
 
     async def _ride(self, command: commands.AskRide, message_sid: str, phone: str) -> str:
         outcome = await self.intake.request_ride(
