@@ -311,3 +311,19 @@ async def test_journeys_breaking_the_rules_are_not_sent_and_say_why(
     assert same_row.status == "not_sent"
     assert same_row.reason.startswith("operator_class C: driver and passenger must be two")
     assert registry.journeys == {}
+
+
+async def test_journeys_held_without_a_registry_go_once_one_is_configured(
+    store: Store, network: Network, registry: Registry, clock: Clock, http: httpx.AsyncClient
+) -> None:
+    trip = record_trip(store, network, 1)
+    unconfigured = RpcSender(RpcOutbox(store, network, clock), None)
+    await unconfigured.tick()
+    row = unconfigured.outbox.get(trip.id)
+    assert row is not None
+    assert (row.status, row.reason) == ("queued", "registry not configured (CARPOOL_RPC_URL)")
+    clock.advance(timedelta(hours=1))
+    configured = sender(store, network, registry, clock, http)
+    assert configured.outbox.resume_parked() == 1
+    await configured.tick()
+    assert list(registry.journeys) == [trip.id]

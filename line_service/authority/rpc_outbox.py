@@ -65,6 +65,7 @@ EARLY_CHECK = timedelta(hours=1)  # a first look, while a validation_error can b
 FIX_LOOK_EVERY = timedelta(minutes=10)  # a journey in validation_error: its data looked at again
 SWEEP_BACK = timedelta(hours=72)  # trips this recent are queued if they have no row
 CANCEL_CODE = "fraud"
+NOT_CONFIGURED = "registry not configured (CARPOOL_RPC_URL)"
 
 
 class JourneyStatuses(Protocol):
@@ -141,6 +142,21 @@ class RpcOutbox:
             updated_at=now,
         )
         return row
+
+    def resume_parked(self) -> int:
+        """Journeys held while no registry was configured are due now; how many."""
+        now = self.clock()
+        with Session(self.store.engine) as session:
+            rows = session.exec(
+                select(RpcJourneyRecord).where(
+                    RpcJourneyRecord.status == QUEUED, RpcJourneyRecord.reason == NOT_CONFIGURED
+                )
+            ).all()
+            for row in rows:
+                row.reason, row.next_at, row.updated_at = "", now, now
+                session.add(row)
+            session.commit()
+        return len(rows)
 
     def due(self, limit: int = 100) -> list[RpcJourneyRecord]:
         """Rows with something to do now, the most urgent first."""
@@ -271,6 +287,9 @@ class RpcSender:
 
     async def run(self) -> None:
         """Queue and send until cancelled; a failing database or registry is retried."""
+        if self.client is not None:
+            with contextlib.suppress(Exception):  # the loop below retries the database anyway
+                await asyncio.to_thread(self.outbox.resume_parked)
         while True:
             try:
                 await self.tick()
@@ -326,8 +345,9 @@ class RpcSender:
             if reason and reason.startswith("expired"):
                 row.status = EXPIRED
             return
-        if self.client is None:
-            row.reason, row.next_at = "registry not configured (CARPOOL_RPC_URL)", now + self.poll
+        if self.client is None:  # looked at again only when it would expire
+            row.reason = NOT_CONFIGURED
+            row.next_at = max(now + self.poll, _utc(row.trip_at) + SEND_WINDOW)
             return
         result = await self.client.send(journey)
         if result.outcome in (Outcome.CREATED, Outcome.ALREADY_THERE):
