@@ -22,6 +22,7 @@ from line_service.authority.rpc_export import journey_of
 from line_service.authority.rpc_outbox import Backoff, RpcOutbox, RpcSender
 from line_service.authority.trips import TripBook, draft_trip
 from line_service.network.lines_file import load_network
+from line_service.storage.party_store import PartyStore
 from line_service.storage.store import Store, TripRecord
 from tests.support.requests import ride_request
 from tests.support.rpc_standin import ACCESS_KEY, SECRET_KEY, Registry
@@ -327,3 +328,15 @@ async def test_journeys_held_without_a_registry_go_once_one_is_configured(
     assert configured.outbox.resume_parked() == 1
     await configured.tick()
     assert list(registry.journeys) == [trip.id]
+
+
+async def test_an_occupant_who_said_majeur_is_sent_as_over_18(
+    store: Store, network: Network, registry: Registry, clock: Clock, http: httpx.AsyncClient
+) -> None:
+    PartyStore(store.engine).give("sms:rider", "+33612345601", T0, over_18=True)
+    PartyStore(store.engine).give("sms:driver", DRIVER, T0, over_18=False)
+    trip = record_trip(store, network, 1)
+    await sender(store, network, registry, clock, http).tick()
+    sent = registry.journeys[trip.id]
+    assert sent["passenger"]["identity"]["over_18"] is True
+    assert sent["driver"]["identity"]["over_18"] is False

@@ -38,6 +38,7 @@ from line_service.authority.rpc_client import PATCH_FIELDS, Outcome, Result, Rpc
 from line_service.authority.rpc_export import SKIP_FLAGGED, journey_of, skip_reason
 from line_service.authority.rpc_rules import not_sent_reason
 from line_service.authority.schemas import send_within_hours
+from line_service.storage.party_store import PartyStore
 from line_service.storage.rpc_outbox_table import RpcJourneyRecord
 from line_service.storage.store import Store, TripRecord
 
@@ -107,6 +108,7 @@ class RpcOutbox:
         self.network = network
         self.clock = clock
         self.send_delay = send_delay
+        self.parties = PartyStore(store.engine)
 
     def queue_new(self) -> int:
         """Queue every recent trip that has no row yet; how many were queued."""
@@ -251,6 +253,16 @@ def journey_counts(
         return Counter(session.exec(query).all())
 
 
+def with_adults(journey: dict[str, Any], parties: PartyStore) -> dict[str, Any]:
+    """The journey with `over_18` for each occupant who said so by SMS (MAJEUR OUI/NON)."""
+    identities = [journey[role]["identity"] for role in ("driver", "passenger")]
+    adults = parties.adult_by_key([identity["identity_key"] for identity in identities])
+    for identity in identities:
+        if identity["identity_key"] in adults:
+            identity["over_18"] = adults[identity["identity_key"]]
+    return journey
+
+
 def fixable(row: RpcJourneyRecord, journey: dict[str, Any], now: datetime) -> bool:
     """A journey in `validation_error` is fixed by PATCH when: the registry has it, the trip
     started under 24 h ago (the registry's window for updates), and what the trip's data gives
@@ -334,7 +346,7 @@ class RpcSender:
         reason = skip_reason(trip, self.outbox.network)
         if reason is not None:
             return None, reason
-        return journey_of(trip, self.outbox.network), None
+        return with_adults(journey_of(trip, self.outbox.network), self.outbox.parties), None
 
     async def _send(self, row: RpcJourneyRecord, now: datetime) -> None:
         journey, reason = await asyncio.to_thread(self._journey, row)

@@ -10,12 +10,13 @@ that consent. Nothing else is kept. Erased with the number by `carpool-line priv
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Column, DateTime
 from sqlalchemy.engine import Engine
-from sqlmodel import Field, Session, SQLModel, select
+from sqlmodel import Field, Session, SQLModel, col, select
 
 
 def _utc_column(**kwargs: Any) -> Any:
@@ -31,8 +32,14 @@ class PartyRecord(SQLModel, table=True):
     phone: str = Field(max_length=32, index=True)  # E.164, as the SMS provider gave it
     last_name: str | None = Field(default=None, max_length=64)  # [A-Z ]*, the registry's form
     over_18: bool | None = None
+    identity_key: str = Field(max_length=64, index=True)  # sha256("<phone>-<last name>")
     consent_at: datetime | None = _utc_column(nullable=True)  # when NOM/MAJEUR was given
     updated_at: datetime = _utc_column(nullable=False)
+
+
+def identity_key(phone: str, last_name: str | None) -> str:
+    """The registry's identity key: sha256 of "<E.164>-<LAST NAME>" (empty name if none)."""
+    return hashlib.sha256(f"{phone}-{last_name or ''}".encode()).hexdigest()
 
 
 class PartyStore:
@@ -46,8 +53,9 @@ class PartyStore:
         with Session(self._engine) as session:
             row = session.get(PartyRecord, ref)
             if row is None:
-                row = PartyRecord(ref=ref, phone=phone, updated_at=at)
+                row = PartyRecord(ref=ref, phone=phone, identity_key="", updated_at=at)
             row.phone, row.updated_at = phone, at
+            row.identity_key = identity_key(phone, row.last_name)
             session.add(row)
             session.commit()
 
@@ -61,14 +69,25 @@ class PartyStore:
     ) -> None:
         """Store what the person gave (last name, adult or not), with the time of consent."""
         with Session(self._engine) as session:
-            row = session.get(PartyRecord, ref) or PartyRecord(ref=ref, phone=phone, updated_at=at)
+            row = session.get(PartyRecord, ref) or PartyRecord(
+                ref=ref, phone=phone, identity_key="", updated_at=at
+            )
             if last_name is not None:
                 row.last_name = last_name
             if over_18 is not None:
                 row.over_18 = over_18
             row.phone, row.consent_at, row.updated_at = phone, at, at
+            row.identity_key = identity_key(phone, row.last_name)
             session.add(row)
             session.commit()
+
+    def adult_by_key(self, keys: list[str]) -> dict[str, bool]:
+        """Adult or not, as given by SMS, of the people with these identity keys."""
+        with Session(self._engine) as session:
+            rows = session.exec(
+                select(PartyRecord).where(col(PartyRecord.identity_key).in_(keys))
+            ).all()
+            return {row.identity_key: row.over_18 for row in rows if row.over_18 is not None}
 
     def get(self, ref: str) -> PartyRecord | None:
         """The party of `ref`, or None."""

@@ -48,15 +48,18 @@ def upgrade() -> None:
         sa.Column("phone", sa.String(length=32), nullable=False),
         sa.Column("last_name", sa.String(length=64), nullable=True),
         sa.Column("over_18", sa.Boolean(), nullable=True),
+        sa.Column("identity_key", sa.String(length=64), nullable=False),
         sa.Column("consent_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("ref"),
     )
     op.create_index("ix_party_phone", "party", ["phone"])
+    op.create_index("ix_party_identity_key", "party", ["identity_key"])
 
 
 def downgrade() -> None:
     """Drop both tables."""
+    op.drop_index("ix_party_identity_key", table_name="party")
     op.drop_index("ix_party_phone", table_name="party")
     op.drop_table("party")
     for index in ("ix_rpc_journey_next_at", "ix_rpc_journey_status", "ix_rpc_journey_trip_at"):
