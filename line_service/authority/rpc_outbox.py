@@ -66,6 +66,7 @@ EARLY_CHECK = timedelta(hours=1)  # a first look, while a validation_error can b
 FIX_LOOK_EVERY = timedelta(minutes=10)  # a journey in validation_error: its data looked at again
 SWEEP_BACK = timedelta(hours=72)  # trips this recent are queued if they have no row
 CANCEL_CODE = "fraud"
+DUE_BATCH = 100  # rows worked per pass
 NOT_CONFIGURED = "registry not configured (CARPOOL_RPC_URL)"
 
 
@@ -160,7 +161,7 @@ class RpcOutbox:
             session.commit()
         return len(rows)
 
-    def due(self, limit: int = 100) -> list[RpcJourneyRecord]:
+    def due(self, limit: int = DUE_BATCH) -> list[RpcJourneyRecord]:
         """Rows with something to do now, the most urgent first."""
         with Session(self.store.engine) as session:
             rows = session.exec(
@@ -304,7 +305,8 @@ class RpcSender:
                 await asyncio.to_thread(self.outbox.resume_parked)
         while True:
             try:
-                await self.tick()
+                if await self.tick() >= DUE_BATCH:
+                    continue  # more is due: no wait
             except Exception as exc:
                 log.error("rpc.outbox_failed", error=str(exc)[:300])
             self._wake.clear()
