@@ -119,6 +119,18 @@ def test_the_command_sends_a_file_and_says_what_happened(
     assert len(registry.journeys) == 2
 
 
+def test_the_command_signs_in_with_the_registrys_key_pair(
+    registry: Registry, tmp_path: Path
+) -> None:
+    file = tmp_path / "rpc.json"
+    file.write_text(json.dumps([EXAMPLE]), encoding="utf-8")
+    env = {"CARPOOL_RPC_ACCESS_KEY": ACCESS_KEY, "CARPOOL_RPC_SECRET_KEY": SECRET_KEY}
+    result = CliRunner().invoke(app, ["send-rpc", str(file), "--url", registry.url], env=env)
+    assert result.exit_code == 0, result.output
+    assert registry.calls[0] == ("POST", "/v3.4/auth/access_token")
+    assert list(registry.journeys) == [EXAMPLE["operator_journey_id"]]
+
+
 def test_the_command_reports_what_was_not_sent_and_fails(
     registry: Registry, tmp_path: Path
 ) -> None:
