@@ -340,3 +340,29 @@ async def test_an_occupant_who_said_majeur_is_sent_as_over_18(
     sent = registry.journeys[trip.id]
     assert sent["passenger"]["identity"]["over_18"] is True
     assert sent["driver"]["identity"]["over_18"] is False
+
+
+async def test_a_journey_refused_as_invalid_is_posted_again_once_its_trip_is_corrected(
+    store: Store, network: Network, registry: Registry, clock: Clock, http: httpx.AsyncClient
+) -> None:
+    trip = record_trip(store, network, 1)
+    rpc = sender(store, network, registry, clock, http)
+    registry.bad_requests = 1
+    await rpc.tick()
+    row = rpc.outbox.get(trip.id)
+    assert row is not None
+    assert row.status == "validation_error"
+    assert "refused by the registry's own validator" in row.reason
+    clock.advance(timedelta(minutes=10))
+    await rpc.tick()  # unchanged: not posted again
+    assert posts(registry) == 1
+    with Session(store.engine) as session:
+        stored = session.get(TripRecord, trip.id)
+        assert stored is not None
+        stored.distance_m = 34000
+        session.add(stored)
+        session.commit()
+    clock.advance(timedelta(minutes=10))
+    await rpc.tick()
+    assert registry.journeys[trip.id]["distance"] == 34000
+    assert rpc.outbox.status_of(trip.id) == "pending"

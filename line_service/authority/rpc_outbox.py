@@ -330,6 +330,8 @@ class RpcSender:
             await self._send(row, now)
         elif row.status == VALIDATION_ERROR and row.sent_at is not None:
             await self._fix(row, now)
+        elif row.status == VALIDATION_ERROR:
+            await self._send_again(row, now)
         elif row.sent_at is not None:
             await self._check(row, now)
         else:
@@ -378,10 +380,23 @@ class RpcSender:
             row.status, row.next_at = TERMS_VIOLATION, None
             row.reason = ", ".join(str(term) for term in result.terms)
             row.details = json.dumps(result.body.get("error", {}).get("data", {}), sort_keys=True)
-        else:
-            row.status, row.next_at = VALIDATION_ERROR, None
+        else:  # 400: the registry did not store it; sent again once the trip's data changes
+            row.status, row.payload = VALIDATION_ERROR, json.dumps(journey, sort_keys=True)
             row.reason = result.detail[:500] or f"HTTP {result.status}"
+            row.next_at = min(now + FIX_LOOK_EVERY, _utc(row.trip_at) + SEND_WINDOW)
         log.info("rpc.sent", journey_id=row.journey_id, status=row.status, reason=row.reason)
+
+    async def _send_again(self, row: RpcJourneyRecord, now: datetime) -> None:
+        """A journey the registry refused (400) is posted again once its data changed."""
+        if now >= _utc(row.trip_at) + SEND_WINDOW:
+            row.next_at = None  # too late: stays refused
+            return
+        journey, _ = await asyncio.to_thread(self._journey, row)
+        if journey is None or json.dumps(journey, sort_keys=True) == row.payload:
+            row.next_at = min(now + FIX_LOOK_EVERY, _utc(row.trip_at) + SEND_WINDOW)
+            return
+        row.status, row.reason = QUEUED, ""
+        await self._send(row, now)
 
     async def _fix(self, row: RpcJourneyRecord, now: datetime) -> None:
         if now >= _utc(row.trip_at) + SEND_WINDOW:

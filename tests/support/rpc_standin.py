@@ -5,7 +5,7 @@ token, or the short-lived ones it issues at `/auth/access_token` for the test ke
 package's own v3.4 schemas for a journey and for a PATCH body, 409 for a known journey, 422
 with `terms_violation_error_details` for broken terms (1 km, 4 car runs a person a day). It
 keeps every journey with a status the test can change (`set_status`), answers GET, PATCH (only
-for a journey in `validation_error`) and cancel. `failures` makes the next calls answer 503.
+for a journey in `validation_error`) and cancel. `failures` makes the next calls answer 503, `bad_requests` the next journeys posted 400.
 """
 
 from __future__ import annotations
@@ -53,6 +53,7 @@ class Registry:
 
     def __init__(self, failures: int = 0) -> None:
         self.failures = failures
+        self.bad_requests = 0  # the next journeys posted are refused with 400
         self.journeys: dict[str, dict[str, Any]] = {}
         self.statuses: dict[str, str] = {}
         self.cancelled: dict[str, dict[str, Any]] = {}
@@ -113,6 +114,9 @@ class Registry:
 
     def _create(self, body: Any) -> tuple[int, Any]:
         problems = journey_problems(body) if isinstance(body, dict) else ["not an object"]
+        if self.bad_requests > 0:
+            self.bad_requests -= 1
+            problems = ["start.lat: refused by the registry's own validator"]
         if problems:
             return 400, {"error": {"data": ", ".join(problems)}}
         journey_id = body["operator_journey_id"]
