@@ -5,7 +5,8 @@ token, or the short-lived ones it issues at `/auth/access_token` for the test ke
 package's own v3.4 schemas for a journey and for a PATCH body, 409 for a known journey, 422
 with `terms_violation_error_details` for broken terms (1 km, 4 car runs a person a day). It
 keeps every journey with a status the test can change (`set_status`), answers GET, PATCH (only
-for a journey in `validation_error`) and cancel. `failures` makes the next calls answer 503, `bad_requests` the next journeys posted 400.
+for a journey in `validation_error`) and cancel. `failures` makes the next calls answer 503,
+`bad_requests` the next journeys posted 400.
 """
 
 from __future__ import annotations
