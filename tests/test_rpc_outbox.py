@@ -366,3 +366,22 @@ async def test_a_journey_refused_as_invalid_is_posted_again_once_its_trip_is_cor
     await rpc.tick()
     assert registry.journeys[trip.id]["distance"] == 34000
     assert rpc.outbox.status_of(trip.id) == "pending"
+
+
+async def test_one_journey_that_cannot_be_read_never_holds_the_others_back(
+    store: Store, network: Network, registry: Registry, clock: Clock, http: httpx.AsyncClient
+) -> None:
+    broken = record_trip(store, network, 1)
+    fine = record_trip(store, network, 2, T0 + timedelta(minutes=1))
+    rpc = sender(store, network, registry, clock, http)
+    rpc.outbox.queue_new()
+    row = rpc.outbox.get(broken.id)
+    assert row is not None
+    row.status, row.sent_at, row.payload = "validation_error", T0, "{not json"
+    row.next_at = clock.now
+    rpc.outbox.save(row)
+    await rpc.tick()
+    assert list(registry.journeys) == [fine.id]
+    after = rpc.outbox.get(broken.id)
+    assert after is not None
+    assert (after.attempts, after.reason) == (1, "internal error: JSONDecodeError")

@@ -318,7 +318,13 @@ class RpcSender:
         await asyncio.to_thread(self.outbox.queue_new)
         rows = await asyncio.to_thread(self.outbox.due)
         for row in rows:
-            await self._work(row)
+            try:
+                await self._work(row)
+            except Exception as exc:  # one bad row never holds the others back
+                log.error("rpc.journey_failed", journey_id=row.journey_id, error=str(exc)[:300])
+                row.attempts += 1
+                row.reason = f"internal error: {type(exc).__name__}"
+                row.next_at = self.outbox.clock() + self.backoff.delay(row.attempts, self.draw())
             await asyncio.to_thread(self.outbox.save, row)
         return len(rows)
 
