@@ -42,6 +42,7 @@ def _web_state(runtime: Runtime, operations: Operations) -> dict[str, object]:
         "sms": runtime.sms,
         "abuse": runtime.abuse,
         "trusted_proxies": runtime.settings.proxies,
+        "rpc_outbox": runtime.authority.outbox if runtime.authority else None,
     }
 
 

@@ -20,6 +20,7 @@ from line_service.abuse.gate import AbuseGate
 from line_service.accounts.book import AccountBook
 from line_service.accounts.sign_in import SignIn, SignInRules
 from line_service.authority.driver_identity import identify_with
+from line_service.authority.trip_links import TripLinker
 from line_service.authority.wiring import AuthorityServices, build_authority
 from line_service.dispatch.device_gateway import DeviceGateway
 from line_service.dispatch.device_limits import DeviceLimiter
@@ -35,6 +36,7 @@ from line_service.privacy.personal_data import run_retention
 from line_service.settings import EMBEDDED, Settings
 from line_service.sms.channel import SmsChannel, SmsNotifier, build_sms_sender
 from line_service.sms.opt_outs import OptOuts, OptOutSender
+from line_service.storage.party_store import PartyStore
 from line_service.storage.sms_store import SmsStore
 from line_service.storage.store import Store
 from line_service.storage.write_probe import WriteProbe
@@ -135,6 +137,8 @@ def build_runtime(
         network,
         store,
         sms_sender,
+        settings,
+        clock,
         # An app driver's trip names the account; the registry gets its verified number.
         identify=identify_with(accounts.phone_of_ref),
     )
@@ -173,6 +177,8 @@ def build_runtime(
         opt_outs,
         abuse,
         estimates=estimates,
+        parties=PartyStore(store.engine),
+        trip_links=TripLinker(store, clock, settings.trip_link_hours),
     )
     runtime = Runtime(
         settings,

@@ -61,6 +61,12 @@ class Settings(BaseSettings):
     trusted_proxies: str = ""  # addresses/CIDRs whose X-Forwarded-For is believed
     lease_refresh_seconds: float = Field(default=30.0, gt=0)
     ignore_service_hours: bool = False
+    rpc_url: str = ""  # the registry's base (…/v3.4 is added); "" = journeys queued, not sent
+    rpc_access_key: str = ""
+    rpc_secret_key: SecretStr = SecretStr("")
+    rpc_send_delay_seconds: float = Field(default=600.0, ge=0, le=12 * 3600)  # after arrival
+    rpc_poll_seconds: float = Field(default=30.0, gt=0)
+    trip_link_hours: float = Field(default=12.0, gt=0, le=24)  # TRAJET <code> after a trip
     storage_refuse_seconds: float = Field(default=5.0, gt=0)
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: str = "INFO"
@@ -131,6 +137,16 @@ class Settings(BaseSettings):
             ipaddress.ip_network(part, strict=False)
             for part in filter(None, (item.strip() for item in self.trusted_proxies.split(",")))
         )
+
+    @model_validator(mode="after")
+    def _rpc_needs_keys(self) -> Settings:
+        if self.rpc_url.strip() and not (
+            self.rpc_access_key.strip() and self.rpc_secret_key.get_secret_value().strip()
+        ):
+            raise ValueError(
+                "CARPOOL_RPC_URL needs CARPOOL_RPC_ACCESS_KEY and CARPOOL_RPC_SECRET_KEY"
+            )
+        return self
 
     @property
     def lease_refresh(self) -> timedelta:

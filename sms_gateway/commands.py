@@ -7,6 +7,10 @@ Grammar (case-, accent- and spacing-insensitive):
     AIDE                        how to use the service (also an empty or unreadable message)
     STOP, STOP SMS, ARRET       no more texts to this number until it writes again
     <4 digits>                  a driver validates a passenger's code ("4821", "code 4821")
+    NOM <last name>             for the national registry's identity (given once, optional)
+    MAJEUR OUI | MAJEUR NON     adult or not, for the registry's campaigns (optional)
+    TRAJET <4 digits>           a terminal rider links their trip to this number, afterwards
+    CGU, CONDITIONS             the terms: trips are declared to the national registry
 
 Destinations are matched only among the stops downstream of the asking stop, by name or code,
 with prefixes ("dunk") and small typos (rapidfuzz) accepted when one destination clearly wins.
@@ -34,6 +38,12 @@ HELP_WORDS = frozenset({"AIDE", "HELP", "INFO", "INFOS", "AIDEZ", "COMMENT"})
 OPT_OUT_WORDS = frozenset({"STOP", "ARRET", "ARRETER", "STOPSMS", "DESABONNER", "DESINSCRIRE"})
 """French opt-out words: alone, or followed by SMS ("STOP SMS"); never read as a stop code."""
 CODE_WORDS = frozenset({"CODE", "VALIDE", "VALIDER", "VALIDATION"})
+NAME_WORDS = frozenset({"NOM"})
+ADULT_WORDS = frozenset({"MAJEUR", "MAJEURE", "MAJEURS"})
+YES_WORDS, NO_WORDS = frozenset({"OUI", "O", "YES"}), frozenset({"NON", "N", "NO"})
+LINK_WORDS = frozenset({"TRAJET"})
+TERMS_WORDS = frozenset({"CGU", "CONDITIONS", "CONDITION"})
+MAX_NAME = 64
 _NOT_ALNUM = re.compile(r"[^A-Z0-9]+")
 _STOP_CODE_SHAPE = re.compile(r"^[A-Z]{2,5}$")
 
@@ -100,6 +110,33 @@ class DriverCode:
     code: str
 
 
+@dataclass(frozen=True, slots=True)
+class GiveName:
+    """NOM <last name>: the registry's form of it (upper case, no accent or dash); empty when
+    the sender wrote NOM alone or something that is no name."""
+
+    last_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class GiveAdult:
+    """MAJEUR OUI / MAJEUR NON (None when neither was written)."""
+
+    adult: bool | None
+
+
+@dataclass(frozen=True, slots=True)
+class LinkTrip:
+    """TRAJET <code>: the terminal rider of that trip gives their number afterwards."""
+
+    code: str
+
+
+@dataclass(frozen=True, slots=True)
+class Terms:
+    """CGU, CONDITIONS: what is done with trips (declared to the national registry)."""
+
+
 Command = (
     AskRide
     | NeedDestination
@@ -110,6 +147,10 @@ Command = (
     | Help
     | DriverCode
     | OptOut
+    | GiveName
+    | GiveAdult
+    | LinkTrip
+    | Terms
 )
 
 
@@ -128,6 +169,9 @@ def parse(body: str, network: Network) -> Command:
     first = words[0]
     if first in OPT_OUT_WORDS and words[1:] in ([], ["SMS"]):
         return OptOut()
+    attestation = _attestation(words)
+    if attestation is not None:
+        return attestation
     found = network.stop_by_code(first) if _STOP_CODE_SHAPE.match(first) else None
     if found is not None and len(words) > 1:
         line, stop = found
@@ -141,6 +185,24 @@ def parse(body: str, network: Network) -> Command:
     if _STOP_CODE_SHAPE.match(first):
         return UnknownStop(first)
     return Help(understood=False)
+
+
+def _attestation(words: list[str]) -> Command | None:
+    """NOM, MAJEUR, TRAJET, CGU: what attestation to the national registry needs."""
+    first, rest = words[0], words[1:]
+    if first in NAME_WORDS:
+        name = " ".join(rest)
+        valid = bool(name) and len(name) <= MAX_NAME and all(word.isalpha() for word in rest)
+        return GiveName(name if valid else "")
+    if first in ADULT_WORDS:
+        answer = rest[0] if len(rest) == 1 else ""
+        return GiveAdult(True if answer in YES_WORDS else False if answer in NO_WORDS else None)
+    if first in LINK_WORDS:
+        code = rest[0] if len(rest) == 1 and rest[0].isdigit() and len(rest[0]) == 4 else ""
+        return LinkTrip(code)
+    if first in TERMS_WORDS and not rest:
+        return Terms()
+    return None
 
 
 def _keyword(words: list[str]) -> Command | None:

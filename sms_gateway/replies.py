@@ -25,9 +25,31 @@ DAY_NAMES = {
 }
 
 HELP = (
-    "Covoiturage: envoyez le code de l'arret (sur son panneau) et la destination, "
-    "ex: CAL DUNKERQUE. ANNULER pour annuler, PARTI si parti, STOP: plus de SMS."
+    "Covoiturage: envoyez le code de l'arret (panneau) et la destination, "
+    "ex: CAL DUNKERQUE. ANNULER pour annuler, PARTI si parti, STOP: plus de SMS. CGU: conditions"
 )
+TERMS = (
+    "Trajets declares au registre national du covoiturage (numero tronque, empreinte). "
+    "Facultatif, pour les aides: NOM DUPONT, MAJEUR OUI. Trajet borne: TRAJET 4821"
+)
+NAME_KEPT = (
+    "Nom enregistre pour declarer vos trajets au registre national du covoiturage. "
+    "Rien d'autre n'est garde."
+)
+ADULT_KEPT = "Reponse enregistree pour declarer vos trajets au registre national du covoiturage."
+ATTESTATION_HOW = "Ecrivez NOM puis votre nom de famille, ex: NOM DUPONT. MAJEUR OUI ou MAJEUR NON."
+TRIP_LINKED = "Trajet lie a votre numero: il sera declare au registre national du covoiturage."
+TRIP_LINK_HOW = "Ecrivez TRAJET puis le code a 4 chiffres de votre trajet, ex: TRAJET 4821."
+
+
+def no_trip_to_link(hours: int) -> str:
+    """TRAJET <code>: no terminal trip with that code in the last `hours` hours."""
+    return (
+        f"Aucun trajet borne avec ce code dans les {hours} dernieres heures. "
+        "Verifiez le code du ticket."
+    )
+
+
 OPTED_OUT = (
     "Vous ne recevrez plus de SMS du covoiturage. Ecrivez-nous a nouveau pour reprendre le service."
 )

@@ -6,11 +6,15 @@ import contextlib
 import re
 import shutil
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Error, Page, expect, sync_playwright
+from sqlmodel import Session
 
+from line_service.storage.rpc_outbox_table import RpcJourneyRecord
+from line_service.storage.store import Store
 from tests.support.brokers import Mosquitto
 from tests.support.mqtt_probe import MqttProbe
 from tests.support.service import LINE, REPO, ServiceProcess, serving
@@ -218,3 +222,29 @@ def test_an_operator_approves_a_held_trip_from_the_dashboard(
     )
     viewer = signed_in(browser, service, VIEWER)
     expect(viewer.locator("section.held")).to_be_hidden()
+
+
+def test_operators_see_the_lines_journeys_per_registry_status(
+    browser: Browser, service: ServiceProcess
+) -> None:
+    store = Store(service.database_url)
+    now = datetime.now(UTC)
+    with Session(store.engine) as session:
+        for n, status in enumerate(("ok", "ok", "pending", "not_sent", "fraud_error")):
+            session.add(
+                RpcJourneyRecord(
+                    journey_id=f"j{n}", line_id=LINE, trip_at=now, status=status, updated_at=now
+                )
+            )
+        session.commit()
+    store.dispose()
+    page = signed_in(browser, service, OPERATOR)
+    panel = page.locator("#registry-panel")
+    expect(panel).to_be_visible()
+    expect(panel.locator('[data-status="ok"]')).to_have_text("2 validés")
+    expect(panel.locator('[data-status="fraud_error"]')).to_have_text("1 rejetés pour fraude")
+    expect(panel.locator("li")).to_have_count(4)
+    ARTIFACTS.mkdir(exist_ok=True)
+    panel.screenshot(path=str(ARTIFACTS / "dashboard-registry.png"))
+    viewer = signed_in(browser, service, VIEWER)
+    expect(viewer.locator("#registry-panel")).to_be_hidden()

@@ -96,7 +96,7 @@ def differences(store: Store) -> list[object]:
         return found
 
 
-LATER_TABLES = frozenset(  # created by revisions 0003, 0004 and 0005
+LATER_TABLES = frozenset(  # created by revisions 0003 to 0006
     {
         "sms_opt_out",
         "account",
@@ -105,6 +105,8 @@ LATER_TABLES = frozenset(  # created by revisions 0003, 0004 and 0005
         "driver_trip",
         "trip_review",
         "banned_driver",
+        "rpc_journey",
+        "party",
     }
 )
 LATER_COLUMNS = {"trip": ("unpaid_reason",)}  # added by revision 0005

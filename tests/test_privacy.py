@@ -18,6 +18,8 @@ from line_service.authority.trips import TripBook, draft_trip, identity_of
 from line_service.cli import app
 from line_service.network.lines_file import load_network
 from line_service.privacy.personal_data import erase_expired
+from line_service.storage.party_store import PartyStore
+from line_service.storage.rpc_outbox_table import RpcJourneyRecord
 from line_service.storage.sms_store import SmsStore
 from line_service.storage.store import PhoneHashRecord, Store
 from sms_gateway.phones import phone_hash
@@ -236,3 +238,34 @@ def test_a_database_without_the_service_tables_is_refused(tmp_path: Path) -> Non
 
     assert result.exit_code == 1
     assert "no ride_request table" in result.stderr
+
+
+def test_retention_forgets_attestation_numbers_and_sent_bodies_of_old_trips(
+    store: Store,
+) -> None:
+    parties = PartyStore(store.engine)
+    parties.vouch("sms:old-driver", "+33698765401", OLD)
+    parties.vouch("sms:active-driver", "+33698765402", RECENT)
+    with Session(store.engine) as session:
+        for journey_id, at in (("old", OLD), ("recent", RECENT)):
+            session.add(
+                RpcJourneyRecord(
+                    journey_id=journey_id,
+                    line_id="calais-dunkerque",
+                    trip_at=at,
+                    status="ok",
+                    payload='{"driver": "…"}',
+                    updated_at=at,
+                )
+            )
+        session.commit()
+    counts = erase_expired(store.engine, SALT, NOW - timedelta(days=30))
+    assert (counts["party"], counts["rpc_journey.payload"]) == (1, 1)
+    assert parties.get("sms:old-driver") is None
+    assert parties.get("sms:active-driver") is not None
+    with Session(store.engine) as session:
+        old, recent = session.get(RpcJourneyRecord, "old"), session.get(RpcJourneyRecord, "recent")
+    assert old is not None
+    assert recent is not None
+    assert (old.payload, old.status) == ("", "ok")  # the status stays: reports count it
+    assert recent.payload != ""

@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from dispatcher.model import LineId, Network
 from dispatcher.request_machine import Cause, Channel, RequestState, RideRequest, Source
 from line_service.authority.report import compute_figures, nearest_rank, render_html
+from line_service.authority.rpc_outbox import RpcOutbox
 from line_service.authority.trips import TripBook, draft_trip
 from line_service.cli import app
 from line_service.network.lines_file import load_network
@@ -189,3 +190,16 @@ def test_incentives_per_sponsor_and_budget_used_follow_the_campaigns(
     shown = dict(re.findall(r'data-figure="([^"]+)">([^<]*)<', render_html(figures, network)))
     assert shown[f"incentives_{siret}"] == "3,00"
     assert shown["budget_aom"] == "3,00 sur 3,00"
+
+
+def test_the_report_counts_journeys_by_registry_status(seeded: Store, network: Network) -> None:
+    outbox = RpcOutbox(seeded, network, lambda: TUESDAY + timedelta(days=1))
+    assert outbox.queue_new() == 5  # the month's 4 trips, and April's
+    first = outbox.journeys(None)[-1]  # the oldest
+    first.status = "ok"  # as the registry's check would have it
+    outbox.save(first)
+    figures = compute_figures(seeded, network, "2026-03")
+    assert dict(figures.registry_statuses) == {"ok": 1, "not_sent": 3}  # no driver's number
+    shown = dict(re.findall(r'data-figure="(\w+)">([^<]*)<', render_html(figures, network)))
+    assert (shown["registry_ok"], shown["registry_not_sent"]) == ("1", "3")
+    assert "registry_fraud_error" not in shown

@@ -1,119 +1,24 @@
-"""RPC client: posts journeys to a local stand-in of the v3.4 registry (schema, terms, cancel)."""
+"""RPC client: posts journeys to a local stand-in of the v3.4 registry (schema, terms, cancel,
+status, update, short-lived tokens)."""
 
 from __future__ import annotations
 
 import json
-import re
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 from typer.testing import CliRunner
 
-from line_service.authority.rpc_client import Outcome, RpcClient, TermsViolation
-from line_service.authority.schemas import journey_problems
+from line_service.authority.rpc_client import AccessTokens, Outcome, RpcClient, TermsViolation
 from line_service.cli import app
 from tests.support.brokers import free_port
 from tests.support.journeys import journey
+from tests.support.rpc_standin import ACCESS_KEY, DAILY_LIMIT, SECRET_KEY, TOKEN, Registry
 
 EXAMPLE = journey()
-TOKEN = "test-token"
-CANCEL_PATH = re.compile(r"^/v3\.4/journeys/([^/]+)/cancel$")
-DAILY_LIMIT = 4
-
-
-def terms_violations(registry: Registry, body: dict[str, Any]) -> list[dict[str, Any]]:
-    """The v3.4 terms the stand-in checks: 1 km minimum, 4 car runs a person a day."""
-    found: list[dict[str, Any]] = []
-    if body["distance"] < 1000:
-        found.append({"label": "distance_too_short"})
-    day = body["start"]["datetime"][:10]
-    counts = {}
-    for role in ("driver", "passenger"):
-        key = body[role]["identity"]["identity_key"]
-        runs = {
-            known["operator_trip_id"]
-            for known in registry.journeys.values()
-            if known["start"]["datetime"][:10] == day
-            and key in {known[r]["identity"]["identity_key"] for r in ("driver", "passenger")}
-        }
-        counts[role] = len(runs | {body["operator_trip_id"]})
-    if max(counts.values()) > DAILY_LIMIT:
-        metas = {**counts, "limit": DAILY_LIMIT}
-        found.append({"label": "too_many_trips_by_day", "metas": metas})
-    return found
-
-
-class Registry:
-    """A stand-in for the RPC: bearer token, schema validation, 409 on a known id, cancel."""
-
-    def __init__(self, failures: int = 0) -> None:
-        self.failures = failures
-        self.journeys: dict[str, dict[str, Any]] = {}
-        self.cancelled: dict[str, dict[str, Any]] = {}
-        self.hits = 0
-        registry = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def _answer(self, status: int, body: dict[str, Any]) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def do_POST(self) -> None:
-                registry.hits += 1
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                if registry.failures > 0:
-                    registry.failures -= 1
-                    return self._answer(503, {"error": "unavailable"})
-                if self.headers.get("Authorization") != f"Bearer {TOKEN}":
-                    return self._answer(401, {"error": "Unauthorized"})
-                if self.path == "/v3.4/journeys":
-                    problems = journey_problems(body)
-                    if problems:
-                        return self._answer(400, {"error": {"data": ", ".join(problems)}})
-                    journey_id = body["operator_journey_id"]
-                    if journey_id in registry.journeys:
-                        return self._answer(409, {"error": "conflict"})
-                    violations = terms_violations(registry, body)
-                    if violations:
-                        data = {
-                            "terms_violation_labels": [v["label"] for v in violations],
-                            "terms_violation_error_details": violations,
-                        }
-                        error = {"data": data, "code": -32422, "message": "Unprocessable Request"}
-                        return self._answer(422, {"id": 1, "jsonrpc": "2.0", "error": error})
-                    registry.journeys[journey_id] = body
-                    return self._answer(201, {"operator_journey_id": journey_id})
-                match = CANCEL_PATH.match(self.path)
-                if match is None:
-                    return self._answer(404, {"error": "Not found"})
-                if set(body) - {"code", "message"} or not re.fullmatch(
-                    r"[0-9A-Za-z_-]{0,32}", str(body.get("code"))
-                ):
-                    return self._answer(400, {"error": "bad cancel body"})
-                if match.group(1) not in registry.journeys:
-                    return self._answer(404, {"code": 404, "error": "Not found"})
-                registry.cancelled[match.group(1)] = body
-                return self._answer(200, {})
-
-            def log_message(self, format: str, *args: object) -> None:
-                return
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture
@@ -214,6 +119,18 @@ def test_the_command_sends_a_file_and_says_what_happened(
     assert len(registry.journeys) == 2
 
 
+def test_the_command_signs_in_with_the_registrys_key_pair(
+    registry: Registry, tmp_path: Path
+) -> None:
+    file = tmp_path / "rpc.json"
+    file.write_text(json.dumps([EXAMPLE]), encoding="utf-8")
+    env = {"CARPOOL_RPC_ACCESS_KEY": ACCESS_KEY, "CARPOOL_RPC_SECRET_KEY": SECRET_KEY}
+    result = CliRunner().invoke(app, ["send-rpc", str(file), "--url", registry.url], env=env)
+    assert result.exit_code == 0, result.output
+    assert registry.calls[0] == ("POST", "/v3.4/auth/access_token")
+    assert list(registry.journeys) == [EXAMPLE["operator_journey_id"]]
+
+
 def test_the_command_reports_what_was_not_sent_and_fails(
     registry: Registry, tmp_path: Path
 ) -> None:
@@ -232,3 +149,46 @@ def test_the_command_reports_what_was_not_sent_and_fails(
     assert f"journey {'2' * 32}: distance: 900 m is under 1000 m" in result.output
     assert "created: 1" in result.output
     assert list(registry.journeys) == [EXAMPLE["operator_journey_id"]]
+
+
+async def test_tokens_come_from_the_access_keys_and_are_renewed_before_they_end_and_on_401(
+    registry: Registry,
+) -> None:
+    now = [datetime(2026, 3, 3, 16, 0, tzinfo=UTC)]
+    tokens = AccessTokens(ACCESS_KEY, SECRET_KEY, lambda: now[0])
+    rpc = RpcClient(registry.url, tokens, httpx.AsyncClient(timeout=5), max_attempts=1)
+    assert (await rpc.send(EXAMPLE)).outcome is Outcome.CREATED
+    assert (await rpc.status(EXAMPLE["operator_journey_id"])).body["status"] == "pending"
+    assert tokens.issued == 1  # one token for both calls
+    now[0] += timedelta(minutes=4, seconds=45)  # under 30 s left of its 5 minutes
+    await rpc.status(EXAMPLE["operator_journey_id"])
+    assert tokens.issued == 2
+    registry.expire_tokens()  # the registry ends it early: 401, renewed, asked again
+    found = await rpc.status(EXAMPLE["operator_journey_id"])
+    assert (found.outcome, tokens.issued) == (Outcome.FOUND, 3)
+    token_calls = registry.calls.count(("POST", "/v3.4/auth/access_token"))
+    assert token_calls == 3
+
+
+async def test_wrong_access_keys_are_a_rejection_not_a_loop(registry: Registry) -> None:
+    tokens = AccessTokens(ACCESS_KEY, "wrong")
+    rpc = RpcClient(registry.url, tokens, httpx.AsyncClient(timeout=5), max_attempts=1)
+    result = await rpc.send(EXAMPLE)
+    assert (result.outcome, result.status) == (Outcome.REJECTED, 401)
+    assert registry.journeys == {}
+
+
+async def test_a_patch_body_is_checked_against_the_schema_by_the_stand_in(
+    registry: Registry,
+) -> None:
+    rpc = client(registry.url)
+    await rpc.send(EXAMPLE)
+    journey_id = EXAMPLE["operator_journey_id"]
+    refused = await rpc.patch(journey(distance=22000))  # not in validation_error
+    registry.set_status(journey_id, "validation_error")
+    bad = await rpc.patch(journey(distance=-1))
+    fixed = await rpc.patch(journey(distance=22000))
+    assert (refused.outcome, refused.status) == (Outcome.REJECTED, 409)
+    assert (bad.outcome, bad.status) == (Outcome.REJECTED, 400)
+    assert fixed.outcome is Outcome.PATCHED
+    assert registry.journeys[journey_id]["distance"] == 22000

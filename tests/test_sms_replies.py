@@ -92,6 +92,13 @@ def every_reply() -> list[str]:
         replies.NO_FREE_CODE,
         replies.unknown_stop("ABCDEFGHIJ"),
         replies.code_unknown("99999999"),
+        replies.TERMS,
+        replies.NAME_KEPT,
+        replies.ADULT_KEPT,
+        replies.ATTESTATION_HOW,
+        replies.TRIP_LINKED,
+        replies.TRIP_LINK_HOW,
+        replies.no_trip_to_link(24),
     ]
     for each in LINE.all_stops():
         texts.append(replies.need_destination(NETWORK, LINE.id, each.id))

@@ -173,19 +173,26 @@ def send_rpc_command(
         "https://api.covoiturage.beta.gouv.fr"
     ),
     token: Annotated[str, typer.Option(envvar="CARPOOL_RPC_TOKEN", help="API token")] = "",
+    access_key: Annotated[
+        str, typer.Option(envvar="CARPOOL_RPC_ACCESS_KEY", help="API key (with the secret)")
+    ] = "",
+    secret_key: Annotated[str, typer.Option(envvar="CARPOOL_RPC_SECRET_KEY", hidden=True)] = "",
 ) -> None:
     """Post journeys to the registry (409 = already there); exit 1 if any was not accepted.
 
     Journeys invalid against the v3.4 schema or under 1 km are not sent: each is reported.
+    Auth: a fixed token (CARPOOL_RPC_TOKEN), or the registry's key pair (CARPOOL_RPC_ACCESS_KEY,
+    CARPOOL_RPC_SECRET_KEY) traded for short-lived tokens.
     """
     from collections import Counter
 
-    from line_service.authority.rpc_client import Outcome, Result, RpcClient
+    from line_service.authority.rpc_client import AccessTokens, Outcome, Result, RpcClient
 
     journeys: list[dict[str, Any]] = json.loads(file.read_text(encoding="utf-8"))
 
     async def send() -> list[Result]:
-        client = RpcClient(url, token)
+        keys = access_key and secret_key and not token
+        client = RpcClient(url, AccessTokens(access_key, secret_key) if keys else token)
         try:
             return await client.send_all(journeys)
         finally:

@@ -16,6 +16,7 @@ ACCOUNT_PREFIX = "account:"
 UNPAID_OWN_RIDE = "own_ride"
 UNPAID_DRIVER_UNKNOWN = "driver_not_identified"
 
+SMS_PREFIX = "sms:"  # an SMS driver: the salted hash of the number Twilio vouched for
 RETAINED_PREFIX = "hash:"  # privacy's pseudonym of a number once its retention is over
 
 _PHONE_IN_REF = re.compile(r"^(?:tel:)?(\+[1-9][0-9]{7,14})$")
@@ -76,11 +77,12 @@ def shown_driver(key: str) -> str:
 
 
 def payee_of(driver_ref: str, unpaid: str | None) -> Driver | None:
-    """Who is paid for a stored trip: the identified driver; or, once the retention period has
-    replaced the number by its salted hash (`hash:…`), that pseudonym for a trip whose driver
-    was identified when it was recorded (`unpaid` None). None: nobody is paid."""
+    """Who is paid for a stored trip: the identified driver; or, for a trip whose driver was
+    identified when it was recorded (`unpaid` None), its ref as it is stored — an SMS driver's
+    `sms:…` whose number the service kept for attestation, or the salted hash (`hash:…`) the
+    retention period put in place of a number. None: nobody is paid."""
     driver = identify_driver(driver_ref)
     if driver is not None or unpaid is not None:
         return driver
     ref = driver_ref.strip()
-    return Driver(key=ref, phone=None) if ref.startswith(RETAINED_PREFIX) else None
+    return Driver(key=ref, phone=None) if ref.startswith((RETAINED_PREFIX, SMS_PREFIX)) else None

@@ -29,6 +29,7 @@ from dispatcher.request_machine import RequestState
 from line_service.authority.campaigns import Campaign
 from line_service.authority.money import trip_money
 from line_service.authority.report_plots import Plots, render_plots
+from line_service.authority.rpc_outbox import journey_counts
 from line_service.storage.store import PhoneHashRecord, RideRequestRecord, Store, TripRecord, as_utc
 
 # ADEME, Base Carbone / Impact CO2: an average car emits about 0.2 kg CO2e per km (0.193 to
@@ -66,6 +67,7 @@ class MonthFigures:
     driver_compensation_cents: int = 0
     incentives_by_sponsor: dict[str, int] = field(default_factory=dict)  # SIRET -> cents
     budgets: dict[str, tuple[int, int | None]] = field(default_factory=dict)  # id -> used, budget
+    registry_statuses: Counter[str] = field(default_factory=Counter)  # journeys, by status
 
     @property
     def car_share(self) -> float | None:
@@ -123,6 +125,7 @@ def compute_figures(
             )
         ).all()
     figures = MonthFigures(month, days, [0] * len(days), [0] * len(days))
+    figures.registry_statuses = journey_counts(store, first=start, end=end)
     names = {stop.id: stop.name for line in network.lines for stop in line.all_stops()}
     riders: set[str] = set()
     drivers: set[str] = set()
@@ -209,6 +212,34 @@ def _add_money(
         figures.budgets[campaign.id] = (used, campaign.budget_cents)
 
 
+REGISTRY_LABELS = {
+    "queued": "en attente d'envoi",
+    "not_sent": "non envoyés (règles du registre)",
+    "expired": "non envoyés à temps (24 h)",
+    "pending": "reçus, en cours de contrôle",
+    "ok": "validés",
+    "fraud_error": "rejetés pour fraude",
+    "anomaly_error": "rejetés pour anomalie",
+    "validation_error": "en erreur de validation",
+    "terms_violation_error": "refusés (conditions d'utilisation)",
+    "acquisition_error": "non enregistrés",
+    "normalization_error": "erreur de normalisation",
+    "canceled": "annulés par l'opérateur",
+    "unknown": "statut inconnu",
+}
+
+
+def _registry_section(figures: MonthFigures) -> str:
+    rows = [
+        _row(f"Trajets {label}", f"registry_{status}", str(figures.registry_statuses[status]))
+        for status, label in REGISTRY_LABELS.items()
+        if figures.registry_statuses[status]
+    ]
+    if not rows:
+        return "<h2>Registre de preuve de covoiturage</h2><p>Aucun trajet à attester.</p>"
+    return f"<h2>Registre de preuve de covoiturage</h2><table>{''.join(rows)}</table>"
+
+
 def _number(value: float | None, digits: int = 1) -> str:
     if value is None:
         return "–"
@@ -272,7 +303,7 @@ def render_html(figures: MonthFigures, network: Network) -> str:
         "<style>body{font-family:sans-serif;max-width:60em;margin:auto}"
         "td,th{text-align:left;padding:.2em .6em}img{max-width:100%}</style></head><body>"
         f"<h1>Covoiturage dynamique — rapport de {figures.month}</h1><p>Lignes : {names}</p>"
-        f"<table>{''.join(rows)}</table>{images}"
+        f"<table>{''.join(rows)}</table>{_registry_section(figures)}{images}"
         f"<p><small>CO2 évité : passagers-km × {_number(CO2_KG_PER_KM)} kg/km "
         f"({html.escape(CO2_SOURCE)}) ; majorant, chaque passager-km comptant pour un km "
         "de voiture solo évité. Attente au 90e centile : rang le plus proche.</small></p>"

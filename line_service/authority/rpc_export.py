@@ -5,9 +5,9 @@ passengers of one car run. A trip is exported only when it is clean (no anti-abu
 only suspicions an operator approved; never an own ride) and both occupants have a known
 phone number; `incentives[]` are the campaigns' ledger (`money`), in the registry's order,
 and add up, with the rider's contribution, to `driver.revenue`. The registry requires
-`phone_trunc` and `identity_key` for each occupant. What we send, since no last name is
-ever collected:
-`identity_key = sha256("<E.164>-")` (the registry's "<phone>-<LASTNAME>" with an empty name),
+`phone_trunc` and `identity_key` for each occupant. What we send:
+`identity_key = sha256("<E.164>-<LAST NAME>")` (the name a person gave by SMS, empty when none:
+`line_service.authority.identities`),
 `phone_trunc` = the number without its last two digits, `operator_user_id` = our opaque ref.
 A trip under 1 km breaks the registry's terms (v3.4) and is left out. Every journey is checked
 against the package's v3.4 schema; an invalid one is reported with its field, not exported.

@@ -18,8 +18,9 @@ import asyncio
 import hashlib
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, time, timedelta
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
 import structlog
@@ -64,10 +65,29 @@ class Identity:
     identity_key: str
 
 
-def identity_of(phone: str, ref: str | None = None) -> Identity:
-    """The identity of an E.164 number; no last name is known: the key hashes "<phone>-"."""
-    key = hashlib.sha256(f"{phone}-".encode()).hexdigest()
+def identity_of(phone: str, ref: str | None = None, last_name: str = "") -> Identity:
+    """The identity of an E.164 number: the key hashes "<phone>-<LAST NAME>" (empty when the
+    person gave none)."""
+    key = hashlib.sha256(f"{phone}-{last_name}".encode()).hexdigest()
     return Identity(ref=ref or f"u-{key[:24]}", phone_trunc=phone[:-2], identity_key=key)
+
+
+class Person(Protocol):
+    """A person an identity is made of (see `line_service.authority.identities`)."""
+
+    @property
+    def phone(self) -> str: ...
+
+    @property
+    def last_name(self) -> str: ...
+
+
+class Identities(Protocol):
+    """Who a driver's ref is, and a rider's number with what they gave (a database read)."""
+
+    def driver(self, ref: str) -> Person | None: ...
+
+    def rider(self, phone: str) -> Person: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +115,7 @@ class TripDraft:
     per_trip_cents: int = 0  # the share of the compensation that belongs to the car run
     origin_position: tuple[float, float] | None = None
     nearest_sign_m: int | None = None
+    passenger_phone: str | None = None  # never stored with the trip (its identity is)
 
     @property
     def operator_class(self) -> str:
@@ -151,6 +172,7 @@ def draft_trip(
         per_trip_cents=money.driver_per_trip_cents,
         origin_position=(origin.lat, origin.lon),
         nearest_sign_m=min(signs) if signs else None,
+        passenger_phone=request.phone,
     )
 
 
@@ -317,10 +339,14 @@ class TripRecorder:
         book: TripBook,
         identify: Callable[[str], Driver | None] = identify_driver,
         max_retry_delay: float = 30.0,
+        identities: Identities | None = None,
+        on_recorded: Callable[[], None] = lambda: None,
     ) -> None:
         self._network = network
         self._book = book
         self._identify = identify
+        self._identities = identities
+        self._on_recorded = on_recorded
         self._queue: asyncio.Queue[TripDraft] = asyncio.Queue()
         self._max_retry_delay = max_retry_delay
         self.recorded = 0
@@ -350,6 +376,7 @@ class TripRecorder:
             delay = 0.1
             while True:
                 try:
+                    draft = await asyncio.to_thread(self._identified, draft)
                     trip = await asyncio.to_thread(self._book.record, draft)
                 except Exception as exc:
                     log.error("trip.record_failed", error=str(exc)[:300], retry_in=delay)
@@ -358,6 +385,7 @@ class TripRecorder:
                     continue
                 break
             self.recorded += 1
+            self._on_recorded()
             log.info(
                 "trip.recorded",
                 request_id=draft.request_id,
@@ -366,3 +394,25 @@ class TripRecorder:
                 operator_class=trip.operator_class,
                 fallback_dispatched=trip.fallback_dispatched,
             )
+
+    def _identified(self, draft: TripDraft) -> TripDraft:
+        """The draft with its occupants' identities as the database vouches for them."""
+        if self._identities is None:
+            return draft
+        driver = self._identities.driver(draft.driver_ref)
+        phone = draft.passenger_phone
+        rider = None if phone is None else self._identities.rider(phone)
+        if driver is None:
+            unpaid = draft.unpaid_reason
+        else:  # a number the database vouches for (an SMS driver's): the driver is identified
+            unpaid = unpaid_reason(Driver(key=draft.driver_ref, phone=driver.phone), phone)
+        return replace(
+            draft,
+            driver=draft.driver
+            if driver is None
+            else identity_of(driver.phone, None, driver.last_name),
+            passenger=draft.passenger
+            if rider is None
+            else identity_of(rider.phone, None, rider.last_name),
+            unpaid_reason=unpaid,
+        )

@@ -13,7 +13,10 @@ Where a rider's or driver's number can sit in the database:
   carry it), `account_token` the hashes of its tokens, `sign_in_challenge` the codes texted to
   it (by salted hash); `ride_request.driver_ref` / `trip.driver_ref` = `account:<id>` for a
   driver who validated in the app; `driver_trip.driver_ref` the same for trips a driver
-  announced ("Je passe").
+  announced ("Je passe");
+- `party`: the number behind an `sms:<hash>` ref (and a last name, adult or not, if given by
+  SMS), kept to attest trips to the national registry;
+- `rpc_journey.payload`: the journey last sent to the registry (truncated numbers, keys).
 
 Retention: anything older than the retention period that holds a number in clear, or a value
 anyone can recompute from a number (unsalted keys), is erased; salted hashes stay (statistics).
@@ -46,6 +49,8 @@ from line_service.storage.account_tables import (
 )
 from line_service.storage.driver_trip_table import DriverTripRecord
 from line_service.storage.money_tables import BannedDriverRecord
+from line_service.storage.party_store import PartyRecord
+from line_service.storage.rpc_outbox_table import RpcJourneyRecord
 from line_service.storage.sms_store import SmsDeliveryRecord, SmsInboundRecord, SmsOptOutRecord
 from line_service.storage.store import (
     PHONE_KEEPING_STATES,
@@ -249,6 +254,7 @@ def export(engine: Engine, keys: PhoneKeys, now: datetime) -> dict[str, Any]:
         "trips": trips,
         "account": account,
         "banned_driver": banned,
+        "party": _parties(engine, tables, keys),
         "notes": [
             "account: the rider's or driver's account of this number, its tokens (hashes "
             "only) and the sign-in codes texted to it in the last hour (hashes only).",
@@ -258,6 +264,8 @@ def export(engine: Engine, keys: PhoneKeys, now: datetime) -> dict[str, Any]:
             "sms_opt_out: when this number wrote STOP (null if it did not).",
             "banned_driver: the operator's ban of this driver (null if none); an erasure "
             "does not lift it (fraud prevention).",
+            "party: the number kept to attest trips to the national registry, with what was "
+            "given by SMS (last name, adult or not) and when.",
             "The SMS provider (Twilio) keeps its own message logs: ask it separately.",
         ],
     }
@@ -341,9 +349,47 @@ def erase(engine: Engine, keys: PhoneKeys, pseudonym: str | None = None) -> Eras
         if TripRecord.__tablename__ in tables:
             for trip in session.exec(select(TripRecord).where(_trip_of(keys, rider_ids))).all():
                 counts.update(_erase_trip(trip, keys, rider_ids, alias))
+                counts.update(_erase_sent(session, tables, trip.id))
                 session.add(trip)
+        counts.update(_erase_parties(session, tables, keys))
         session.commit()
     return Erasure(dict(counts), open_requests)
+
+
+def _party_query(keys: PhoneKeys) -> Any:
+    return select(PartyRecord).where(
+        or_(col(PartyRecord.ref) == f"sms:{keys.hash}", col(PartyRecord.phone) == keys.phone)
+    )
+
+
+def _parties(engine: Engine, tables: set[str], keys: PhoneKeys) -> list[dict[str, Any]]:
+    """The `party` rows of one number (an access request)."""
+    if PartyRecord.__tablename__ not in tables:
+        return []
+    with Session(engine) as session:
+        return [_plain(row) for row in session.exec(_party_query(keys)).all()]
+
+
+def _erase_parties(session: Session, tables: set[str], keys: PhoneKeys) -> Counter[str]:
+    """Delete the `party` rows of one number."""
+    erased: Counter[str] = Counter()
+    if PartyRecord.__tablename__ in tables:
+        for row in session.exec(_party_query(keys)).all():
+            session.delete(row)
+            erased["party"] += 1
+    return erased
+
+
+def _erase_sent(session: Session, tables: set[str], journey_id: str) -> Counter[str]:
+    """Forget the body sent to the registry for one journey (its status stays)."""
+    erased: Counter[str] = Counter()
+    if RpcJourneyRecord.__tablename__ in tables:
+        row = session.get(RpcJourneyRecord, journey_id)
+        if row is not None and row.payload:
+            row.payload = ""
+            session.add(row)
+            erased["rpc_journey.payload"] += 1
+    return erased
 
 
 def _erased_driver(ref: str, alias: str) -> str:
@@ -421,6 +467,7 @@ def erase_expired(engine: Engine, salt: str, cutoff: datetime) -> dict[str, int]
                     counts["trip"] += 1
         if AccountRecord.__tablename__ in tables:
             counts.update(_expire_accounts(session, cutoff))
+        counts.update(_expire_attestation(session, tables, cutoff))
         session.commit()
     return dict(counts)
 
@@ -448,6 +495,27 @@ def _expire_accounts(session: Session, cutoff: datetime) -> Counter[str]:
         session.delete(account)
         counts["account"] += 1
     return counts
+
+
+def _expire_attestation(session: Session, tables: set[str], cutoff: datetime) -> Counter[str]:
+    """Parties not seen since `cutoff`, and bodies sent for trips before it, are erased."""
+    erased: Counter[str] = Counter()
+    if PartyRecord.__tablename__ in tables:
+        for party in session.exec(
+            select(PartyRecord).where(col(PartyRecord.updated_at) < cutoff)
+        ).all():
+            session.delete(party)
+            erased["party"] += 1
+    if RpcJourneyRecord.__tablename__ in tables:
+        for row in session.exec(
+            select(RpcJourneyRecord).where(
+                col(RpcJourneyRecord.trip_at) < cutoff, col(RpcJourneyRecord.payload) != ""
+            )
+        ).all():
+            row.payload = ""
+            session.add(row)
+            erased["rpc_journey.payload"] += 1
+    return erased
 
 
 def _number_like(column: Any) -> Any:

@@ -25,7 +25,9 @@ from line_service.dispatch.intake import Accepted, Intake
 from line_service.estimates.estimator import WaitEstimator
 from line_service.estimates.wait_estimate import whole_minutes
 from line_service.settings import Settings
+from line_service.sms.attestation import TripLinks, give, link_trip, vouch
 from line_service.sms.opt_outs import OptOuts
+from line_service.storage.party_store import PartyStore
 from line_service.storage.sms_store import SmsStore
 from sms_gateway import commands, replies
 from sms_gateway.console_sender import ConsoleSender
@@ -82,9 +84,13 @@ class SmsChannel:
         opt_outs: OptOuts,
         abuse: AbuseGate,
         estimates: WaitEstimator | None = None,
+        parties: PartyStore | None = None,
+        trip_links: TripLinks | None = None,
     ) -> None:
         self.settings = settings
         self.abuse = abuse
+        self.parties = parties
+        self.trip_links = trip_links
         self.estimates = estimates
         self.network = network
         self.engine = engine
@@ -241,6 +247,22 @@ class SmsChannel:
                 return replies.OPTED_OUT  # answered before: here for exhaustiveness
             case commands.Help():
                 return replies.HELP if command.understood else replies.NOT_UNDERSTOOD
+            case commands.GiveName() | commands.GiveAdult() | commands.LinkTrip():
+                return await self._attestation(command, phone)
+            case commands.Terms():
+                return replies.TERMS
+
+    async def _attestation(
+        self, command: commands.GiveName | commands.GiveAdult | commands.LinkTrip, phone: str
+    ) -> str:
+        ref, now = f"sms:{self.hash(phone)}", self.clock()
+        match command:
+            case commands.GiveName():
+                return await give(self.parties, ref, phone, now, last_name=command.last_name)
+            case commands.GiveAdult():
+                return await give(self.parties, ref, phone, now, adult=command.adult)
+            case commands.LinkTrip():
+                return await link_trip(self.trip_links, command.code, phone)
 
     async def _ride(self, command: commands.AskRide, message_sid: str, phone: str) -> str:
         outcome = await self.intake.request_ride(
@@ -312,9 +334,9 @@ class SmsChannel:
         if found.phone == phone:
             self.abuse.guess_was_right(ticket)
             return replies.OWN_CODE
-        outcome = await self.intake.validate(
-            found.line_id, code, driver_ref=f"sms:{self.hash(phone)}"
-        )
+        driver_ref = f"sms:{self.hash(phone)}"
+        await vouch(self.parties, driver_ref, phone, self.clock())
+        outcome = await self.intake.validate(found.line_id, code, driver_ref=driver_ref)
         if not isinstance(outcome, Accepted):
             self.abuse.guess_was_wrong(ticket)
             return replies.code_unknown(code)

@@ -9,6 +9,8 @@ import line_service.storage.account_tables
 import line_service.storage.driver_trip_table
 import line_service.storage.money_tables
 import line_service.storage.operator_table
+import line_service.storage.party_store
+import line_service.storage.rpc_outbox_table
 import line_service.storage.sms_store
 import line_service.storage.store  # noqa: F401 - importing the modules registers their tables
 

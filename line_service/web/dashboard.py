@@ -18,7 +18,7 @@ from line_service.dispatch.device_gateway import DeviceGateway
 from line_service.dispatch.engine import Engine
 from line_service.dispatch.writer import Writer
 from line_service.storage.store import Store
-from line_service.web import lines_routes, requests_routes, trips_routes
+from line_service.web import lines_routes, requests_routes, rpc_routes, trips_routes
 from line_service.web.live import LiveHub, live_router
 from line_service.web.metrics import AbuseCounters, ServiceMetrics, metrics_router
 from line_service.web.operator_accounts import TokenAuthority
@@ -77,6 +77,7 @@ def install_operations(
     app.include_router(lines_routes.router)
     app.include_router(requests_routes.router)
     app.include_router(trips_routes.router)
+    app.include_router(rpc_routes.router)
     app.include_router(live_router)
     app.include_router(metrics_router)
     app.include_router(dashboard_router)

@@ -18,6 +18,7 @@ from dispatcher.state import DispatcherState
 from line_service.accounts.sign_in import SignIn
 from line_service.authority.driver_journeys import DriverJourneys
 from line_service.authority.gtfs_feed import GtfsFeed
+from line_service.authority.rpc_outbox import RpcOutbox
 from line_service.dispatch.intake import Intake, StorageTimeout
 from line_service.driver_trips.announcements import DriverTrips
 from line_service.estimates.estimator import WaitEstimator
@@ -142,6 +143,14 @@ def _latest(request: Request) -> LatestView:
     return lambda: (current(), clock())
 
 
+def _rpc_outbox(request: Request) -> RpcOutbox:
+    outbox: RpcOutbox | None = getattr(request.state, "rpc_outbox", None)
+    if outbox is None:
+        raise HTTPException(503, "the registry outbox is not running")
+    return outbox
+
+
+RpcOutboxDep = Annotated[RpcOutbox, Depends(_rpc_outbox)]
 NetworkDep = Annotated[Network, Depends(_network)]
 StateDep = Annotated[DispatcherState, Depends(_state)]
 """The engine's state when the request is handled (an immutable value)."""

@@ -44,6 +44,32 @@ def journey_problems(journey: Mapping[str, Any]) -> list[str]:
     return problems(RPC_JOURNEY, journey)
 
 
+PATCH_REQUIRED = ("incentives", "operator_class", "start", "end", "distance")
+PATCH_OPTIONAL = ("operator_trip_id",)
+
+
+@cache
+def _patch_validator() -> jsonschema.Draft202012Validator:
+    """`PATCH /journeys/{id}`'s body (v3.4): the journey's own field rules, fewer fields."""
+    journey = load(RPC_JOURNEY)
+    fields = (*PATCH_REQUIRED, *PATCH_OPTIONAL)
+    schema = {
+        "$schema": journey["$schema"],
+        "type": "object",
+        "required": list(PATCH_REQUIRED),
+        "additionalProperties": False,
+        "properties": {name: journey["properties"][name] for name in fields},
+        "$defs": journey["$defs"],
+    }
+    return jsonschema.Draft202012Validator(schema)
+
+
+def patch_problems(body: Mapping[str, Any]) -> list[str]:
+    """What makes a journey update (PATCH body) invalid against our v3.4 schema."""
+    errors = sorted(_patch_validator().iter_errors(body), key=lambda e: list(map(str, e.path)))
+    return [f"{_where(error)}: {error.message}" for error in errors]
+
+
 def bnlc_row_problems(row: Mapping[str, str]) -> list[str]:
     """What makes a BNLC CSV row invalid against our v0.3.0 schema (empty when valid)."""
     return problems(BNLC_ROW, row)
@@ -53,6 +79,11 @@ def rpc_terms() -> dict[str, int]:
     """The registry's terms thresholds noted in the journey schema (e.g. 1000 m minimum)."""
     terms: dict[str, Any] = load(RPC_JOURNEY)["x-terms"]
     return {key: int(value) for key, value in terms.items() if not key.startswith("$")}
+
+
+def send_within_hours() -> int:
+    """A journey sent later than this after its start is refused by the registry (expired)."""
+    return rpc_terms()["send_within_hours"]
 
 
 def min_distance_m() -> int:

@@ -100,7 +100,12 @@ async function signIn() {
     connect();
     loadEstimates();
     setInterval(loadEstimates, 60000);
-    if (me.role !== "viewer") { loadHeld(); setInterval(loadHeld, 60000); }
+    if (me.role !== "viewer") {
+      loadHeld();
+      setInterval(loadHeld, 60000);
+      loadRegistry();
+      setInterval(loadRegistry, 60000);
+    }
   } catch (error) {
     if (error.status === 401) {
       sessionStorage.removeItem(TOKEN_KEY);
@@ -438,6 +443,35 @@ async function review(trip, decision) {
     alert(`Décision impossible : ${error.message}`);
   }
   loadHeld();
+}
+
+// ---- registry (RPC) -----------------------------------------------------------------------------
+
+const REGISTRY = {
+  queued: "en attente d’envoi", not_sent: "non envoyés (règles du registre)",
+  expired: "non envoyés à temps (24 h)", pending: "reçus, en contrôle", ok: "validés",
+  fraud_error: "rejetés pour fraude", anomaly_error: "rejetés pour anomalie",
+  validation_error: "en erreur de validation", terms_violation_error: "refusés (conditions)",
+  acquisition_error: "non enregistrés", normalization_error: "erreur de normalisation",
+  canceled: "annulés", unknown: "statut inconnu",
+};
+
+// How many of the line's journeys are in each status at the national registry (operators).
+async function loadRegistry() {
+  try {
+    const found = await api("GET", `/api/v1/rpc/counts?line_id=${encodeURIComponent(ui.lineId)}`);
+    const order = Object.keys(REGISTRY);
+    const rank = (status) => (order.includes(status) ? order.indexOf(status) : order.length);
+    const entries = Object.entries(found.counts).sort((a, b) => rank(a[0]) - rank(b[0]));
+    const items = entries.map(([status, count]) =>
+      el("li", { "data-status": status }, el("strong", { text: String(count) }),
+        ` ${REGISTRY[status] || status}`));
+    $("registry").replaceChildren(...items);
+    $("registry-empty").hidden = items.length > 0;
+    $("registry-panel").hidden = false;
+  } catch (error) {
+    $("registry-panel").hidden = true;
+  }
 }
 
 // ---- actions ---------------------------------------------------------------------------------
