@@ -92,9 +92,10 @@ def trips(runtime: Runtime) -> list[TripRecord]:
         return list(session.exec(select(TripRecord)).all())
 
 
-async def a_trip_by_sms(sms: Sms, runtime: Runtime) -> TripRecord:
+async def a_trip_by_sms(sms: Sms, runtime: Runtime, clock: Clock) -> TripRecord:
     await sms.reply("mrk dunkerque")
     [request] = runtime.engine.state.waiting()
+    clock.ahead += timedelta(minutes=3)  # the driver stops a few minutes later
     assert await sms.reply(str(request.code), sender=DRIVER) == replies.CODE_VALIDATED
     await asyncio.to_thread(wait_until, lambda: trips(runtime) != [], 10, "the trip recorded")
     [trip] = trips(runtime)
@@ -102,9 +103,9 @@ async def a_trip_by_sms(sms: Sms, runtime: Runtime) -> TripRecord:
 
 
 async def test_a_trip_between_two_sms_phones_is_exported_with_both_identities(
-    sms: Sms, runtime: Runtime
+    sms: Sms, runtime: Runtime, clock: Clock
 ) -> None:
-    trip = await a_trip_by_sms(sms, runtime)
+    trip = await a_trip_by_sms(sms, runtime, clock)
     assert trip.driver_ref.startswith("sms:")
     assert DRIVER[1:] not in trip.driver_ref
     day = trip.picked_up_at.date()
@@ -126,7 +127,7 @@ async def test_a_trip_between_two_sms_phones_is_exported_with_both_identities(
 async def test_the_service_sends_the_trip_itself_and_operators_see_and_cancel_it(
     sms: Sms, runtime: Runtime, registry: Registry, clock: Clock
 ) -> None:
-    trip = await a_trip_by_sms(sms, runtime)
+    trip = await a_trip_by_sms(sms, runtime, clock)
     assert runtime.authority is not None
     clock.ahead = timedelta(hours=1)  # the passenger has arrived
     runtime.authority.sender.wake()
@@ -164,9 +165,9 @@ async def test_the_service_sends_the_trip_itself_and_operators_see_and_cancel_it
 
 
 async def test_privacy_erase_removes_the_number_kept_for_attestation(
-    sms: Sms, runtime: Runtime
+    sms: Sms, runtime: Runtime, clock: Clock
 ) -> None:
-    await a_trip_by_sms(sms, runtime)
+    await a_trip_by_sms(sms, runtime, clock)
     with Session(runtime.store.engine) as session:
         [party] = session.exec(select(PartyRecord)).all()
     assert party.phone == DRIVER
@@ -184,14 +185,14 @@ async def test_privacy_erase_removes_the_number_kept_for_attestation(
 
 
 async def test_a_name_and_age_given_once_by_sms_make_the_registrys_identity(
-    sms: Sms, runtime: Runtime
+    sms: Sms, runtime: Runtime, clock: Clock
 ) -> None:
     assert await sms.reply("CGU") == replies.TERMS
     assert await sms.reply("nom D'Hérûg-de-l'Hérault") == replies.NAME_KEPT
     assert await sms.reply("MAJEUR OUI") == replies.ADULT_KEPT
     assert await sms.reply("NOM") == replies.ATTESTATION_HOW
     assert await sms.reply("majeur peut-etre") == replies.ATTESTATION_HOW
-    trip = await a_trip_by_sms(sms, runtime)
+    trip = await a_trip_by_sms(sms, runtime, clock)
     name = "D HERUG DE L HERAULT"  # the registry's own example of the form
     assert trip.passenger_identity_key == hashlib.sha256(f"{RIDER}-{name}".encode()).hexdigest()
     with Session(runtime.store.engine) as session:
@@ -203,7 +204,7 @@ async def test_a_name_and_age_given_once_by_sms_make_the_registrys_identity(
 
 
 async def test_a_terminal_rider_links_their_trip_afterwards_by_texting_its_code(
-    sms: Sms, runtime: Runtime
+    sms: Sms, runtime: Runtime, clock: Clock
 ) -> None:
     outcome = await runtime.intake.request_ride(
         line_id=LineId(LINE),
@@ -214,6 +215,7 @@ async def test_a_terminal_rider_links_their_trip_afterwards_by_texting_its_code(
     )
     assert isinstance(outcome, Accepted)
     code = str(outcome.request.code)
+    clock.ahead += timedelta(minutes=3)  # the driver stops a few minutes later
     assert await sms.reply(code, sender=DRIVER) == replies.CODE_VALIDATED
     await asyncio.to_thread(wait_until, lambda: trips(runtime) != [], 10, "the trip recorded")
     assert runtime.authority is not None
