@@ -294,3 +294,27 @@ def test_reviewing_a_held_trip_needs_the_operator_role_and_is_recorded(
     assert after["standing"] == "clean"
     assert after["review"]["note"] == "le conducteur attendait déjà"
     assert api.get("/trips", params={"flagged": "false"}, headers=auth(VIEWER)).status_code == 422
+
+
+def test_a_rejected_trip_is_cancelled_at_the_registry_as_fraud(
+    service: ServiceProcess, api: httpx.Client
+) -> None:
+    from sqlmodel import Session
+
+    from line_service.storage.rpc_outbox_table import RpcJourneyRecord
+    from line_service.storage.store import Store
+
+    trip_id = held_trip(service.database_url)
+    body = {"decision": "reject", "note": "aucun passager à bord"}
+    done = api.post(f"/trips/{trip_id}/review", json=body, headers=auth(OPERATOR))
+    assert done.status_code == 200, done.text
+    store = Store(service.database_url)
+    try:
+        with Session(store.engine) as session:
+            row = session.get(RpcJourneyRecord, trip_id)
+    finally:
+        store.dispose()
+    assert row is not None
+    assert row.cancel_code == "fraud"
+    assert row.cancel_message is not None
+    assert "aucun passager à bord" in row.cancel_message

@@ -122,7 +122,10 @@ def payouts_command(
     out: Annotated[Path, typer.Option("--out", help="folder to write the CSV files into")],
     statuses: Annotated[
         Path | None,
-        typer.Option(help="JSON {journey id: registry status} (until the RPC outbox serves them)"),
+        typer.Option(
+            help="JSON {journey id: registry status} instead of the statuses the service's "
+            "registry outbox stored"
+        ),
     ] = None,
 ) -> None:
     """Write the month's payouts: per driver, per sponsor (funding call), banned drivers."""
@@ -133,18 +136,21 @@ def payouts_command(
         compute_payouts,
         write_payouts,
     )
+    from line_service.authority.rpc_outbox import RpcOutbox
 
     settings = Settings()
     network = _network(settings)
     campaigns = _campaigns(settings.campaigns_file, network)
     try:
-        known: RegistryStatuses = (
-            MappingStatuses.from_file(statuses) if statuses else MappingStatuses({})
-        )
+        given = MappingStatuses.from_file(statuses) if statuses else None
     except (OSError, ValueError) as exc:
         raise typer.BadParameter(str(exc)[:300], param_hint="--statuses") from exc
     store = _store(settings)
     try:
+        # The statuses the service's registry outbox stored, unless a file gives them.
+        known: RegistryStatuses = (
+            given if given is not None else RpcOutbox(store, network, lambda: datetime.now(UTC))
+        )
         payouts = compute_payouts(
             store, network, campaigns, _month(month), known, datetime.now(UTC)
         )

@@ -25,7 +25,7 @@ from line_service.authority.trip_reviews import (
 )
 from line_service.storage.store import TripRecord, as_utc
 from line_service.web.auth import Operator, Viewer
-from line_service.web.deps import NetworkDep, NowDep, StoreDep
+from line_service.web.deps import NetworkDep, NowDep, RpcOutboxDep, StoreDep
 from line_service.web.models import AUTH_ERRORS, CONFLICT, NOT_FOUND, UNPROCESSABLE
 
 log = structlog.get_logger(__name__)
@@ -130,9 +130,16 @@ async def list_held_trips(
 
 @router.post("/trips/{trip_id}/review", responses=AUTH_ERRORS | NOT_FOUND | CONFLICT)
 async def review_trip(
-    trip_id: str, body: ReviewIn, store: StoreDep, now: NowDep, caller: Operator
+    trip_id: str,
+    body: ReviewIn,
+    store: StoreDep,
+    now: NowDep,
+    caller: Operator,
+    outbox: RpcOutboxDep,
 ) -> ReviewOut:
-    """Approve or reject a held trip (operator); the latest decision counts."""
+    """Approve or reject a held trip (operator); the latest decision counts. A rejected trip's
+    journey is cancelled at the registry as fraud (queued in the outbox; never sent if it was
+    not yet)."""
     reviews = TripReviews(store)
     try:
         review = await asyncio.to_thread(
@@ -140,6 +147,9 @@ async def review_trip(
         )
     except ReviewError as exc:
         raise HTTPException(exc.status, str(exc)) from exc
+    if body.decision == "reject":
+        reason = f"rejeté par {caller.name}" + (f" : {body.note}" if body.note else "")
+        await asyncio.to_thread(outbox.cancel_journey, trip_id, reason)
     log.info("operator.trip_review", operator=caller.name, trip_id=trip_id, decision=body.decision)
     out = _review_out(review)
     assert out is not None

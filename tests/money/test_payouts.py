@@ -165,6 +165,31 @@ def test_the_commands_simulate_ban_and_write_payouts(
     assert "5 journey(s) paid to 3 driver(s), 9.00 EUR" in paid.output
     assert (out / "appels-de-fonds.csv").exists()
 
+    # Without --statuses: the statuses the registry outbox stored. None is final and ok yet.
+    from sqlmodel import Session
+
+    from line_service.storage.rpc_outbox_table import RpcJourneyRecord
+
+    unsent = runner.invoke(app, ["payouts", "--month", "2026-11", "--out", str(out)], env=env)
+    assert unsent.exit_code == 0, unsent.output
+    assert "0 journey(s) paid" in unsent.output
+    with Session(store.engine) as session:
+        for trip in trips.values():  # as the registry's 48 h check would have stored them
+            session.add(
+                RpcJourneyRecord(
+                    journey_id=trip.id,
+                    line_id=trip.line_id,
+                    trip_at=trip.picked_up_at,
+                    status="ok",
+                    final=True,
+                    updated_at=NOW,
+                )
+            )
+        session.commit()
+    stored = runner.invoke(app, ["payouts", "--month", "2026-11", "--out", str(out)], env=env)
+    assert stored.exit_code == 0, stored.output
+    assert "5 journey(s) paid to 3 driver(s), 9.00 EUR" in stored.output
+
 
 def test_an_access_request_shows_the_ban_of_that_number(store: Store, network: Network) -> None:
     from line_service.privacy.personal_data import export, keys_for
