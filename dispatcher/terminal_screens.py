@@ -69,6 +69,7 @@ def screen_for(request: RideRequest, line: Line, seq: int, now: datetime) -> Ter
         code=code,
         lines=lines,
         expires_at=expires_at,
+        destination_id=request.destination_id if state is ScreenState.WAITING else None,
     )
 
 
@@ -151,3 +152,8 @@ def _collapse_days(days: list[tuple[Weekday, str]]) -> list[str]:
         f"{_FRENCH_DAY[first]}{'-' + _FRENCH_DAY[last] if last != first else ''} {spans}"
         for first, last, spans in merged
     ]
+
+
+def expected_wait_row(minutes: int) -> str:
+    """The row a waiting rider's screen gets when the shell has an estimate of the wait."""
+    return f"Attente estimee : {minutes} min"

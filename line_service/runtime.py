@@ -21,9 +21,11 @@ from line_service.dispatch.device_gateway import DeviceGateway
 from line_service.dispatch.device_limits import DeviceLimiter
 from line_service.dispatch.engine import Clock, Engine, Inbox
 from line_service.dispatch.intake import Intake
+from line_service.dispatch.screen_waits import WaitOnScreens
 from line_service.dispatch.timers import Timers
 from line_service.dispatch.writer import Writer
 from line_service.estimates.estimator import WaitEstimator, load_corridors
+from line_service.estimates.screen_waits import ScreenWaits
 from line_service.network.lines_file import load_network
 from line_service.network.orphans import LostRidersError, lost_place, orphans
 from line_service.privacy.personal_data import run_retention
@@ -113,11 +115,16 @@ def build_runtime(
     sms_sender = OptOutSender(build_sms_sender(settings, sms_store, clock), opt_outs)
     authority = build_authority(network, store, sms_sender)
     notifier = SmsNotifier(network, sms_sender)
+    corridors_file = settings.lines_file.parent / "corridors.yaml"
+    estimates = WaitEstimator(
+        network, store.finished_waits, clock, lambda: load_corridors(corridors_file)
+    )
+    screen_waits = ScreenWaits(network, estimates)
     engine = Engine(
         DispatcherState(network=network),
         clock,
         inbox,
-        gateway,
+        WaitOnScreens(gateway, network, screen_waits.minutes),
         timers,
         writer,
         notifier=notifier,
@@ -125,10 +132,6 @@ def build_runtime(
         listeners=[authority.trips],
     )
     intake = Intake(engine)
-    corridors_file = settings.lines_file.parent / "corridors.yaml"
-    estimates = WaitEstimator(
-        network, store.finished_waits, clock, lambda: load_corridors(corridors_file)
-    )
     sms = SmsChannel(
         settings,
         network,
@@ -166,6 +169,18 @@ async def _once_reasserted(
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(gateway.reasserted.wait(), HOUSEKEEPING_WAIT.total_seconds())
     await job()
+
+
+def _warm(estimates: WaitEstimator) -> Callable[[], Coroutine[Any, Any, None]]:
+    """Read the estimates' history and model once, so that the first screens show a wait."""
+
+    async def job() -> None:
+        try:
+            await asyncio.to_thread(estimates.warm)
+        except Exception as exc:
+            log.warning("estimates.warm_failed", error=str(exc)[:200])
+
+    return job
 
 
 async def _end_lost_riders(runtime: Runtime, stored: list[RideRequest]) -> list[RideRequest]:
@@ -239,6 +254,16 @@ async def running(
                         lambda: run_retention(runtime.store, settings, runtime.clock),
                     ),
                     name="privacy-retention",
+                ),
+                *(
+                    [
+                        group.create_task(
+                            _once_reasserted(runtime.gateway, _warm(runtime.estimates)),
+                            name="estimates-warm",
+                        )
+                    ]
+                    if runtime.estimates
+                    else []
                 ),
                 *([group.create_task(runtime.sms.run(), name="sms-sender")] if runtime.sms else []),
                 *(
