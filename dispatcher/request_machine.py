@@ -45,6 +45,7 @@ class Channel(StrEnum):
     TERMINAL = "terminal"
     SMS = "sms"
     API = "api"
+    VOICE = "voice"  # a phone call (keypad menu); the caller's number gets the SMS updates
 
 
 class Cause(StrEnum):

@@ -13,6 +13,7 @@ from line_service.dispatch.intake import StorageTimeout
 from line_service.runtime import BackgroundJob, Runtime, build_runtime, running, utc_now
 from line_service.settings import Settings
 from line_service.sms.routes import sms
+from line_service.voice.routes import voice
 from line_service.web.dashboard import Operations, install_operations
 from line_service.web.deps import lifespan_state, storage_unavailable
 from line_service.web.http_guard import HttpGuard, validation_failed
@@ -37,6 +38,7 @@ def _web_state(runtime: Runtime, operations: Operations) -> dict[str, object]:
         ),
         **operations.lifespan_state(),
         "sms": runtime.sms,
+        "voice": runtime.voice,
     }
 
 
@@ -82,6 +84,7 @@ def create_app(
     app.include_router(health)
     app.include_router(api)
     app.include_router(sms)
+    app.include_router(voice)
     app.include_router(feeds)
     app.include_router(standard)
     operations = install_operations(  # operator API, live updates, metrics, "/"

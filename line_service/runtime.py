@@ -34,7 +34,9 @@ from line_service.sms.channel import SmsChannel, SmsNotifier, build_sms_sender
 from line_service.sms.opt_outs import OptOuts, OptOutSender
 from line_service.storage.sms_store import SmsStore
 from line_service.storage.store import Store
+from line_service.storage.voice_store import VoiceStore
 from line_service.storage.write_probe import WriteProbe
+from line_service.voice.channel import VoiceChannel
 from sms_gateway.phones import phone_hash
 from stop_devices.mqtt_link import BrokerAddress
 
@@ -71,6 +73,7 @@ class Runtime:
     estimates: WaitEstimator | None = None  # riders' expected waits (API, SMS, GTFS)
     write_probe: WriteProbe | None = None
     notifier: SmsNotifier | None = None  # texts riders about changes the engine did not make
+    voice: VoiceChannel | None = None  # the phone line (Twilio Voice), riding on the SMS channel
 
     async def ready(self) -> dict[str, bool]:
         """Whether the broker is connected and the database accepts a write now."""
@@ -157,6 +160,7 @@ def build_runtime(
         authority=authority,
         estimates=estimates,
         notifier=notifier,
+        voice=VoiceChannel(sms, VoiceStore(store.engine)),
     )
     return runtime
 

@@ -36,6 +36,8 @@ log = structlog.get_logger(__name__)
 INBOUND_PATH = "/sms/twilio"
 STATUS_PATH = "/sms/twilio/status"
 RIDER_OWN_CAUSES = frozenset({Cause.RIDER_CANCELLED, Cause.RIDER_DEPARTED})
+REPLIED_CHANNELS = frozenset({Channel.SMS, Channel.VOICE})
+"""Channels whose riders cancel by SMS (ANNULER, PARTI): the webhook's reply already told them."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +60,7 @@ class SmsNotifier:
         """Queue the text for this change, if the rider is to be told."""
         if request.phone is None:
             return
-        if request.source.channel is Channel.SMS and request.cause in RIDER_OWN_CAUSES:
+        if request.source.channel in REPLIED_CHANNELS and request.cause in RIDER_OWN_CAUSES:
             return  # the rider's own ANNULER/PARTI was answered in the webhook reply
         text = replies.notification(self._network, request)
         if text is not None:
@@ -108,6 +110,10 @@ class SmsChannel:
     def hash(self, phone: str) -> str:
         """The salted hash kept instead of a number."""
         return phone_hash(phone, self._salt)
+
+    def admit(self, phone: str) -> Verdict:
+        """The one abuse policy of riders' numbers (SMS and phone calls): may `phone` ask now?"""
+        return self._limit.check(phone, self.clock())
 
     async def run(self) -> None:
         """Read back who wrote STOP, then run the provider's delivery loop."""
@@ -163,7 +169,7 @@ class SmsChannel:
         if phone is None:
             log.info("sms.bad_sender", sender_hash=self.hash(sender))
             return Answer(replies.BAD_NUMBER, "bad_sender")
-        verdict = self._limit.check(phone, self.clock())
+        verdict = self.admit(phone)
         if verdict is not Verdict.ALLOWED:
             log.warning("sms.rate_limited", phone_hash=self.hash(phone), verdict=verdict.value)
             text = replies.RATE_LIMITED if verdict is Verdict.REFUSED else None
