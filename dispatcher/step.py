@@ -19,6 +19,10 @@ Invariants kept by every step:
   names a code and no line (one number serves every line), so it must find one rider only.
 - A rider who gave a phone number is told (`NotifyRider`) of every later change of their request.
 - The fallback is dispatched at the wait guarantee only while the line is in service.
+- A rider who announced their coming ("J'arrive", `arriving_at`) is ANNOUNCED: signs say when,
+  no screen changes. They become WAITING when at the stop: a press for that destination there,
+  the same phone asking again, or `RiderArrived`; else their deadline (the announced time plus
+  the line's grace) lapses them (EXPIRED) and the signs go dark at that time.
 - A stop in commissioning (itself or its whole line) serves no rider: SMS and API asks are
   REFUSED (`COMMISSIONING`); a press on its terminal is a test, recorded in
   `commissioning_presses` and answered on the terminal's screen, and makes no request.
@@ -60,6 +64,7 @@ from dispatcher.events import (
     OperatorMessageCleared,
     OperatorMessagePosted,
     RideCancelled,
+    RiderArrived,
     RideRequested,
     SignReported,
     StorageFailed,
@@ -91,6 +96,8 @@ def step(state: DispatcherState, event: Event, now: datetime) -> Step:
     match event:
         case RideRequested():
             return _ride_requested(state, event, now)
+        case RiderArrived():
+            return _rider_arrived(state, event, now)
         case RideCancelled():
             return _ride_cancelled(state, event, now)
         case CodeValidated():
@@ -138,10 +145,12 @@ def restore(
         requests=indexed.requests,
         by_source=indexed.by_source,
         waiting_by_stop=indexed.waiting_by_stop,
+        announced_by_stop=indexed.announced_by_stop,
         codes=indexed.codes,
     )
     effects: list[Effect] = [
-        ArmDeadline(request.id, request.deadline_at) for request in restored.waiting()
+        ArmDeadline(request.id, request.deadline_at)
+        for request in (*restored.waiting(), *restored.announced())
     ]
     return restored, effects
 
@@ -164,13 +173,19 @@ def _ride_requested(state: DispatcherState, event: RideRequested, now: datetime)
     same = _same_rider_same_trip(state, event)
     if same is not None:
         state = replace(state, by_source=state.by_source.set(event.source, same.id))
+        alias: list[Effect] = [SaveSourceAlias(event.source, same.id)]
+        if same.is_announced and event.arriving_at is None:  # on the way, now at the stop
+            state, arrived = _arrive(state, same, now, event.terminal_id, event.source)
+            return state, alias + arrived
         state, shown = _show_again(state, same, event.source, now)
-        return state, [SaveSourceAlias(event.source, same.id), *shown]
+        return state, alias + shown
 
     cause = _refusal(state, line, event, now)
     code = None if cause else _free_code(state, event.code_candidate)
     if cause is None and code is None:
         cause = Cause.NO_FREE_CODE
+    if cause is None and event.arriving_at is not None:
+        return _announce(state, line, event, code, now)
     waiting = cause is None
     request = RideRequest(
         id=event.request_id,
@@ -244,21 +259,119 @@ def _refusal(
         return Cause.UNKNOWN_DESTINATION
     if event.phone is not None and state.waiting_for_phone(event.phone) is not None:
         return Cause.ALREADY_WAITING
-    if len(state.waiting_by_stop.get(event.stop_id, ())) >= line.tuning.max_waiting_per_stop:
+    live = len(state.waiting_by_stop.get(event.stop_id, ())) + len(
+        state.announced_by_stop.get(event.stop_id, ())
+    )
+    if live >= line.tuning.max_waiting_per_stop:
         return Cause.STOP_FULL
     return None
 
 
 def _same_rider_same_trip(state: DispatcherState, event: RideRequested) -> RideRequest | None:
-    """A waiting request of the same terminal (or phone) to the same destination, if any."""
-    for request in state.waiting_at(event.stop_id):
+    """A live request of the same terminal (or phone) to the same destination, if any.
+
+    A press on the stop's terminal for a destination someone announced is that rider arriving
+    (the oldest announcement for it): they have no other way to say so at the stop.
+    """
+    for request in (*state.waiting_at(event.stop_id), *state.announced_at(event.stop_id)):
         if request.destination_id != event.destination_id:
             continue
         same_terminal = event.terminal_id is not None and request.terminal_id == event.terminal_id
         same_phone = event.phone is not None and request.phone == event.phone
-        if same_terminal or same_phone:
+        arriving = request.is_announced and event.terminal_id is not None
+        if same_terminal or same_phone or arriving:
             return request
     return None
+
+
+def _announce(
+    state: DispatcherState, line: Line, event: RideRequested, code: str | None, now: datetime
+) -> Step:
+    """A rider on the way: ANNOUNCED until they come, lapsed at the announced time + grace."""
+    assert code is not None
+    assert event.arriving_at is not None
+    arriving_at = min(max(event.arriving_at, now), now + line.tuning.max_announce)
+    request = RideRequest(
+        id=event.request_id,
+        line_id=line.id,
+        stop_id=event.stop_id,
+        destination_id=event.destination_id,
+        seats=event.seats,
+        source=event.source,
+        terminal_id=None,
+        phone=event.phone,
+        code=code,
+        state=RequestState.ANNOUNCED,
+        cause=Cause.RIDER_ANNOUNCED,
+        created_at=now,
+        deadline_at=arriving_at + line.tuning.announce_grace,
+        updated_at=now,
+    )
+    stop = line.stop(event.stop_id)
+    assert stop is not None
+    announced = (*state.announced_by_stop.get(stop.id, ()), request.id)
+    state = replace(
+        state,
+        requests=state.requests.set(request.id, request),
+        by_source=state.by_source.set(request.source, request.id),
+        announced_by_stop=state.announced_by_stop.set(stop.id, announced),
+        codes=state.codes.set((line.id, code), request.id),
+    )
+    effects: list[Effect] = [
+        SaveRequest(request, previous_state=None),
+        ArmDeadline(request.id, request.deadline_at),
+    ]
+    state, lit = displays.relight_stop(state, line, stop, now)
+    return state, effects + lit
+
+
+def _rider_arrived(state: DispatcherState, event: RiderArrived, now: datetime) -> Step:
+    request = state.requests.get(event.request_id)
+    if request is None or request.line_id != event.line_id:
+        return reject(state, RejectionReason.UNKNOWN_REQUEST, event.request_id)
+    if not request.is_announced:
+        return reject(state, RejectionReason.NOT_WAITING, f"{request.id} is {request.state}")
+    return _arrive(state, request, now)
+
+
+def _arrive(
+    state: DispatcherState,
+    request: RideRequest,
+    now: datetime,
+    terminal_id: TerminalId | None = None,
+    asked_by: Source | None = None,
+) -> Step:
+    """An announced rider is at the stop: WAITING from now, with a fresh wait limit.
+
+    Their wait counts from now (`created_at`): the line's waits measure the road, not the walk,
+    and at the stop they come after the riders already there.
+    """
+    line = state.network.line(request.line_id)
+    stop = line.stop(request.stop_id) if line else None
+    assert line is not None, "requests only exist on configured lines"
+    assert stop is not None, "requests only exist on configured stops"
+    arrived = replace(
+        transition(request, Cause.RIDER_ARRIVED, now),
+        created_at=now,
+        deadline_at=now + _wait_limit(line),
+        terminal_id=terminal_id or request.terminal_id,
+    )
+    announced = tuple(r for r in state.announced_by_stop.get(stop.id, ()) if r != request.id)
+    state = replace(
+        state,
+        requests=state.requests.set(arrived.id, arrived),
+        announced_by_stop=state.announced_by_stop.set(stop.id, announced),
+        waiting_by_stop=state.waiting_by_stop.set(
+            stop.id, (*state.waiting_by_stop.get(stop.id, ()), arrived.id)
+        ),
+    )
+    effects: list[Effect] = [
+        SaveRequest(arrived, previous_state=RequestState.ANNOUNCED),
+        ArmDeadline(arrived.id, arrived.deadline_at),
+    ]
+    state, lit = displays.relight_stop(state, line, stop, now)
+    state, shown = displays.show_request(state, line, arrived, now, answering=asked_by)
+    return state, effects + lit + shown
 
 
 def _free_code(state: DispatcherState, candidate: str) -> str | None:
@@ -315,6 +428,8 @@ def _deadline_reached(state: DispatcherState, event: DeadlineReached, now: datet
         and is_open(line, now)
     )
     cause = Cause.GUARANTEE_REACHED if fallback else Cause.DEADLINE_REACHED
+    if request.is_announced:
+        cause = Cause.ANNOUNCEMENT_LAPSED  # never came: no taxi for a rider not at the stop
     return _finish(state, request, cause, now)
 
 
@@ -322,7 +437,7 @@ def _storage_failed(state: DispatcherState, event: StorageFailed, now: datetime)
     effects: list[Effect] = []
     for request_id in event.request_ids:
         request = state.requests.get(request_id)
-        if request is None or not request.is_waiting:
+        if request is None or not request.is_live:
             continue  # already over: nothing to take back
         state, refused = _finish(state, request, Cause.STORAGE_FAILED, now)
         effects += refused
@@ -358,14 +473,19 @@ def _finish(
     if request.is_waiting:
         remaining = tuple(rid for rid in waiting_by_stop.get(stop.id, ()) if rid != request.id)
         waiting_by_stop = waiting_by_stop.set(stop.id, remaining)
+    announced_by_stop = state.announced_by_stop
+    if request.is_announced:
+        remaining = tuple(rid for rid in announced_by_stop.get(stop.id, ()) if rid != request.id)
+        announced_by_stop = announced_by_stop.set(stop.id, remaining)
     state = replace(
         state,
         requests=state.requests.set(done.id, done),
         codes=codes,
         waiting_by_stop=waiting_by_stop,
+        announced_by_stop=announced_by_stop,
     )
     effects: list[Effect] = [SaveRequest(done, previous_state=request.state)]
-    if request.is_waiting:
+    if request.is_live:
         effects.append(DisarmDeadline(done.id))
         state, lit = displays.relight_stop(state, line, stop, now)
         effects += lit
@@ -392,7 +512,7 @@ def _forget_finished(state: DispatcherState, now: datetime) -> DispatcherState:
     stale = [
         request
         for request in state.requests.values()
-        if not request.is_waiting and now - request.updated_at > _retention(state, request.line_id)
+        if not request.is_live and now - request.updated_at > _retention(state, request.line_id)
     ]
     if not stale:
         return state

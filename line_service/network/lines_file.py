@@ -235,6 +235,7 @@ def _line(entry: LineEntry) -> Line:
             max_waiting_per_stop=tuning.max_waiting_per_stop,
             max_pages=tuning.max_pages,
             device_settle=timedelta(seconds=tuning.device_settle_seconds),
+            announce_grace=timedelta(minutes=tuning.announce_grace_minutes),
         ),
         has_fallback=entry.fallback is not None,
         fallback=None

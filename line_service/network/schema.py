@@ -174,6 +174,8 @@ class TuningEntry(_Spec):
     max_waiting_per_stop: Annotated[int, Strict(), Field(ge=1, le=100)] = 6
     max_pages: Annotated[int, Strict(), Field(ge=1, le=10)] = 3
     device_settle_seconds: Annotated[int, Strict(), Field(ge=1, le=600)] = 10
+    announce_grace_minutes: Annotated[int, Strict(), Field(ge=1, le=60)] = 10
+    """How long after the announced time a rider on the way ("J'arrive") still counts."""
 
 
 class LineEntry(_Spec):

@@ -226,8 +226,11 @@ class SmsChannel:
                 return replies.OPTED_OUT  # answered before: here for exhaustiveness
             case commands.Help():
                 return replies.HELP if command.understood else replies.NOT_UNDERSTOOD
+            case commands.Here():
+                return await self._here(phone)
 
     async def _ride(self, command: commands.AskRide, message_sid: str, phone: str) -> str:
+        coming = command.coming_in_minutes
         outcome = await self.intake.request_ride(
             line_id=command.line_id,
             stop_id=command.stop_id,
@@ -235,6 +238,7 @@ class SmsChannel:
             seats=1,
             source=Source(Channel.SMS, message_sid),
             phone=phone,
+            arriving_at=None if coming is None else self.clock() + timedelta(minutes=coming),
         )
         if not isinstance(outcome, Accepted):
             return replies.NOT_UNDERSTOOD
@@ -243,8 +247,24 @@ class SmsChannel:
             waiting = self.engine.state.waiting_for_phone(phone)
             if waiting is not None:
                 return replies.already_waiting(self.network, waiting)
+        if request.state is RequestState.ANNOUNCED:
+            line = self.network.line(request.line_id)
+            grace = line.tuning.announce_grace if line else timedelta()
+            minutes = whole_minutes(request.deadline_at - grace - self.clock())
+            return replies.announced(self.network, request, minutes)
         wait = await self._expected_wait(request) if request.state is RequestState.WAITING else None
         return replies.ride_outcome(self.network, request, wait_minutes=wait)
+
+    async def _here(self, phone: str) -> str:
+        coming = self.engine.state.waiting_for_phone(phone)
+        if coming is not None and coming.is_waiting:
+            return replies.arrived(self.network, coming)
+        if coming is None:
+            return replies.HERE_NOTHING
+        outcome = await self.intake.arrived(coming)
+        if not isinstance(outcome, Accepted):
+            return replies.HERE_NOTHING
+        return replies.arrived(self.network, outcome.request)
 
     async def _expected_wait(self, request: RideRequest) -> int | None:
         """The rider's expected wait in whole minutes, when there is an estimate."""
