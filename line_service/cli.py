@@ -16,7 +16,12 @@ from pydantic import SecretStr
 
 from dispatcher.model import Network
 from dispatcher.request_machine import RequestState
-from line_service.authority.cli import export_app, report_command, send_rpc_command
+from line_service.authority.cli import (
+    attestation_command,
+    export_app,
+    report_command,
+    send_rpc_command,
+)
 from line_service.broker.cli import mosquitto_config
 from line_service.commissioning.cli import commission_command
 from line_service.logging_setup import configure_logging, secret_values
@@ -115,6 +120,7 @@ app.add_typer(privacy_app, name="privacy")
 app.add_typer(export_app, name="export")
 app.add_typer(db_app, name="db")
 app.command("report")(report_command)
+app.command("attestation")(attestation_command)
 app.command("send-rpc")(send_rpc_command)
 app.command("commission")(commission_command)
 register_plan(app)
