@@ -14,7 +14,7 @@ import structlog
 
 from dispatcher.events import StorageFailed
 from dispatcher.model import Network
-from dispatcher.request_machine import Cause, RequestState, RideRequest, transition
+from dispatcher.request_machine import Cause, RideRequest, transition
 from dispatcher.state import DispatcherState
 from line_service.authority.wiring import AuthorityServices, build_authority
 from line_service.dispatch.device_gateway import DeviceGateway
@@ -191,13 +191,10 @@ async def _end_lost_riders(runtime: Runtime, stored: list[RideRequest]) -> list[
     """Cancel (by the operator, stored with its history) every waiting request whose place the
     lines file lost, text the riders who gave a number; the requests to restore."""
     now = runtime.clock()
-    ended = {
-        request.id: transition(request, Cause.OPERATOR_CANCELLED, now)
-        for request in stored
-        if lost_place(runtime.network, request) is not None
-    }
+    lost = [request for request in stored if lost_place(runtime.network, request) is not None]
+    ended = {request.id: transition(request, Cause.OPERATOR_CANCELLED, now) for request in lost}
     await asyncio.to_thread(
-        runtime.store.save, [(request, RequestState.WAITING) for request in ended.values()]
+        runtime.store.save, [(ended[request.id], request.state) for request in lost]
     )
     for request in ended.values():
         if runtime.notifier is not None:

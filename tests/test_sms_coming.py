@@ -101,3 +101,4 @@ async def test_an_announcement_is_read_back_at_any_age_after_a_restart(
     later = runtime.clock() + timedelta(hours=5)
     restored = runtime.store.live_requests(later, timedelta(hours=2))
     assert [(r.id, r.state) for r in restored] == [(announced.id, RequestState.ANNOUNCED)]
+    assert restored[0].phone == RIDER  # kept to text them and to match their ICI

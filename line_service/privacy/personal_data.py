@@ -1,9 +1,9 @@
 """Shell: personal data (RGPD) — the retention job, and access and erasure for one number.
 
 Where a rider's or driver's number can sit in the database:
-- `ride_request.phone`: in clear while a request is WAITING or FALLBACK (the store drops it,
-  keeping a salted hash in `rider_phone_hash`, when the request ends any other way; a FALLBACK
-  request keeps it until the retention job runs);
+- `ride_request.phone`: in clear while a request is WAITING, ANNOUNCED or FALLBACK (the store
+  drops it, keeping a salted hash in `rider_phone_hash`, when the request ends any other way;
+  a FALLBACK request keeps it until the retention job runs);
 - `ride_request.driver_ref` / `trip.driver_ref`: `sms:<salted hash>` for drivers who validated by
   SMS, or the number itself (`+33…`, `tel:+33…`) when the app sent it;
 - `trip`: the registry's identity of each occupant (`*_phone_trunc` = the number without its last

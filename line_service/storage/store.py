@@ -28,7 +28,9 @@ UpsertShape = tuple[type[SQLModel], tuple[str, ...], tuple[str, ...]]
 WaitRow = tuple[StopId, StopId, datetime, datetime]
 """(stop, destination, asked at, left waiting at) of one request that stopped waiting."""
 
-PHONE_KEEPING_STATES = frozenset({RequestState.WAITING, RequestState.FALLBACK})
+PHONE_KEEPING_STATES = frozenset(
+    {RequestState.WAITING, RequestState.ANNOUNCED, RequestState.FALLBACK}
+)
 
 
 def _utc_column(**kwargs: Any) -> Any:
