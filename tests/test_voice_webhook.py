@@ -10,6 +10,8 @@ import httpx
 from sqlmodel import Session, select
 
 from dispatcher.request_machine import Channel
+from line_service.privacy import personal_data
+from line_service.privacy.personal_data import keys_for
 from line_service.runtime import Runtime
 from line_service.storage.voice_store import VoiceStepRecord
 from line_service.voice.channel import action
@@ -18,6 +20,7 @@ from tests.support.twilio_standin import sign
 from tests.test_sms_webhook import PUBLIC_URL, RIDER, Sms, console, runtime, sms  # noqa: F401
 
 CALL = "/voice/twilio"
+STOP_STEP = "/voice/twilio/stop?try=1"
 
 
 class Call:
@@ -163,3 +166,17 @@ async def test_a_number_that_wrote_stop_is_not_texted_and_a_hidden_one_is_let_go
     assert runtime.engine.state.waiting()[0].phone == RIDER
     hidden = await Call(sms.client, caller="anonymous").post(CALL)
     assert "numéro est masqué" in Call.said(hidden)
+
+
+async def test_an_access_request_shows_the_calls_and_an_erasure_unlinks_them(
+    sms: Sms,  # noqa: F811
+    runtime: Runtime,  # noqa: F811
+) -> None:
+    call = Call(sms.client)
+    await call.post(Call.next_url(await call.post(CALL)), digits="225")
+    keys = keys_for(RIDER, "pepper")
+    found = personal_data.export(runtime.store.engine, keys, runtime.clock())
+    assert [step["step"] for step in found["voice_steps"]] == ["/voice/twilio", STOP_STEP]
+    erased = personal_data.erase(runtime.store.engine, keys)
+    assert erased.counts["voice_step"] == 2
+    assert personal_data.export(runtime.store.engine, keys, runtime.clock())["voice_steps"] == []

@@ -9,6 +9,7 @@ Where a rider's or driver's number can sit in the database:
 - `trip`: the registry's identity of each occupant (`*_phone_trunc` = the number without its last
   two digits, `*_identity_key` = unsalted SHA-256, `passenger_ref` = `u-` + part of that key);
 - `sms_inbound.phone_hash`: salted hash of the sender. `sms_delivery` holds no number.
+- `voice_step.phone_hash`: salted hash of the caller of each answered step of a phone call.
 
 Retention: anything older than the retention period that holds a number in clear, or a value
 anyone can recompute from a number (unsalted keys), is erased; salted hashes stay (statistics).
@@ -43,6 +44,7 @@ from line_service.storage.store import (
     TripRecord,
     as_utc,
 )
+from line_service.storage.voice_store import VoiceStepRecord
 from sms_gateway.phones import phone_hash
 
 log = structlog.get_logger(__name__)
@@ -159,6 +161,16 @@ def export(engine: Engine, keys: PhoneKeys, now: datetime) -> dict[str, Any]:
                     .order_by(col(SmsInboundRecord.received_at))
                 ).all()
             ]
+        calls = []
+        if VoiceStepRecord.__tablename__ in tables:
+            calls = [
+                _plain(step)
+                for step in session.exec(
+                    select(VoiceStepRecord)
+                    .where(VoiceStepRecord.phone_hash == keys.hash)
+                    .order_by(col(VoiceStepRecord.answered_at))
+                ).all()
+            ]
         opted_out = None
         if SmsOptOutRecord.__tablename__ in tables:
             found = session.get(SmsOptOutRecord, keys.hash)
@@ -178,6 +190,7 @@ def export(engine: Engine, keys: PhoneKeys, now: datetime) -> dict[str, Any]:
         "exported_at": now.isoformat(),
         "requests": requests,
         "sms_inbound": sms,
+        "voice_steps": calls,
         "sms_delivery": [],
         "sms_opt_out": opted_out,
         "trips": trips,
@@ -186,6 +199,7 @@ def export(engine: Engine, keys: PhoneKeys, now: datetime) -> dict[str, Any]:
             f"sms_delivery: statuses of outbound texts are kept by MessageSid only, with no link "
             f"to a number ({_count(engine, tables, SmsDeliveryRecord)} statuses stored in all).",
             "sms_opt_out: when this number wrote STOP (null if it did not).",
+            "voice_steps lists the steps of phone calls from this number, with what was said.",
             "The SMS provider (Twilio) keeps its own message logs: ask it separately.",
         ],
     }
@@ -255,6 +269,13 @@ def erase(engine: Engine, keys: PhoneKeys, pseudonym: str | None = None) -> Eras
                 message.phone_hash = alias
                 session.add(message)
                 counts["sms_inbound"] += 1
+        if VoiceStepRecord.__tablename__ in tables:
+            for step in session.exec(
+                select(VoiceStepRecord).where(VoiceStepRecord.phone_hash == keys.hash)
+            ).all():
+                step.phone_hash = alias
+                session.add(step)
+                counts["voice_step"] += 1
         if SmsOptOutRecord.__tablename__ in tables:
             # The service texts only numbers that asked for a ride, and any message from the
             # number ends a STOP anyway: once its data is gone, nothing is left to text.
