@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import pytest
@@ -12,7 +13,9 @@ from line_service.network.lines_file import load_network
 from line_service.runtime import Runtime
 from sms_gateway import commands, replies
 from sms_gateway.replies import segments
-from tests.support.service import REPO
+from tests.support.mqtt_probe import MqttProbe
+from tests.support.service import LINE, REPO
+from tests.support.waiting import wait_until
 from tests.test_sms_webhook import RIDER, Sms, console, runtime, sms  # noqa: F401
 
 NETWORK = load_network(REPO / "config" / "lines.yaml")
@@ -102,3 +105,24 @@ async def test_an_announcement_is_read_back_at_any_age_after_a_restart(
     restored = runtime.store.live_requests(later, timedelta(hours=2))
     assert [(r.id, r.state) for r in restored] == [(announced.id, RequestState.ANNOUNCED)]
     assert restored[0].phone == RIDER  # kept to text them and to match their ICI
+
+
+async def test_the_signs_tell_drivers_and_the_terminal_is_left_alone(
+    sms: Sms,  # noqa: F811
+    runtime: Runtime,  # noqa: F811
+    probe: MqttProbe,
+) -> None:
+    prefix = f"carpool/v1/{LINE}"
+    await sms.reply("CAL DUNKERQUE 10")
+    coming = ["COVOITURAGE", "DUNKERQUE", "DANS 10 MIN"]
+
+    def shows(pages: list[list[str]]) -> bool:
+        shown = probe.last(f"{prefix}/signs/pmv-calais-est-1/display")
+        return shown is not None and shown["pages"] == pages
+
+    await asyncio.to_thread(wait_until, lambda: shows([coming]), 10, "the sign says who comes")
+    screen = probe.last(f"{prefix}/terminals/t-calais-est/screen")
+    assert screen is None or screen["state"] == "idle"
+    [announced] = runtime.engine.state.announced()
+    await runtime.engine.submit(DeadlineReached(announced.id))  # the rider never came
+    await asyncio.to_thread(wait_until, lambda: shows([]), 10, "the sign dark at the lapse")
