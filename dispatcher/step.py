@@ -34,7 +34,7 @@ from collections.abc import Iterable
 from dataclasses import replace
 from datetime import datetime, timedelta
 
-from dispatcher import displays
+from dispatcher import announcements, displays
 from dispatcher.device_reports import (
     device_flood,
     device_status,
@@ -97,7 +97,9 @@ def step(state: DispatcherState, event: Event, now: datetime) -> Step:
         case RideRequested():
             return _ride_requested(state, event, now)
         case RiderArrived():
-            return _rider_arrived(state, event, now)
+            line = state.network.line(event.line_id)
+            limit = _wait_limit(line) if line else timedelta()
+            return announcements.rider_arrived(state, event, now, limit)
         case RideCancelled():
             return _ride_cancelled(state, event, now)
         case CodeValidated():
@@ -175,7 +177,9 @@ def _ride_requested(state: DispatcherState, event: RideRequested, now: datetime)
         state = replace(state, by_source=state.by_source.set(event.source, same.id))
         alias: list[Effect] = [SaveSourceAlias(event.source, same.id)]
         if same.is_announced and event.arriving_at is None:  # on the way, now at the stop
-            state, arrived = _arrive(state, same, now, event.terminal_id, event.source)
+            state, arrived = announcements.arrive(
+                state, same, now, _wait_limit(line), event.terminal_id, event.source
+            )
             return state, alias + arrived
         state, shown = _show_again(state, same, event.source, now)
         return state, alias + shown
@@ -185,7 +189,7 @@ def _ride_requested(state: DispatcherState, event: RideRequested, now: datetime)
     if cause is None and code is None:
         cause = Cause.NO_FREE_CODE
     if cause is None and event.arriving_at is not None:
-        return _announce(state, line, event, code, now)
+        return announcements.announce(state, line, event, code, now)
     waiting = cause is None
     request = RideRequest(
         id=event.request_id,
@@ -282,96 +286,6 @@ def _same_rider_same_trip(state: DispatcherState, event: RideRequested) -> RideR
         if same_terminal or same_phone or arriving:
             return request
     return None
-
-
-def _announce(
-    state: DispatcherState, line: Line, event: RideRequested, code: str | None, now: datetime
-) -> Step:
-    """A rider on the way: ANNOUNCED until they come, lapsed at the announced time + grace."""
-    assert code is not None
-    assert event.arriving_at is not None
-    arriving_at = min(max(event.arriving_at, now), now + line.tuning.max_announce)
-    request = RideRequest(
-        id=event.request_id,
-        line_id=line.id,
-        stop_id=event.stop_id,
-        destination_id=event.destination_id,
-        seats=event.seats,
-        source=event.source,
-        terminal_id=None,
-        phone=event.phone,
-        code=code,
-        state=RequestState.ANNOUNCED,
-        cause=Cause.RIDER_ANNOUNCED,
-        created_at=now,
-        deadline_at=arriving_at + line.tuning.announce_grace,
-        updated_at=now,
-    )
-    stop = line.stop(event.stop_id)
-    assert stop is not None
-    announced = (*state.announced_by_stop.get(stop.id, ()), request.id)
-    state = replace(
-        state,
-        requests=state.requests.set(request.id, request),
-        by_source=state.by_source.set(request.source, request.id),
-        announced_by_stop=state.announced_by_stop.set(stop.id, announced),
-        codes=state.codes.set((line.id, code), request.id),
-    )
-    effects: list[Effect] = [
-        SaveRequest(request, previous_state=None),
-        ArmDeadline(request.id, request.deadline_at),
-    ]
-    state, lit = displays.relight_stop(state, line, stop, now)
-    return state, effects + lit
-
-
-def _rider_arrived(state: DispatcherState, event: RiderArrived, now: datetime) -> Step:
-    request = state.requests.get(event.request_id)
-    if request is None or request.line_id != event.line_id:
-        return reject(state, RejectionReason.UNKNOWN_REQUEST, event.request_id)
-    if not request.is_announced:
-        return reject(state, RejectionReason.NOT_WAITING, f"{request.id} is {request.state}")
-    return _arrive(state, request, now)
-
-
-def _arrive(
-    state: DispatcherState,
-    request: RideRequest,
-    now: datetime,
-    terminal_id: TerminalId | None = None,
-    asked_by: Source | None = None,
-) -> Step:
-    """An announced rider is at the stop: WAITING from now, with a fresh wait limit.
-
-    Their wait counts from now (`created_at`): the line's waits measure the road, not the walk,
-    and at the stop they come after the riders already there.
-    """
-    line = state.network.line(request.line_id)
-    stop = line.stop(request.stop_id) if line else None
-    assert line is not None, "requests only exist on configured lines"
-    assert stop is not None, "requests only exist on configured stops"
-    arrived = replace(
-        transition(request, Cause.RIDER_ARRIVED, now),
-        created_at=now,
-        deadline_at=now + _wait_limit(line),
-        terminal_id=terminal_id or request.terminal_id,
-    )
-    announced = tuple(r for r in state.announced_by_stop.get(stop.id, ()) if r != request.id)
-    state = replace(
-        state,
-        requests=state.requests.set(arrived.id, arrived),
-        announced_by_stop=state.announced_by_stop.set(stop.id, announced),
-        waiting_by_stop=state.waiting_by_stop.set(
-            stop.id, (*state.waiting_by_stop.get(stop.id, ()), arrived.id)
-        ),
-    )
-    effects: list[Effect] = [
-        SaveRequest(arrived, previous_state=RequestState.ANNOUNCED),
-        ArmDeadline(arrived.id, arrived.deadline_at),
-    ]
-    state, lit = displays.relight_stop(state, line, stop, now)
-    state, shown = displays.show_request(state, line, arrived, now, answering=asked_by)
-    return state, effects + lit + shown
 
 
 def _free_code(state: DispatcherState, candidate: str) -> str | None:
