@@ -40,7 +40,17 @@ def desired(
     waiting = state.waiting_at(stop.id)
     names = [destination_name(line, request) for request in waiting]
     pages = sign_pages.compose_pages(names, spec.geometry, line.tuning.max_pages)
-    return pages, [request.deadline_at for request in waiting]
+    announced = state.announced_at(stop.id)
+    if announced and len(pages) < line.tuning.max_pages:
+        grace = line.tuning.announce_grace
+        coming = [
+            (destination_name(line, r), sign_pages.minutes_left(now, r.deadline_at - grace))
+            for r in announced
+        ]
+        room = line.tuning.max_pages - len(pages)
+        pages += sign_pages.announced_pages(coming, spec.geometry, room, already=names)
+    bounds = [request.deadline_at for request in (*waiting, *announced)]
+    return pages, bounds
 
 
 def _fresh(

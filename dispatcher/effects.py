@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from dispatcher.model import DeviceKind, LineId, RequestId, SignId, TerminalId
+from dispatcher.model import DeviceKind, LineId, RequestId, SignId, StopId, TerminalId
 from dispatcher.request_machine import DeviceRequestId, RequestState, RideRequest, Source
 
 Page = tuple[str, ...]
@@ -36,7 +36,11 @@ class ScreenState(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class TerminalScreen:
-    """What one terminal must show; `device_request_id` is the terminal's own id of the press."""
+    """What one terminal must show; `device_request_id` is the terminal's own id of the press.
+
+    `destination_id` names the destination of a waiting rider's request (None otherwise): the
+    shell adds the expected wait to the screen from it, at the edge (see `estimates`).
+    """
 
     seq: int
     state: ScreenState
@@ -44,6 +48,7 @@ class TerminalScreen:
     code: str | None
     lines: tuple[str, ...]
     expires_at: datetime
+    destination_id: StopId | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,6 +33,16 @@ class RideRequested:
     code_candidate: str
     terminal_id: TerminalId | None = None
     phone: str | None = None
+    arriving_at: datetime | None = None
+    """Set when the rider is not at the stop yet ("J'arrive"): when they say they will be."""
+
+
+@dataclass(frozen=True, slots=True)
+class RiderArrived:
+    """A rider who announced their coming is at the stop now (SMS ICI, the app)."""
+
+    line_id: LineId
+    request_id: RequestId
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +178,7 @@ class StorageFailed:
 
 Event = (
     RideRequested
+    | RiderArrived
     | RideCancelled
     | CodeValidated
     | DeadlineReached

@@ -106,6 +106,10 @@ class LineTuning:
     max_pages: int = 3
     device_settle: timedelta = timedelta(seconds=10)
     """How long a device that flapped must stay online before its offline alert clears."""
+    announce_grace: timedelta = timedelta(minutes=10)
+    """How long after the announced time a rider on the way ("J'arrive") still counts."""
+    max_announce: timedelta = timedelta(minutes=30)
+    """How far ahead a rider may announce their arrival."""
 
 
 @dataclass(frozen=True, slots=True)

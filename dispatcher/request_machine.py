@@ -3,8 +3,16 @@
 Theory of operation
 -------------------
 A request is born WAITING (the rider asked, the line is open, the destination lies downstream)
-or REFUSED (it never lights a sign; a stop in commissioning refuses every rider). From WAITING
-exactly one way out is taken:
+or REFUSED (it never lights a sign; a stop in commissioning refuses every rider), or ANNOUNCED
+when the rider said they are coming ("J'arrive": `CAL DUNKERQUE 10` by SMS). An announcement
+lights the stop's signs with the time left ("DANS 10 MIN") and holds its code; its deadline is
+the announced arrival plus the line's grace:
+
+    ANNOUNCED --the rider is at the stop (press, SMS ICI, the same ask)-> WAITING
+    ANNOUNCED --announced time + grace passed, never came-------------> EXPIRED (lapsed)
+    ANNOUNCED --cancelled / left with a driver / code validated-------> CANCELLED / PICKED_UP
+
+From WAITING exactly one way out is taken:
 
     WAITING --driver validated the code / rider reported departure--> PICKED_UP
     WAITING --rider or operator cancelled---------------------------> CANCELLED
@@ -14,7 +22,8 @@ exactly one way out is taken:
     WAITING --deadline reached, no fallback--------------------------> EXPIRED
     FALLBACK --driver validated the code before the taxi came--------> PICKED_UP
 
-Every other state is final. Invariants: only WAITING requests are shown on signs; a final state
+Every other state is final. Invariants: only WAITING and ANNOUNCED requests are shown on signs
+(ANNOUNCED ones with their time, never on a terminal's screen); a final state
 never changes; a transition not in `TRANSITIONS` is rejected and leaves the request unchanged.
 """
 
@@ -32,6 +41,7 @@ class RequestState(StrEnum):
     """Where a request stands."""
 
     WAITING = "waiting"
+    ANNOUNCED = "announced"  # the rider is on the way ("J'arrive"): not at the stop yet
     PICKED_UP = "picked_up"
     CANCELLED = "cancelled"
     FALLBACK = "fallback"
@@ -45,6 +55,7 @@ class Channel(StrEnum):
     TERMINAL = "terminal"
     SMS = "sms"
     API = "api"
+    VOICE = "voice"  # a phone call (keypad menu); the caller's number gets the SMS updates
 
 
 class Cause(StrEnum):
@@ -66,6 +77,9 @@ class Cause(StrEnum):
     NO_FREE_CODE = "no_free_code"
     ALREADY_WAITING = "already_waiting"
     STORAGE_FAILED = "storage_failed"
+    RIDER_ANNOUNCED = "rider_announced"
+    RIDER_ARRIVED = "rider_arrived"
+    ANNOUNCEMENT_LAPSED = "announcement_lapsed"
 
 
 TRANSITIONS: dict[RequestState, dict[Cause, RequestState]] = {
@@ -79,6 +93,15 @@ TRANSITIONS: dict[RequestState, dict[Cause, RequestState]] = {
         Cause.DEADLINE_REACHED: RequestState.EXPIRED,
         Cause.STORAGE_FAILED: RequestState.REFUSED,
     },
+    RequestState.ANNOUNCED: {
+        Cause.RIDER_ARRIVED: RequestState.WAITING,
+        Cause.CODE_VALIDATED: RequestState.PICKED_UP,
+        Cause.RIDER_DEPARTED: RequestState.PICKED_UP,
+        Cause.RIDER_CANCELLED: RequestState.CANCELLED,
+        Cause.OPERATOR_CANCELLED: RequestState.CANCELLED,
+        Cause.ANNOUNCEMENT_LAPSED: RequestState.EXPIRED,
+        Cause.STORAGE_FAILED: RequestState.REFUSED,
+    },
     RequestState.FALLBACK: {Cause.CODE_VALIDATED: RequestState.PICKED_UP},
     RequestState.PICKED_UP: {},
     RequestState.CANCELLED: {},
@@ -86,6 +109,7 @@ TRANSITIONS: dict[RequestState, dict[Cause, RequestState]] = {
     RequestState.REFUSED: {},
 }
 
+LIVE_STATES = frozenset({RequestState.WAITING, RequestState.ANNOUNCED})
 FINAL_STATES = frozenset(state for state, way_out in TRANSITIONS.items() if not way_out)
 
 
@@ -144,8 +168,18 @@ class RideRequest:
 
     @property
     def is_waiting(self) -> bool:
-        """True while the request may still light signs."""
+        """True while the rider waits at the stop."""
         return self.state is RequestState.WAITING
+
+    @property
+    def is_announced(self) -> bool:
+        """True while the rider is on the way (signs say when they come)."""
+        return self.state is RequestState.ANNOUNCED
+
+    @property
+    def is_live(self) -> bool:
+        """True while the request may still light signs (waiting or announced)."""
+        return self.state in LIVE_STATES
 
 
 def next_state(state: RequestState, cause: Cause) -> RequestState | None:

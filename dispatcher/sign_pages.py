@@ -3,7 +3,9 @@ sign — riders or an operator — is decided in `displays`).
 
 Rules kept here:
 - Every sign of a stop shows the destinations of the stop's waiting requests, oldest request first,
-  each destination once.
+  each destination once; then riders on their way ("J'arrive"), a page each: "COVOITURAGE",
+  the destination, "DANS 10 MIN" (3 units), the minutes left rounded up, at least 1; a
+  destination someone already waits for is not announced again. Pages past `max_pages` fall away.
 - French road-sign rule (IISR art. 147): at most 3 information units and about 7 words a page.
   A page is "COVOITURAGE" plus up to two destinations (3 units), fewer if the sign has fewer rows.
 - Text fits the sign's geometry: upper case, no accents, cut to its columns.
@@ -99,6 +101,47 @@ def compose_pages(
         current.append(name)
     pages.append((heading, *current))
     return tuple(pages[:max_pages])
+
+
+def announced_pages(
+    coming: Iterable[tuple[str, int]],
+    geometry: SignGeometry,
+    max_pages: int,
+    already: Iterable[str] = (),
+) -> tuple[Page, ...]:
+    """A page per destination a rider is coming for, (name, minutes left) given oldest first.
+
+    Three rows: heading, name, "DANS 10 MIN"; two rows: name, "DANS 10 MIN"; one row:
+    "NAME 10 MIN" (the name cut first, so the time always shows).
+    """
+    pages: list[Page] = []
+    seen = [_unit(name, geometry) for name in already]
+    for name, minutes in coming:
+        text = _unit(name, geometry)
+        if not text or text in seen:
+            continue
+        seen.append(text)
+        when = f"DANS {minutes} MIN"[: geometry.columns]
+        if geometry.rows >= 3:
+            heading = HEADING if len(HEADING) <= geometry.columns else SHORT_HEADING
+            pages.append((heading[: geometry.columns], text, when))
+        elif geometry.rows == 2:
+            pages.append((text, when))
+        else:
+            tail = f" {minutes} MIN"
+            pages.append((text[: max(1, geometry.columns - len(tail))].rstrip() + tail,))
+    return tuple(pages[:max_pages])
+
+
+def _unit(name: str, geometry: SignGeometry) -> str:
+    """A destination as one unit of a sign (the words a page leaves beside its time)."""
+    return " ".join(sign_text(name, geometry.columns).split()[: MAX_WORDS_PER_PAGE - 4])
+
+
+def minutes_left(now: datetime, at: datetime) -> int:
+    """Whole minutes until `at`, rounded up, at least 1 (what a sign says of a coming rider)."""
+    seconds = (at - now).total_seconds()
+    return max(1, -int(-seconds // 60))
 
 
 def lease_expiry(now: datetime, lease: timedelta, deadlines: Iterable[datetime]) -> datetime:

@@ -29,7 +29,9 @@ AlertKey = tuple[AlertKind, str]
 
 Step = tuple["DispatcherState", list[Effect]]
 
-CODE_HOLDING_STATES = frozenset({RequestState.WAITING, RequestState.FALLBACK})
+CODE_HOLDING_STATES = frozenset(
+    {RequestState.WAITING, RequestState.ANNOUNCED, RequestState.FALLBACK}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +75,10 @@ class DispatcherState:
         default_factory=PersistentMap
     )
     codes: PersistentMap[CodeKey, RequestId] = field(default_factory=PersistentMap)
+    announced_by_stop: PersistentMap[StopId, tuple[RequestId, ...]] = field(
+        default_factory=PersistentMap
+    )
+    """Riders on the way to each stop ("J'arrive"), oldest announcement first."""
     signs: PersistentMap[SignId, SignDisplay] = field(default_factory=PersistentMap)
     sign_reports: PersistentMap[SignId, SignReport] = field(default_factory=PersistentMap)
     screens: PersistentMap[TerminalId, TerminalScreen] = field(default_factory=PersistentMap)
@@ -96,6 +102,18 @@ class DispatcherState:
     def waiting_at(self, stop_id: StopId) -> tuple[RideRequest, ...]:
         """The requests waiting at a stop, oldest first."""
         return tuple(self.requests[rid] for rid in self.waiting_by_stop.get(stop_id, ()))
+
+    def announced_at(self, stop_id: StopId) -> tuple[RideRequest, ...]:
+        """The riders announced at a stop (on their way), oldest announcement first."""
+        return tuple(self.requests[rid] for rid in self.announced_by_stop.get(stop_id, ()))
+
+    def announced(self) -> tuple[RideRequest, ...]:
+        """Every announced request, stop by stop in the network's order."""
+        found: list[RideRequest] = []
+        for line in self.network.lines:
+            for stop in line.all_stops():
+                found += (self.requests[rid] for rid in self.announced_by_stop.get(stop.id, ()))
+        return tuple(found)
 
     def waiting(self) -> tuple[RideRequest, ...]:
         """Every waiting request, stop by stop in the network's order, oldest first at each."""
@@ -125,8 +143,8 @@ class DispatcherState:
         return self.requests.get(rid) if rid is not None else None
 
     def waiting_for_phone(self, phone: str) -> RideRequest | None:
-        """The waiting request of this phone number, or None."""
-        for request in self.waiting():
+        """The live request of this phone number (waiting, or announced), or None."""
+        for request in (*self.waiting(), *self.announced()):
             if request.phone == phone:
                 return request
         return None
@@ -143,13 +161,12 @@ def index_requests(
     by_source = {source: rid for source, rid in aliases if rid in by_id}
     by_source.update({request.source: request.id for request in ordered})
     waiting_by_stop: dict[StopId, tuple[RequestId, ...]] = {}
+    announced_by_stop: dict[StopId, tuple[RequestId, ...]] = {}
     codes: dict[CodeKey, RequestId] = {}
     for request in ordered:
-        if request.is_waiting:
-            waiting_by_stop[request.stop_id] = (
-                *waiting_by_stop.get(request.stop_id, ()),
-                request.id,
-            )
+        if request.is_live:
+            index = waiting_by_stop if request.is_waiting else announced_by_stop
+            index[request.stop_id] = (*index.get(request.stop_id, ()), request.id)
         if request.code is not None and request.state in CODE_HOLDING_STATES:
             codes[(request.line_id, request.code)] = request.id
     return DispatcherState(
@@ -157,6 +174,7 @@ def index_requests(
         requests=PersistentMap(by_id),
         by_source=PersistentMap(by_source),
         waiting_by_stop=PersistentMap(waiting_by_stop),
+        announced_by_stop=PersistentMap(announced_by_stop),
         codes=PersistentMap(codes),
     )
 

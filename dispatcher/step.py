@@ -20,8 +20,13 @@ Invariants kept by every step:
 - A rider who gave a phone number is told (`NotifyRider`) of every later change of their request.
 - The fallback is dispatched at the wait guarantee only while the line is in service.
 - Remote asks (SMS, app: anything but the stop's terminal) hold at most the stop's cap less
-  the line's `terminal_reserve` while the stop has a terminal (REMOTE_FULL beyond): a flood of
-  remote asks cannot refuse a rider pressing the terminal at the stop.
+  the line's `terminal_reserve` while the stop has a terminal (REMOTE_FULL beyond; riders
+  announced on their way count as remote): a flood of remote asks cannot refuse a rider
+  pressing the terminal at the stop.
+- A rider who announced their coming ("J'arrive", `arriving_at`) is ANNOUNCED: signs say when,
+  no screen changes. They become WAITING when at the stop: a press for that destination there,
+  the same phone asking again, or `RiderArrived`; else their deadline (the announced time plus
+  the line's grace) lapses them (EXPIRED) and the signs go dark at that time.
 - A stop in commissioning (itself or its whole line) serves no rider: SMS and API asks are
   REFUSED (`COMMISSIONING`); a press on its terminal is a test, recorded in
   `commissioning_presses` and answered on the terminal's screen, and makes no request.
@@ -33,7 +38,7 @@ from collections.abc import Iterable
 from dataclasses import replace
 from datetime import datetime, timedelta
 
-from dispatcher import displays, line_alarms
+from dispatcher import announcements, displays, line_alarms
 from dispatcher.device_reports import (
     device_flood,
     device_status,
@@ -64,6 +69,7 @@ from dispatcher.events import (
     OperatorMessageCleared,
     OperatorMessagePosted,
     RideCancelled,
+    RiderArrived,
     RideRequested,
     SignReported,
     StorageFailed,
@@ -95,6 +101,10 @@ def step(state: DispatcherState, event: Event, now: datetime) -> Step:
     match event:
         case RideRequested():
             return _ride_requested(state, event, now)
+        case RiderArrived():
+            line = state.network.line(event.line_id)
+            limit = _wait_limit(line) if line else timedelta()
+            return announcements.rider_arrived(state, event, now, limit)
         case RideCancelled():
             return _ride_cancelled(state, event, now)
         case CodeValidated():
@@ -144,10 +154,12 @@ def restore(
         requests=indexed.requests,
         by_source=indexed.by_source,
         waiting_by_stop=indexed.waiting_by_stop,
+        announced_by_stop=indexed.announced_by_stop,
         codes=indexed.codes,
     )
     effects: list[Effect] = [
-        ArmDeadline(request.id, request.deadline_at) for request in restored.waiting()
+        ArmDeadline(request.id, request.deadline_at)
+        for request in (*restored.waiting(), *restored.announced())
     ]
     return restored, effects
 
@@ -170,13 +182,21 @@ def _ride_requested(state: DispatcherState, event: RideRequested, now: datetime)
     same = _same_rider_same_trip(state, event)
     if same is not None:
         state = replace(state, by_source=state.by_source.set(event.source, same.id))
+        alias: list[Effect] = [SaveSourceAlias(event.source, same.id)]
+        if same.is_announced and event.arriving_at is None:  # on the way, now at the stop
+            state, arrived = announcements.arrive(
+                state, same, now, _wait_limit(line), event.terminal_id, event.source
+            )
+            return state, alias + arrived
         state, shown = _show_again(state, same, event.source, now)
-        return state, [SaveSourceAlias(event.source, same.id), *shown]
+        return state, alias + shown
 
     cause = _refusal(state, line, event, now)
     code = None if cause else _free_code(state, event.code_candidate)
     if cause is None and code is None:
         cause = Cause.NO_FREE_CODE
+    if cause is None and event.arriving_at is not None:
+        return announcements.announce(state, line, event, code, now)
     waiting = cause is None
     request = RideRequest(
         id=event.request_id,
@@ -251,10 +271,11 @@ def _refusal(
     if event.phone is not None and state.waiting_for_phone(event.phone) is not None:
         return Cause.ALREADY_WAITING
     waiting = state.waiting_at(event.stop_id)
-    if len(waiting) >= line.tuning.max_waiting_per_stop:
+    announced = state.announced_at(event.stop_id)
+    if len(waiting) + len(announced) >= line.tuning.max_waiting_per_stop:
         return Cause.STOP_FULL
     if event.terminal_id is None and stop is not None and stop.terminal is not None:
-        remote = sum(1 for request in waiting if request.terminal_id is None)
+        remote = sum(1 for request in (*waiting, *announced) if request.terminal_id is None)
         if remote >= remote_share(line):
             return Cause.REMOTE_FULL
     return None
@@ -268,13 +289,18 @@ def remote_share(line: Line) -> int:
 
 
 def _same_rider_same_trip(state: DispatcherState, event: RideRequested) -> RideRequest | None:
-    """A waiting request of the same terminal (or phone) to the same destination, if any."""
-    for request in state.waiting_at(event.stop_id):
+    """A live request of the same terminal (or phone) to the same destination, if any.
+
+    A press on the stop's terminal for a destination someone announced is that rider arriving
+    (the oldest announcement for it): they have no other way to say so at the stop.
+    """
+    for request in (*state.waiting_at(event.stop_id), *state.announced_at(event.stop_id)):
         if request.destination_id != event.destination_id:
             continue
         same_terminal = event.terminal_id is not None and request.terminal_id == event.terminal_id
         same_phone = event.phone is not None and request.phone == event.phone
-        if same_terminal or same_phone:
+        arriving = request.is_announced and event.terminal_id is not None
+        if same_terminal or same_phone or arriving:
             return request
     return None
 
@@ -333,6 +359,8 @@ def _deadline_reached(state: DispatcherState, event: DeadlineReached, now: datet
         and is_open(line, now)
     )
     cause = Cause.GUARANTEE_REACHED if fallback else Cause.DEADLINE_REACHED
+    if request.is_announced:
+        cause = Cause.ANNOUNCEMENT_LAPSED  # never came: no taxi for a rider not at the stop
     return _finish(state, request, cause, now)
 
 
@@ -340,7 +368,7 @@ def _storage_failed(state: DispatcherState, event: StorageFailed, now: datetime)
     effects: list[Effect] = []
     for request_id in event.request_ids:
         request = state.requests.get(request_id)
-        if request is None or not request.is_waiting:
+        if request is None or not request.is_live:
             continue  # already over: nothing to take back
         state, refused = _finish(state, request, Cause.STORAGE_FAILED, now)
         effects += refused
@@ -376,14 +404,19 @@ def _finish(
     if request.is_waiting:
         remaining = tuple(rid for rid in waiting_by_stop.get(stop.id, ()) if rid != request.id)
         waiting_by_stop = waiting_by_stop.set(stop.id, remaining)
+    announced_by_stop = state.announced_by_stop
+    if request.is_announced:
+        remaining = tuple(rid for rid in announced_by_stop.get(stop.id, ()) if rid != request.id)
+        announced_by_stop = announced_by_stop.set(stop.id, remaining)
     state = replace(
         state,
         requests=state.requests.set(done.id, done),
         codes=codes,
         waiting_by_stop=waiting_by_stop,
+        announced_by_stop=announced_by_stop,
     )
     effects: list[Effect] = [SaveRequest(done, previous_state=request.state)]
-    if request.is_waiting:
+    if request.is_live:
         effects.append(DisarmDeadline(done.id))
         state, lit = displays.relight_stop(state, line, stop, now)
         effects += lit
@@ -410,7 +443,7 @@ def _forget_finished(state: DispatcherState, now: datetime) -> DispatcherState:
     stale = [
         request
         for request in state.requests.values()
-        if not request.is_waiting and now - request.updated_at > _retention(state, request.line_id)
+        if not request.is_live and now - request.updated_at > _retention(state, request.line_id)
     ]
     if not stale:
         return state

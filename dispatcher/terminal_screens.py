@@ -19,6 +19,7 @@ COMMISSIONING_TITLE = "MISE EN SERVICE"
 
 _SCREEN_OF_STATE: dict[RequestState, ScreenState] = {
     RequestState.WAITING: ScreenState.WAITING,
+    RequestState.ANNOUNCED: ScreenState.IDLE,  # never shown: an announcement has no terminal
     RequestState.PICKED_UP: ScreenState.PICKED_UP,
     RequestState.CANCELLED: ScreenState.CANCELLED,
     RequestState.FALLBACK: ScreenState.FALLBACK,
@@ -48,6 +49,8 @@ def screen_for(request: RideRequest, line: Line, seq: int, now: datetime) -> Ter
             code = request.code
             lines = (f"Vers {place}", f"Votre code : {code}", "Les panneaux sont allumes")
             expires_at = request.deadline_at
+        case RequestState.ANNOUNCED:
+            lines = ("Choisissez votre destination",)
         case RequestState.PICKED_UP:
             lines = ("Bon voyage !", f"Vers {place}")
         case RequestState.CANCELLED:
@@ -69,6 +72,7 @@ def screen_for(request: RideRequest, line: Line, seq: int, now: datetime) -> Ter
         code=code,
         lines=lines,
         expires_at=expires_at,
+        destination_id=request.destination_id if state is ScreenState.WAITING else None,
     )
 
 
@@ -151,3 +155,8 @@ def _collapse_days(days: list[tuple[Weekday, str]]) -> list[str]:
         f"{_FRENCH_DAY[first]}{'-' + _FRENCH_DAY[last] if last != first else ''} {spans}"
         for first, last, spans in merged
     ]
+
+
+def expected_wait_row(minutes: int) -> str:
+    """The row a waiting rider's screen gets when the shell has an estimate of the wait."""
+    return f"Attente estimee : {minutes} min"

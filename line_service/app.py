@@ -13,6 +13,7 @@ from line_service.dispatch.intake import StorageTimeout
 from line_service.runtime import BackgroundJob, Runtime, build_runtime, running, utc_now
 from line_service.settings import Settings
 from line_service.sms.routes import sms
+from line_service.voice.routes import voice
 from line_service.web import account_routes, driver_trip_routes
 from line_service.web.dashboard import Operations, install_operations
 from line_service.web.deps import lifespan_state, storage_unavailable
@@ -43,6 +44,7 @@ def _web_state(runtime: Runtime, operations: Operations) -> dict[str, object]:
         "abuse": runtime.abuse,
         "trusted_proxies": runtime.settings.proxies,
         "rpc_outbox": runtime.authority.outbox if runtime.authority else None,
+        "voice": runtime.voice,
     }
 
 
@@ -90,6 +92,7 @@ def create_app(
     app.include_router(account_routes.router)
     app.include_router(driver_trip_routes.router)
     app.include_router(sms)
+    app.include_router(voice)
     app.include_router(feeds)
     app.include_router(standard)
     operations = install_operations(  # operator API, live updates, metrics, "/"

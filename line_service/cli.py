@@ -17,7 +17,12 @@ from pydantic import SecretStr
 from dispatcher.model import Network
 from dispatcher.request_machine import RequestState
 from line_service.accounts.cli import accounts_app
-from line_service.authority.cli import export_app, report_command, send_rpc_command
+from line_service.authority.cli import (
+    attestation_command,
+    export_app,
+    report_command,
+    send_rpc_command,
+)
 from line_service.authority.money_cli import campaigns_app, drivers_app, payouts_command
 from line_service.broker.cli import mosquitto_config
 from line_service.commissioning.cli import commission_command
@@ -119,6 +124,7 @@ app.add_typer(privacy_app, name="privacy")
 app.add_typer(export_app, name="export")
 app.add_typer(db_app, name="db")
 app.command("report")(report_command)
+app.command("attestation")(attestation_command)
 app.command("send-rpc")(send_rpc_command)
 app.command("commission")(commission_command)
 app.add_typer(campaigns_app, name="campaigns")

@@ -14,7 +14,7 @@ import structlog
 
 from dispatcher.events import StorageFailed
 from dispatcher.model import Network
-from dispatcher.request_machine import Cause, RequestState, RideRequest, transition
+from dispatcher.request_machine import Cause, RideRequest, transition
 from dispatcher.state import DispatcherState
 from line_service.abuse.gate import AbuseGate
 from line_service.accounts.book import AccountBook
@@ -26,10 +26,12 @@ from line_service.dispatch.device_gateway import DeviceGateway
 from line_service.dispatch.device_limits import DeviceLimiter
 from line_service.dispatch.engine import Clock, Engine, Inbox
 from line_service.dispatch.intake import Intake
+from line_service.dispatch.screen_waits import WaitOnScreens
 from line_service.dispatch.timers import Timers
 from line_service.dispatch.writer import Writer
 from line_service.driver_trips.announcements import DriverTrips
 from line_service.estimates.estimator import WaitEstimator, load_corridors
+from line_service.estimates.screen_waits import ScreenWaits
 from line_service.network.lines_file import load_network
 from line_service.network.orphans import LostRidersError, lost_place, orphans
 from line_service.privacy.personal_data import run_retention
@@ -39,7 +41,9 @@ from line_service.sms.opt_outs import OptOuts, OptOutSender
 from line_service.storage.party_store import PartyStore
 from line_service.storage.sms_store import SmsStore
 from line_service.storage.store import Store
+from line_service.storage.voice_store import VoiceStore
 from line_service.storage.write_probe import WriteProbe
+from line_service.voice.channel import VoiceChannel
 from sms_gateway.phones import phone_hash
 from stop_devices.mqtt_link import BrokerAddress
 
@@ -79,6 +83,7 @@ class Runtime:
     sign_in: SignIn | None = None  # riders' and drivers' accounts: codes by SMS, tokens
     driver_trips: DriverTrips | None = None  # "Je passe": trips drivers announce
     abuse: AbuseGate | None = None  # wrong-code budgets and request rates (SMS, HTTP)
+    voice: VoiceChannel | None = None  # the phone line (Twilio Voice), riding on the SMS channel
 
     async def ready(self) -> dict[str, bool]:
         """Whether the broker is connected and the database accepts a write now."""
@@ -143,11 +148,16 @@ def build_runtime(
         identify=identify_with(accounts.phone_of_ref),
     )
     notifier = SmsNotifier(network, sms_sender)
+    corridors_file = settings.lines_file.parent / "corridors.yaml"
+    estimates = WaitEstimator(
+        network, store.finished_waits, clock, lambda: load_corridors(corridors_file)
+    )
+    screen_waits = ScreenWaits(network, estimates)
     engine = Engine(
         DispatcherState(network=network),
         clock,
         inbox,
-        gateway,
+        WaitOnScreens(gateway, network, screen_waits.minutes),
         timers,
         writer,
         notifier=notifier,
@@ -161,10 +171,6 @@ def build_runtime(
         clock,
         inbox.submit_nowait,
         lambda phone: phone_hash(phone, salt),
-    )
-    corridors_file = settings.lines_file.parent / "corridors.yaml"
-    estimates = WaitEstimator(
-        network, store.finished_waits, clock, lambda: load_corridors(corridors_file)
     )
     sms = SmsChannel(
         settings,
@@ -204,6 +210,7 @@ def build_runtime(
         ),
         driver_trips=DriverTrips(store.engine, sms_sender, lambda: engine.state, clock),
         abuse=abuse,
+        voice=VoiceChannel(sms, VoiceStore(store.engine)),
     )
     return runtime
 
@@ -218,17 +225,26 @@ async def _once_reasserted(
     await job()
 
 
+def _warm(estimates: WaitEstimator) -> Callable[[], Coroutine[Any, Any, None]]:
+    """Read the estimates' history and model once, so that the first screens show a wait."""
+
+    async def job() -> None:
+        try:
+            await asyncio.to_thread(estimates.warm)
+        except Exception as exc:
+            log.warning("estimates.warm_failed", error=str(exc)[:200])
+
+    return job
+
+
 async def _end_lost_riders(runtime: Runtime, stored: list[RideRequest]) -> list[RideRequest]:
     """Cancel (by the operator, stored with its history) every waiting request whose place the
     lines file lost, text the riders who gave a number; the requests to restore."""
     now = runtime.clock()
-    ended = {
-        request.id: transition(request, Cause.OPERATOR_CANCELLED, now)
-        for request in stored
-        if lost_place(runtime.network, request) is not None
-    }
+    lost = [request for request in stored if lost_place(runtime.network, request) is not None]
+    ended = {request.id: transition(request, Cause.OPERATOR_CANCELLED, now) for request in lost}
     await asyncio.to_thread(
-        runtime.store.save, [(request, RequestState.WAITING) for request in ended.values()]
+        runtime.store.save, [(ended[request.id], request.state) for request in lost]
     )
     for request in ended.values():
         if runtime.notifier is not None:
@@ -289,6 +305,16 @@ async def running(
                         lambda: run_retention(runtime.store, settings, runtime.clock),
                     ),
                     name="privacy-retention",
+                ),
+                *(
+                    [
+                        group.create_task(
+                            _once_reasserted(runtime.gateway, _warm(runtime.estimates)),
+                            name="estimates-warm",
+                        )
+                    ]
+                    if runtime.estimates
+                    else []
                 ),
                 *([group.create_task(runtime.sms.run(), name="sms-sender")] if runtime.sms else []),
                 *(

@@ -2,6 +2,11 @@
 
 Grammar (case-, accent- and spacing-insensitive):
     <STOP CODE> <DESTINATION>   ask for a ride ("cal dunkerque", "CAL Dunkerke", "cal dkq")
+    <STOP CODE> <DESTINATION> <MINUTES>, EN ROUTE <STOP CODE> <DESTINATION> [<MINUTES>],
+    J'ARRIVE <STOP CODE> <DESTINATION> [<MINUTES>]
+                                "I am coming" (within 30 min; 15 when no minutes are given):
+                                signs tell drivers a rider comes ("cal dunkerque 10")
+    ICI                         the sender, who said they were coming, is at the stop
     ANNULER                     cancel the sender's waiting request
     PARTI                       the sender left (with a driver or otherwise)
     AIDE                        how to use the service (also an empty or unreadable message)
@@ -55,6 +60,13 @@ class AskRide:
     line_id: LineId
     stop_id: StopId
     destination_id: StopId
+    coming_in_minutes: int | None = None
+    """Set when the rider is not at the stop yet ("J'arrive"): minutes until they are."""
+
+
+@dataclass(frozen=True, slots=True)
+class Here:
+    """ICI: the sender, who announced their coming, is at the stop now."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,7 +163,14 @@ Command = (
     | GiveAdult
     | LinkTrip
     | Terms
+    | Here
 )
+
+DEFAULT_COMING_MINUTES = 15
+MAX_COMING_MINUTES = 30
+COMING_PREFIXES = (("EN", "ROUTE"), ("J", "ARRIVE"), ("JARRIVE",))
+HERE_WORDS = frozenset({"ICI", "ARRIVE", "ARRIVEE", "LA"})
+MINUTE_WORDS = frozenset({"MIN", "MINS", "MINUTE", "MINUTES", "MN", "M"})
 
 
 def normalize(body: str) -> str:
@@ -172,10 +191,23 @@ def parse(body: str, network: Network) -> Command:
     attestation = _attestation(words)
     if attestation is not None:
         return attestation
+    if len(words) == 1 and first in HERE_WORDS:
+        return Here()
+    coming: int | None = None
+    for prefix in COMING_PREFIXES:
+        if tuple(words[: len(prefix)]) == prefix and len(words) > len(prefix):
+            words, coming = words[len(prefix) :], DEFAULT_COMING_MINUTES
+            first = words[0]
+            break
     found = network.stop_by_code(first) if _STOP_CODE_SHAPE.match(first) else None
     if found is not None and len(words) > 1:
         line, stop = found
-        return _ride(line.id, stop, line.destinations_from(stop.id), words[1:])
+        rest, minutes = _minutes_at_end(words[1:])
+        ride = _ride(line.id, stop, line.destinations_from(stop.id), rest)
+        coming = minutes if minutes is not None else coming
+        if isinstance(ride, AskRide) and coming is not None:
+            return AskRide(ride.line_id, ride.stop_id, ride.destination_id, coming)
+        return ride
     keyword = _keyword(words)
     if keyword is not None:
         return keyword
@@ -203,6 +235,21 @@ def _attestation(words: list[str]) -> Command | None:
     if first in TERMS_WORDS and not rest:
         return Terms()
     return None
+
+
+def _minutes_at_end(words: list[str]) -> tuple[list[str], int | None]:
+    """The words before a trailing "10" or "10 min", and those minutes (1-30; None if absent)."""
+    rest = words[:-1] if len(words) > 2 and words[-1] in MINUTE_WORDS else words
+    if len(rest) < 2:
+        return words, None
+    last = rest[-1]
+    for word in MINUTE_WORDS:  # "10MIN" written as one word
+        if last.endswith(word) and last[: -len(word)].isdigit():
+            last = last[: -len(word)]
+            break
+    if not (last.isascii() and last.isdecimal() and len(last) <= 3):
+        return words, None
+    return rest[:-1], min(max(int(last), 1), MAX_COMING_MINUTES)
 
 
 def _keyword(words: list[str]) -> Command | None:

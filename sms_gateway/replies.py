@@ -169,6 +169,30 @@ def ride_outcome(network: Network, request: RideRequest, wait_minutes: int | Non
     return notification(network, request) or f"Votre demande {trip} est close."
 
 
+def announced(network: Network, request: RideRequest, minutes: int) -> str:
+    """The answer to "J'arrive": noted, the signs say when, the code, and ICI once there."""
+    line = network.line(request.line_id)
+    stop = line.stop(request.stop_id) if line else None
+    destination = line.stop(request.destination_id) if line else None
+    return (
+        f"Noté: {_name(stop)} -> {_name(destination)} dans {minutes} min, panneaux allumés. "
+        f"Code {request.code} pour le conducteur. ICI une fois à l'arret, ANNULER pour annuler."
+    )
+
+
+HERE_NOTHING = "Aucune arrivée annoncée pour ce numéro. Ex: EN ROUTE CAL DUNKERQUE 10"
+
+
+def arrived(network: Network, request: RideRequest) -> str:
+    """The answer to ICI: the rider waits at the stop now."""
+    line = network.line(request.line_id)
+    destination = line.stop(request.destination_id) if line else None
+    return (
+        f"Vous etes à l'arret: panneaux allumés vers {_name(destination)}. "
+        f"Donnez le code {request.code} au conducteur. PARTI si vous partez."
+    )
+
+
 def already_waiting(network: Network, waiting: RideRequest) -> str:
     """The sender already waits (one waiting request per phone)."""
     line = network.line(waiting.line_id)
@@ -191,6 +215,11 @@ def notification(network: Network, request: RideRequest) -> str | None:
             return (
                 f"Pas de conducteur pour l'instant: un taxi arrive à l'arret {_name(stop)}. "
                 f"Gardez votre code {request.code}."
+            )
+        case RequestState.EXPIRED, Cause.ANNOUNCEMENT_LAPSED:
+            return (
+                f"Pas d'arrivée à l'arret {_name(stop)} à l'heure dite: annonce close, "
+                "panneaux éteints. Renvoyez un SMS pour réessayer."
             )
         case RequestState.EXPIRED, _:
             return (

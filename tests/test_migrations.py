@@ -96,7 +96,7 @@ def differences(store: Store) -> list[object]:
         return found
 
 
-LATER_TABLES = frozenset(  # created by revisions 0003 to 0006
+LATER_TABLES = frozenset(  # created by revisions 0003 to 0007
     {
         "sms_opt_out",
         "account",
@@ -107,6 +107,7 @@ LATER_TABLES = frozenset(  # created by revisions 0003 to 0006
         "banned_driver",
         "rpc_journey",
         "party",
+        "voice_step",
     }
 )
 LATER_COLUMNS = {"trip": ("unpaid_reason",)}  # added by revision 0005

@@ -6,7 +6,7 @@ import asyncio
 import json
 import re
 from collections.abc import Mapping
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -165,6 +165,37 @@ def report_command(
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(render_html(figures, network), encoding="utf-8")
     typer.echo(f"{out}: {figures.requests} request(s), {figures.trips} trip(s) in {month}")
+
+
+def attestation_command(
+    phone: Annotated[str, typer.Option(help="the rider's or driver's number, e.g. +33612345678")],
+    year: Annotated[int, typer.Option(min=2000, max=2100, help="the calendar year")],
+    out: OutOption,
+) -> None:
+    """Write a person's trip attestation for a year (printable HTML, in French)."""
+    from line_service.authority.attestation import (
+        render_attestation,
+        trips_of_person,
+        year_bounds,
+    )
+    from sms_gateway.phones import phone_hash, to_e164
+
+    number = to_e164(phone)
+    if number is None:
+        raise typer.BadParameter(f"{phone!r} is not a phone number", param_hint="--phone")
+    settings = Settings()
+    network = _network(settings)
+    store = _store(settings)
+    salt = settings.phone_hash_salt.get_secret_value()
+    start, end = year_bounds(year, network.lines[0].timezone if network.lines else "Europe/Paris")
+    try:
+        trips = trips_of_person(store, number, lambda p: phone_hash(p, salt), start, end)
+    finally:
+        store.dispose()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    page = render_attestation(network, number, year, trips, datetime.now(UTC))
+    out.write_text(page, encoding="utf-8")
+    typer.echo(f"{out}: {len(trips)} trip(s) in {year}")
 
 
 def send_rpc_command(

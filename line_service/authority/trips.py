@@ -120,7 +120,8 @@ class TripDraft:
     @property
     def operator_class(self) -> str:
         """RPC proof class by evidence: A operator only, B one occupant's, C both, distinct."""
-        passenger = self.passenger if self.channel == Channel.SMS.value else None
+        by_phone = self.channel in (Channel.SMS.value, Channel.VOICE.value)
+        passenger = self.passenger if by_phone else None
         if passenger is not None and self.driver is not None:
             distinct = self.driver.identity_key != passenger.identity_key
             return "C" if distinct else "B"

@@ -11,10 +11,17 @@ import asyncio
 import secrets
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from dispatcher.effects import Effect, RejectEvent, RejectionReason, SaveRequest
-from dispatcher.events import Actor, CodeValidated, Event, RideCancelled, RideRequested
+from dispatcher.events import (
+    Actor,
+    CodeValidated,
+    Event,
+    RideCancelled,
+    RiderArrived,
+    RideRequested,
+)
 from dispatcher.model import LineId, RequestId, StopId
 from dispatcher.request_machine import RideRequest, Source
 from line_service.dispatch.engine import Engine
@@ -76,8 +83,12 @@ class Intake:
         source: Source,
         phone: str | None = None,
         request_id: RequestId | None = None,
+        arriving_at: datetime | None = None,
     ) -> Outcome:
-        """Ask for a ride; a repeated source answers with the request it already made."""
+        """Ask for a ride; a repeated source answers with the request it already made.
+
+        With `arriving_at` the rider is on the way ("J'arrive"): signs say when they come, and
+        the request waits from their arrival (`arrived`, a press, or the same ask again)."""
         fresh_id, code = new_request_ids()
         event = RideRequested(
             request_id=request_id or fresh_id,
@@ -88,6 +99,7 @@ class Intake:
             source=source,
             code_candidate=code,
             phone=phone,
+            arriving_at=arriving_at,
         )
         effects = await self.submit(event)
         outcome = outcome_of(effects)
@@ -97,6 +109,10 @@ class Intake:
                 return Rejected(RejectionReason.UNKNOWN_REQUEST, "the request could not be placed")
             return Accepted(existing, new=False)
         return outcome
+
+    async def arrived(self, request: RideRequest) -> Outcome:
+        """A rider who announced their coming is at the stop (SMS ICI, the app)."""
+        return _decided(await self.submit(RiderArrived(request.line_id, request.id)))
 
     async def validate(self, line_id: LineId, code: str, driver_ref: str) -> Outcome:
         """A driver's code for a rider waiting on `line_id`."""

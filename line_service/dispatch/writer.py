@@ -166,7 +166,7 @@ class Writer:
         created = [
             request.id
             for request, previous in (*batch.changes, *self._pending.changes)
-            if previous is None and request.is_waiting and request.id not in self._refused
+            if previous is None and request.is_live and request.id not in self._refused
         ]
         if created and self._on_stuck is not None:
             self._refused.update(created)

@@ -236,6 +236,7 @@ def _line(entry: LineEntry) -> Line:
             terminal_reserve=tuning.terminal_reserve,
             max_pages=tuning.max_pages,
             device_settle=timedelta(seconds=tuning.device_settle_seconds),
+            announce_grace=timedelta(minutes=tuning.announce_grace_minutes),
         ),
         has_fallback=entry.fallback is not None,
         fallback=None

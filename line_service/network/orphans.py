@@ -12,7 +12,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from dispatcher.model import Network
-from dispatcher.request_machine import RequestState, RideRequest
+from dispatcher.request_machine import RideRequest
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -33,8 +33,9 @@ class Orphans:
 
 
 def lost_place(network: Network, request: RideRequest) -> tuple[str, str, str] | None:
-    """What of `network` a waiting request needs and misses — (kind, line id, name) — or None."""
-    if request.state is not RequestState.WAITING:
+    """What of `network` a waiting (or announced) request needs and misses — (kind, line id,
+    name) — or None."""
+    if not request.is_live:
         return None
     line = network.line(request.line_id)
     if line is None:

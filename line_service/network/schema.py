@@ -175,6 +175,8 @@ class TuningEntry(_Spec):
     terminal_reserve: Annotated[int, Strict(), Field(ge=0, le=100)] = 2
     max_pages: Annotated[int, Strict(), Field(ge=1, le=10)] = 3
     device_settle_seconds: Annotated[int, Strict(), Field(ge=1, le=600)] = 10
+    announce_grace_minutes: Annotated[int, Strict(), Field(ge=1, le=60)] = 10
+    """How long after the announced time a rider on the way ("J'arrive") still counts."""
 
 
 class LineEntry(_Spec):

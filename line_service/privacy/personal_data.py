@@ -1,9 +1,9 @@
 """Shell: personal data (RGPD) — the retention job, and access and erasure for one number.
 
 Where a rider's or driver's number can sit in the database:
-- `ride_request.phone`: in clear while a request is WAITING or FALLBACK (the store drops it,
-  keeping a salted hash in `rider_phone_hash`, when the request ends any other way; a FALLBACK
-  request keeps it until the retention job runs);
+- `ride_request.phone`: in clear while a request is WAITING, ANNOUNCED or FALLBACK (the store
+  drops it, keeping a salted hash in `rider_phone_hash`, when the request ends any other way;
+  a FALLBACK request keeps it until the retention job runs);
 - `ride_request.driver_ref` / `trip.driver_ref`: `sms:<salted hash>` for drivers who validated by
   SMS, or the number itself (`+33…`, `tel:+33…`) when the app sent it;
 - `trip`: the registry's identity of each occupant (`*_phone_trunc` = the number without its last
@@ -14,6 +14,7 @@ Where a rider's or driver's number can sit in the database:
   it (by salted hash); `ride_request.driver_ref` / `trip.driver_ref` = `account:<id>` for a
   driver who validated in the app; `driver_trip.driver_ref` the same for trips a driver
   announced ("Je passe");
+- `voice_step.phone_hash`: salted hash of the caller of each answered step of a phone call;
 - `party`: the number behind an `sms:<hash>` ref (and a last name, adult or not, if given by
   SMS), kept to attest trips to the national registry;
 - `rpc_journey.payload`: the journey last sent to the registry (truncated numbers, keys).
@@ -61,6 +62,7 @@ from line_service.storage.store import (
     TripRecord,
     as_utc,
 )
+from line_service.storage.voice_store import VoiceStepRecord
 from sms_gateway.phones import phone_hash
 
 log = structlog.get_logger(__name__)
@@ -226,6 +228,16 @@ def export(engine: Engine, keys: PhoneKeys, now: datetime) -> dict[str, Any]:
                     .order_by(col(SmsInboundRecord.received_at))
                 ).all()
             ]
+        calls = []
+        if VoiceStepRecord.__tablename__ in tables:
+            calls = [
+                _plain(step)
+                for step in session.exec(
+                    select(VoiceStepRecord)
+                    .where(VoiceStepRecord.phone_hash == keys.hash)
+                    .order_by(col(VoiceStepRecord.answered_at))
+                ).all()
+            ]
         opted_out = None
         if SmsOptOutRecord.__tablename__ in tables:
             found = session.get(SmsOptOutRecord, keys.hash)
@@ -249,6 +261,7 @@ def export(engine: Engine, keys: PhoneKeys, now: datetime) -> dict[str, Any]:
         "exported_at": now.isoformat(),
         "requests": requests,
         "sms_inbound": sms,
+        "voice_steps": calls,
         "sms_delivery": [],
         "sms_opt_out": opted_out,
         "trips": trips,
@@ -266,6 +279,7 @@ def export(engine: Engine, keys: PhoneKeys, now: datetime) -> dict[str, Any]:
             "does not lift it (fraud prevention).",
             "party: the number kept to attest trips to the national registry, with what was "
             "given by SMS (last name, adult or not) and when.",
+            "voice_steps lists the steps of phone calls from this number, with what was said.",
             "The SMS provider (Twilio) keeps its own message logs: ask it separately.",
         ],
     }
@@ -339,6 +353,13 @@ def erase(engine: Engine, keys: PhoneKeys, pseudonym: str | None = None) -> Eras
                 message.phone_hash = alias
                 session.add(message)
                 counts["sms_inbound"] += 1
+        if VoiceStepRecord.__tablename__ in tables:
+            for step in session.exec(
+                select(VoiceStepRecord).where(VoiceStepRecord.phone_hash == keys.hash)
+            ).all():
+                step.phone_hash = alias
+                session.add(step)
+                counts["voice_step"] += 1
         if SmsOptOutRecord.__tablename__ in tables:
             # The service texts only numbers that asked for a ride, and any message from the
             # number ends a STOP anyway: once its data is gone, nothing is left to text.

@@ -40,6 +40,8 @@ log = structlog.get_logger(__name__)
 INBOUND_PATH = "/sms/twilio"
 STATUS_PATH = "/sms/twilio/status"
 RIDER_OWN_CAUSES = frozenset({Cause.RIDER_CANCELLED, Cause.RIDER_DEPARTED})
+REPLIED_CHANNELS = frozenset({Channel.SMS, Channel.VOICE})
+"""Channels whose riders cancel by SMS (ANNULER, PARTI): the webhook's reply already told them."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +64,7 @@ class SmsNotifier:
         """Queue the text for this change, if the rider is to be told."""
         if request.phone is None:
             return
-        if request.source.channel is Channel.SMS and request.cause in RIDER_OWN_CAUSES:
+        if request.source.channel in REPLIED_CHANNELS and request.cause in RIDER_OWN_CAUSES:
             return  # the rider's own ANNULER/PARTI was answered in the webhook reply
         text = replies.notification(self._network, request)
         if text is not None:
@@ -119,6 +121,10 @@ class SmsChannel:
         """The salted hash kept instead of a number."""
         return phone_hash(phone, self._salt)
 
+    def admit(self, phone: str) -> Verdict:
+        """The one abuse policy of riders' numbers (SMS and phone calls): may `phone` ask now?"""
+        return self._limit.check(phone, self.clock())
+
     async def run(self) -> None:
         """Read back who wrote STOP, then run the provider's delivery loop."""
         try:
@@ -173,7 +179,7 @@ class SmsChannel:
         if phone is None:
             log.info("sms.bad_sender", sender_hash=self.hash(sender))
             return Answer(replies.BAD_NUMBER, "bad_sender")
-        verdict = self._limit.check(phone, self.clock())
+        verdict = self.admit(phone)
         if verdict is not Verdict.ALLOWED:
             log.warning("sms.rate_limited", phone_hash=self.hash(phone), verdict=verdict.value)
             text = replies.RATE_LIMITED if verdict is Verdict.REFUSED else None
@@ -251,6 +257,8 @@ class SmsChannel:
                 return await self._attestation(command, phone)
             case commands.Terms():
                 return replies.TERMS
+            case commands.Here():
+                return await self._here(phone)
 
     async def _attestation(
         self, command: commands.GiveName | commands.GiveAdult | commands.LinkTrip, phone: str
@@ -265,6 +273,7 @@ class SmsChannel:
                 return await link_trip(self.trip_links, command.code, phone)
 
     async def _ride(self, command: commands.AskRide, message_sid: str, phone: str) -> str:
+        coming = command.coming_in_minutes
         outcome = await self.intake.request_ride(
             line_id=command.line_id,
             stop_id=command.stop_id,
@@ -272,6 +281,7 @@ class SmsChannel:
             seats=1,
             source=Source(Channel.SMS, message_sid),
             phone=phone,
+            arriving_at=None if coming is None else self.clock() + timedelta(minutes=coming),
         )
         if not isinstance(outcome, Accepted):
             return replies.NOT_UNDERSTOOD
@@ -280,8 +290,24 @@ class SmsChannel:
             waiting = self.engine.state.waiting_for_phone(phone)
             if waiting is not None:
                 return replies.already_waiting(self.network, waiting)
+        if request.state is RequestState.ANNOUNCED:
+            line = self.network.line(request.line_id)
+            grace = line.tuning.announce_grace if line else timedelta()
+            minutes = whole_minutes(request.deadline_at - grace - self.clock())
+            return replies.announced(self.network, request, minutes)
         wait = await self._expected_wait(request) if request.state is RequestState.WAITING else None
         return replies.ride_outcome(self.network, request, wait_minutes=wait)
+
+    async def _here(self, phone: str) -> str:
+        coming = self.engine.state.waiting_for_phone(phone)
+        if coming is not None and coming.is_waiting:
+            return replies.arrived(self.network, coming)
+        if coming is None:
+            return replies.HERE_NOTHING
+        outcome = await self.intake.arrived(coming)
+        if not isinstance(outcome, Accepted):
+            return replies.HERE_NOTHING
+        return replies.arrived(self.network, outcome.request)
 
     async def _expected_wait(self, request: RideRequest) -> int | None:
         """The rider's expected wait in whole minutes, when there is an estimate."""

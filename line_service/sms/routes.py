@@ -13,13 +13,11 @@ import structlog
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
 
 from line_service.sms.channel import INBOUND_PATH, STATUS_PATH, SmsChannel
+from line_service.sms.signed_form import XML, signed_form
 from sms_gateway import twiml
-from sms_gateway.twilio_sender import signature_is_valid
 
 log = structlog.get_logger(__name__)
 
-MAX_FORM_BYTES = 64 * 1024
-XML = "application/xml"
 
 sms = APIRouter(tags=["sms"])
 
@@ -35,22 +33,6 @@ def get_channel(request: Request) -> SmsChannel:
 ChannelDep = Annotated[SmsChannel, Depends(get_channel)]
 
 
-async def _signed_form(request: Request, channel: SmsChannel, path: str) -> dict[str, str]:
-    """The form Twilio posted, once its signature is checked (403 otherwise)."""
-    declared = request.headers.get("content-length", "0")
-    if not declared.isdigit() or int(declared) > MAX_FORM_BYTES:
-        raise HTTPException(413, "form too large")
-    form = await request.form()
-    params = {key: value for key, value in form.multi_items() if isinstance(value, str)}
-    signature = request.headers.get("X-Twilio-Signature")
-    if not signature_is_valid(channel.auth_token, channel.url(path), params, signature):
-        log.warning(
-            "sms.forbidden", path=path, signed=signature is not None, token=bool(channel.auth_token)
-        )
-        raise HTTPException(403, "invalid or missing X-Twilio-Signature")
-    return params
-
-
 @sms.post(
     INBOUND_PATH,
     response_class=Response,
@@ -58,7 +40,7 @@ async def _signed_form(request: Request, channel: SmsChannel, path: str) -> dict
 )
 async def inbound_sms(request: Request, channel: ChannelDep) -> Response:
     """An SMS from a rider or a driver (Twilio's form fields); answered with TwiML."""
-    params = await _signed_form(request, channel, INBOUND_PATH)
+    params = await signed_form(request, channel, INBOUND_PATH)
     message_sid = params.get("MessageSid") or params.get("SmsSid") or ""
     if not message_sid:
         raise HTTPException(400, "MessageSid is missing")
@@ -69,7 +51,7 @@ async def inbound_sms(request: Request, channel: ChannelDep) -> Response:
 @sms.post(STATUS_PATH, status_code=204, response_class=Response)
 async def delivery_status(request: Request, channel: ChannelDep) -> Response:
     """Twilio reports what became of an SMS we sent (queued, sent, delivered, failed…)."""
-    params = await _signed_form(request, channel, STATUS_PATH)
+    params = await signed_form(request, channel, STATUS_PATH)
     message_sid = params.get("MessageSid") or params.get("SmsSid") or ""
     status = params.get("MessageStatus") or params.get("SmsStatus") or ""
     if not message_sid or not status:

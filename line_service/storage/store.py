@@ -28,7 +28,9 @@ UpsertShape = tuple[type[SQLModel], tuple[str, ...], tuple[str, ...]]
 WaitRow = tuple[StopId, StopId, datetime, datetime]
 """(stop, destination, asked at, left waiting at) of one request that stopped waiting."""
 
-PHONE_KEEPING_STATES = frozenset({RequestState.WAITING, RequestState.FALLBACK})
+PHONE_KEEPING_STATES = frozenset(
+    {RequestState.WAITING, RequestState.ANNOUNCED, RequestState.FALLBACK}
+)
 
 
 def _utc_column(**kwargs: Any) -> Any:
@@ -358,14 +360,16 @@ class Store:
             self._upsert(connection, DeviceStatusRecord, rows, ["kind", "device_id"])
 
     def live_requests(self, now: datetime, recent: timedelta) -> list[RideRequest]:
-        """Requests to restore: those waiting, and the others changed within `recent`."""
+        """Requests to restore: those waiting or announced, and the others changed within
+        `recent`."""
         # Waiting requests at any age (their deadlines fire at once); FALLBACK ones, whose code a
         # late driver may still send, only within `recent` like every other finished request.
         # Plain rows, not ORM records: after a busy hour a restart reads tens of thousands, and
         # building records costs ~30 us each (16,000 rows: 0.5 s) before any sign is re-asserted.
         table = _table(RideRequestRecord)
         query = sql_select(table).where(
-            (table.c.state == RequestState.WAITING.value) | (table.c.updated_at >= now - recent)
+            table.c.state.in_([RequestState.WAITING.value, RequestState.ANNOUNCED.value])
+            | (table.c.updated_at >= now - recent)
         )
         with self.engine.connect() as connection:
             return [from_record(row) for row in connection.execute(query)]

@@ -12,7 +12,8 @@ import line_service.storage.operator_table
 import line_service.storage.party_store
 import line_service.storage.rpc_outbox_table
 import line_service.storage.sms_store
-import line_service.storage.store  # noqa: F401 - importing the modules registers their tables
+import line_service.storage.store
+import line_service.storage.voice_store  # noqa: F401 - importing the modules registers their tables
 
 
 def metadata() -> MetaData:

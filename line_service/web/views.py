@@ -159,7 +159,7 @@ def recent_on(
         r
         for r in state.requests.values()
         if r.line_id == line.id
-        and not r.is_waiting
+        and not r.is_live
         and r.state is not RequestState.REFUSED
         and (r.state is RequestState.PICKED_UP or not picked_up_only)
     ]

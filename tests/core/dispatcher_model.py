@@ -93,7 +93,11 @@ class Rider:
 
     @property
     def holds_code(self) -> bool:
-        return self.state in (RequestState.WAITING, RequestState.FALLBACK)
+        return self.state in (RequestState.WAITING, RequestState.ANNOUNCED, RequestState.FALLBACK)
+
+    @property
+    def live(self) -> bool:
+        return self.state in (RequestState.WAITING, RequestState.ANNOUNCED)
 
 
 @dataclass
@@ -104,10 +108,41 @@ class Message:
     expires_at: datetime
 
 
+ANNOUNCE_GRACE = timedelta(minutes=10)
+MAX_ANNOUNCE = timedelta(minutes=30)
+ANNOUNCE_MINUTES = [1, 10, 30, 45]  # 45: beyond the 30 a rider may announce (cut to 30)
+
+
+def is_announced_page(page: Page) -> bool:
+    """A page about a rider on the way: its last row ends "N MIN"."""
+    words = page[-1].split()
+    return len(words) >= 2 and words[-1] == "MIN" and words[-2].isdecimal()
+
+
+def announced_on(pages: tuple[Page, ...]) -> list[tuple[str, int]]:
+    """(name, minutes) of each page about a rider on the way, in order."""
+    found: list[tuple[str, int]] = []
+    for page in pages:
+        if not is_announced_page(page):
+            continue
+        rows = [row for row in page if row not in HEADINGS]
+        minutes = int(rows[-1].split()[-2])
+        if len(rows) == 1:  # one row: "NAME 10 MIN"
+            name = " ".join(rows[0].split()[:-2])
+        else:  # "NAME", "DANS 10 MIN"
+            assert rows[-1] == f"DANS {minutes} MIN", page
+            name = rows[0]
+        found.append((name, minutes))
+    return found
+
+
 def destinations_on(pages: tuple[Page, ...]) -> list[str]:
-    """The destination names on a sign's pages, in order (headings taken away)."""
+    """The destination names on a sign's pages of waiting riders, in order (headings taken
+    away; pages about riders on the way left out)."""
     names: list[str] = []
     for page in pages:
+        if is_announced_page(page):
+            continue
         for row in page:
             if row in HEADINGS:
                 continue

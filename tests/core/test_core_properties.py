@@ -11,6 +11,7 @@ program of steps that reproduces it.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from hypothesis import HealthCheck, settings
@@ -50,6 +51,7 @@ from dispatcher.events import (
     OperatorMessageCleared,
     OperatorMessagePosted,
     RideCancelled,
+    RiderArrived,
     RideRequested,
     SignReported,
 )
@@ -68,9 +70,12 @@ from tests.core.core_kit import (
     sms,
 )
 from tests.core.dispatcher_model import (
+    ANNOUNCE_GRACE,
+    ANNOUNCE_MINUTES,
     CODE_CANDIDATES,
     DESTINATIONS,
     LEASE_REFRESH,
+    MAX_ANNOUNCE,
     MESSAGE_IDS,
     MESSAGE_PAGES,
     ON_SIGN,
@@ -82,8 +87,10 @@ from tests.core.dispatcher_model import (
     STOPS,
     Message,
     Rider,
+    announced_on,
     check_wording,
     destinations_on,
+    is_announced_page,
     networks,
 )
 
@@ -105,6 +112,7 @@ class DispatcherMachine(RuleBasedStateMachine):
         # The model.
         self.riders: dict[RequestId, Rider] = {}
         self.waiting: dict[StopId, list[RequestId]] = {}
+        self.announced: dict[StopId, list[RequestId]] = {}  # riders on the way ("J'arrive")
         self.holders: dict[tuple[LineId, str], RequestId] = {}
         self.sources: dict[Source, RequestId] = {}
         self.messages: dict[SignId, dict[str, Message]] = {}
@@ -223,6 +231,47 @@ class DispatcherMachine(RuleBasedStateMachine):
     def app_asks(self, stop: StopId, destination: StopId) -> object:
         return self.ask(api(stop, destination, self.new_id()))
 
+    @rule(
+        target=requests,
+        stop=st.sampled_from(STOPS),
+        destination=st.sampled_from(DESTINATIONS),
+        phone=st.sampled_from(PHONES),
+        minutes=st.sampled_from(ANNOUNCE_MINUTES),
+        code=CODE_CANDIDATES,
+    )
+    def rider_announces(
+        self, stop: StopId, destination: StopId, phone: str, minutes: int, code: str
+    ) -> object:
+        """A rider texts that they are coming ("CAL DUNKERQUE 10")."""
+        rid = self.new_id()
+        event = sms(stop, destination, rid, phone, code=code, sid=f"SM{rid}")
+        return self.ask(replace(event, arriving_at=self.now + timedelta(minutes=minutes)))
+
+    @rule(request=requests, wrong_line=st.booleans())
+    def rider_says_here(self, request: RequestId, wrong_line: bool) -> None:
+        """SMS ICI (or the app): an announced rider is at the stop."""
+        rider = self.riders.get(request)
+        line = LINE if rider is None else rider.event.line_id
+        if wrong_line:
+            line = OTHER_LINE if line == LINE else LINE
+        event = RiderArrived(line, request)
+        if rider is None or wrong_line or rider.state is not RequestState.ANNOUNCED:
+            self.run_rejected(event)
+            return
+        self.arrive(rider)
+        effects = self.run(event)
+        assert SaveRequest(self.state.requests[request], RequestState.ANNOUNCED) in effects
+
+    def arrive(self, rider: Rider) -> None:
+        """The model of an arrival: WAITING from now, last at its stop, a fresh deadline."""
+        stop = rider.event.stop_id
+        self.announced[stop].remove(rider.request_id)
+        self.waiting.setdefault(stop, []).append(rider.request_id)
+        rider.state = RequestState.WAITING
+        rider.asked_at = self.now
+        rider.updated_at = self.now
+        rider.deadline_at = self.now + self.wait_limit(rider.event.line_id)
+
     @rule(target=requests, request=requests, code=CODE_CANDIDATES)
     def the_same_source_asks_again(self, request: RequestId, code: str) -> object:
         """A terminal resends a press, Twilio retries a webhook: same source, fresh request id."""
@@ -240,16 +289,19 @@ class DispatcherMachine(RuleBasedStateMachine):
             code_candidate=code,
             terminal_id=rider.event.terminal_id,
             phone=rider.event.phone,
+            arriving_at=rider.event.arriving_at,
         )
         return self.ask(again)
 
     def ask(self, event: RideRequested) -> object:
         """Predict what a ride request does, run it, compare; the new request id, if any."""
         known = self.sources.get(event.source)
+        waiting_here = self.waiting.get(event.stop_id, [])
+        coming_here = self.announced.get(event.stop_id, [])
         same = next(
             (
                 self.riders[rid]
-                for rid in self.waiting.get(event.stop_id, [])
+                for rid in [*waiting_here, *coming_here]
                 if self.riders[rid].event.destination_id == event.destination_id
                 and (
                     (
@@ -257,10 +309,26 @@ class DispatcherMachine(RuleBasedStateMachine):
                         and self.riders[rid].event.terminal_id == event.terminal_id
                     )
                     or (event.phone is not None and self.riders[rid].event.phone == event.phone)
+                    # A press for a destination someone announced: that rider has come.
+                    or (event.terminal_id is not None and rid in coming_here)
                 )
             ),
             None,
         )
+        arriving = same is not None and same.state is RequestState.ANNOUNCED
+        if known is None and same is not None and arriving and event.arriving_at is None:
+            self.arrive(same)
+            if event.terminal_id is not None:
+                same.event = replace(same.event, terminal_id=event.terminal_id)
+            effects = self.run(event)
+            arrivals = [e for e in effects if isinstance(e, SaveRequest)]
+            assert [e.previous_state for e in arrivals] == [RequestState.ANNOUNCED]
+            assert arrivals[0].request.id == same.request_id
+            self.sources[event.source] = same.request_id
+            same.sources.add(event.source)
+            self.aliases.append((event.source, same.request_id))
+            assert SaveSourceAlias(event.source, same.request_id) in effects
+            return multiple()
         if known is not None or same is not None:
             before = len(self.state.requests)
             effects = self.run(event)
@@ -273,23 +341,35 @@ class DispatcherMachine(RuleBasedStateMachine):
                 self.aliases.append((event.source, same.request_id))
             return multiple()
         phone_waits = event.phone is not None and any(
-            self.riders[rid].event.phone == event.phone for rid in self.all_waiting()
+            self.riders[rid].event.phone == event.phone
+            for rid in [*self.all_waiting(), *self.all_announced()]
         )
         accepted = (
             self.is_open(event.line_id)
             and event.destination_id in self.downstream[event.stop_id]
             and not phone_waits
-            and len(self.waiting.get(event.stop_id, [])) < 6
+            and len(waiting_here) + len(coming_here) < 6
             and (event.terminal_id is not None or self.remote_room(event.stop_id))
         )
         code = self.free_code(event.code_candidate) if accepted else None
+        announcing = accepted and event.arriving_at is not None
+        deadline = self.now + self.wait_limit(event.line_id) if accepted else self.now
+        if announcing:
+            assert event.arriving_at is not None
+            deadline = min(event.arriving_at, self.now + MAX_ANNOUNCE) + ANNOUNCE_GRACE
         rider = Rider(
             request_id=event.request_id,
             event=event,
-            state=RequestState.WAITING if accepted else RequestState.REFUSED,
+            state=(
+                RequestState.ANNOUNCED
+                if announcing
+                else RequestState.WAITING
+                if accepted
+                else RequestState.REFUSED
+            ),
             code=code,
             asked_at=self.now,
-            deadline_at=self.now + self.wait_limit(event.line_id) if accepted else self.now,
+            deadline_at=deadline,
             updated_at=self.now,
             sources={event.source},
         )
@@ -297,7 +377,8 @@ class DispatcherMachine(RuleBasedStateMachine):
         self.sources[event.source] = rider.request_id
         if accepted:
             assert code is not None
-            self.waiting.setdefault(event.stop_id, []).append(rider.request_id)
+            index = self.announced if announcing else self.waiting
+            index.setdefault(event.stop_id, []).append(rider.request_id)
             self.holders[(event.line_id, code)] = rider.request_id
         effects = self.run(event)
         (saved,) = [e.request for e in effects if isinstance(e, SaveRequest)]
@@ -308,11 +389,13 @@ class DispatcherMachine(RuleBasedStateMachine):
 
     def remote_room(self, stop: StopId) -> bool:
         """An SMS or app ask finds room: the stop has no terminal, or fewer than 6 - 2 remote
-        riders wait there (the terminal keeps 2 places)."""
+        riders wait or are on their way there (the terminal keeps 2 places)."""
         if stop not in TERMINAL_OF:
             return True
         remote = [
-            rid for rid in self.waiting.get(stop, []) if self.riders[rid].event.terminal_id is None
+            rid
+            for rid in [*self.waiting.get(stop, []), *self.announced.get(stop, [])]
+            if self.riders[rid].event.terminal_id is None
         ]
         return len(remote) < 6 - 2
 
@@ -353,7 +436,7 @@ class DispatcherMachine(RuleBasedStateMachine):
             event = RideCancelled(line, actor, departed, source=rider.event.source)
         else:
             event = RideCancelled(line, actor, departed, request_id=request)
-        if rider is None or wrong_line or rider.state is not RequestState.WAITING:
+        if rider is None or wrong_line or not rider.live:
             self.run_rejected(event)
         else:
             outcome = RequestState.PICKED_UP if departed else RequestState.CANCELLED
@@ -397,13 +480,17 @@ class DispatcherMachine(RuleBasedStateMachine):
     def a_stale_deadline_arrives(self, request: RequestId) -> None:
         """A deadline timer that lost the race with the request's end changes nothing."""
         rider = self.riders.get(request)
-        if rider is not None and rider.state is RequestState.WAITING:
+        if rider is not None and rider.live:
             return
         self.run_rejected(DeadlineReached(request))
 
     def deadline_fires(self, rid: RequestId) -> None:
         rider = self.riders[rid]
-        assert rider.state is RequestState.WAITING, f"{rid}: deadline left armed once it ended"
+        assert rider.live, f"{rid}: deadline left armed once it ended"
+        if rider.state is RequestState.ANNOUNCED:  # never came: lapsed, its signs go dark
+            self.finish(rider, RequestState.EXPIRED)
+            self.run(DeadlineReached(rid))
+            return
         line = rider.event.line_id
         open_fallback = self.which == "fallback" and line == LINE and self.is_open(line)
         self.finish(rider, RequestState.FALLBACK if open_fallback else RequestState.EXPIRED)
@@ -489,7 +576,7 @@ class DispatcherMachine(RuleBasedStateMachine):
         self.messages = {}  # operator messages live in memory only
         self.track(effects)
         for rider in self.riders.values():
-            if rider.state is RequestState.WAITING:
+            if rider.live:
                 assert self.deadline_timers[rider.request_id] == rider.deadline_at
         self.next_refresh_at = self.now + LEASE_REFRESH
         self.run(DevicesResyncRequested())
@@ -500,9 +587,14 @@ class DispatcherMachine(RuleBasedStateMachine):
     def all_waiting(self) -> list[RequestId]:
         return [rid for rids in self.waiting.values() for rid in rids]
 
+    def all_announced(self) -> list[RequestId]:
+        return [rid for rids in self.announced.values() for rid in rids]
+
     def finish(self, rider: Rider, outcome: RequestState) -> None:
         if rider.state is RequestState.WAITING:
             self.waiting[rider.event.stop_id].remove(rider.request_id)
+        if rider.state is RequestState.ANNOUNCED:
+            self.announced[rider.event.stop_id].remove(rider.request_id)
         rider.state = outcome
         rider.updated_at = self.now
         if not rider.holds_code and rider.code is not None:
@@ -510,7 +602,7 @@ class DispatcherMachine(RuleBasedStateMachine):
 
     def forget_finished(self) -> None:
         for rider in list(self.riders.values()):
-            if rider.state is not RequestState.WAITING and self.now - rider.updated_at > RETENTION:
+            if not rider.live and self.now - rider.updated_at > RETENTION:
                 del self.riders[rider.request_id]
                 for source in rider.sources:
                     del self.sources[source]
@@ -589,7 +681,8 @@ class DispatcherMachine(RuleBasedStateMachine):
         if message is not None:
             assert display.expires_at <= message.expires_at
             return
-        for rid in self.waiting.get(self.stop_of(sign), []):
+        stop = self.stop_of(sign)
+        for rid in [*self.waiting.get(stop, []), *self.announced.get(stop, [])]:
             assert display.expires_at <= self.riders[rid].deadline_at, f"lease outlives {rid}"
 
     @precondition(lambda self: self.ready)
@@ -612,8 +705,29 @@ class DispatcherMachine(RuleBasedStateMachine):
                 assert len(set(shown)) == len(shown), f"{sign} shows a destination twice"
                 asked = [self.first_asked(stop, name) for name in shown]
                 assert asked == sorted(asked), f"{sign} shows {shown}: not oldest first"
+                self.check_announced(stop, sign, display.pages, expected)
                 if display.pages:
                     assert self.now < display.expires_at, f"{sign}: lease lapsed while lit"
+
+    def check_announced(
+        self, stop: StopId, sign: SignId, pages: tuple[Page, ...], waiting_names: list[str]
+    ) -> None:
+        """Riders on the way: a page each after the waiting ones, while pages are left, for
+        destinations nobody waits for, with minutes that can still come."""
+        expected: list[str] = []
+        for rid in self.announced.get(stop, []):
+            name = ON_SIGN[self.riders[rid].event.destination_id]
+            if name not in waiting_names and name not in expected:
+                expected.append(name)
+        shown = announced_on(pages)
+        names = [name for name, _ in shown]
+        room = 3 - sum(1 for page in pages if not is_announced_page(page))
+        assert len(set(names)) == len(names), f"{sign} announces {names} twice"
+        assert set(names) <= set(expected), f"{sign} announces {names}, not {expected}"
+        assert len(names) == min(len(expected), room), f"{sign} announces {names} of {expected}"
+        assert all(1 <= minutes <= 30 for _, minutes in shown), shown
+        announced_pages = [page for page in pages if is_announced_page(page)]
+        assert pages[len(pages) - len(announced_pages) :] == tuple(announced_pages), pages
 
     @precondition(lambda self: self.ready)
     @invariant()
@@ -630,7 +744,9 @@ class DispatcherMachine(RuleBasedStateMachine):
         for stop in self.signs_of:
             waiting = [request.id for request in self.state.waiting_at(stop)]
             assert waiting == self.waiting.get(stop, [])
-        for rid in self.all_waiting():
+            coming = [request.id for request in self.state.announced_at(stop)]
+            assert sorted(coming) == sorted(self.announced.get(stop, []))
+        for rid in [*self.all_waiting(), *self.all_announced()]:
             assert self.deadline_timers.get(rid) == self.riders[rid].deadline_at, "unarmed"
 
 

@@ -8,7 +8,14 @@ from datetime import timedelta
 import pytest
 
 from dispatcher.effects import RejectEvent, RejectionReason, SaveRequest
-from dispatcher.events import Actor, CodeValidated, DeadlineReached, Event, RideCancelled
+from dispatcher.events import (
+    Actor,
+    CodeValidated,
+    DeadlineReached,
+    Event,
+    RideCancelled,
+    RiderArrived,
+)
 from dispatcher.model import Network, RequestId
 from dispatcher.request_machine import (
     FINAL_STATES,
@@ -46,8 +53,21 @@ EVENT_OF_CAUSE: dict[Cause, Event] = {
     Cause.OPERATOR_CANCELLED: RideCancelled(LINE, Actor.OPERATOR, request_id=RID),
     Cause.GUARANTEE_REACHED: DeadlineReached(RID),
     Cause.DEADLINE_REACHED: DeadlineReached(RID),
+    Cause.ANNOUNCEMENT_LAPSED: DeadlineReached(RID),
+    Cause.RIDER_ARRIVED: RiderArrived(LINE, RID),
 }
-STEP_PAIRS = [(state, cause) for state in RequestState for cause in EVENT_OF_CAUSE]
+# A deadline means ANNOUNCEMENT_LAPSED for an announced rider and only for one.
+_NOT_WHAT_A_DEADLINE_MEANS = {
+    (RequestState.ANNOUNCED, Cause.GUARANTEE_REACHED),
+    (RequestState.ANNOUNCED, Cause.DEADLINE_REACHED),
+    (RequestState.WAITING, Cause.ANNOUNCEMENT_LAPSED),
+}
+STEP_PAIRS = [
+    (state, cause)
+    for state in RequestState
+    for cause in EVENT_OF_CAUSE
+    if (state, cause) not in _NOT_WHAT_A_DEADLINE_MEANS
+]
 
 
 def a_request(state: RequestState) -> RideRequest:
@@ -72,7 +92,11 @@ def test_the_table_names_every_state_once() -> None:
         RequestState.EXPIRED,
         RequestState.REFUSED,
     } == FINAL_STATES
-    assert {RequestState.WAITING, RequestState.FALLBACK} == CODE_HOLDING_STATES
+    assert {
+        RequestState.WAITING,
+        RequestState.ANNOUNCED,
+        RequestState.FALLBACK,
+    } == CODE_HOLDING_STATES
 
 
 @pytest.mark.parametrize(("state", "cause"), ALL_PAIRS)
@@ -129,7 +153,8 @@ def test_step_applies_legal_causes_and_rejects_the_rest(
     assert only(effects, RejectEvent) == []
     holds_code = target in CODE_HOLDING_STATES
     assert (core.state.codes.get((LINE, CODE)) == RID) is holds_code
-    assert RID not in core.state.waiting_by_stop.get(CALAIS, ())
+    assert (RID in core.state.waiting_by_stop.get(CALAIS, ())) is (target is RequestState.WAITING)
+    assert RID not in core.state.announced_by_stop.get(CALAIS, ())
 
 
 @pytest.mark.parametrize("state", sorted(FINAL_STATES))

@@ -101,6 +101,7 @@ def waiting_screen(request: RideRequest, place: str, at: datetime) -> TerminalSc
         code=request.code,
         lines=(f"Vers {place}", f"Votre code : {request.code}", "Les panneaux sont allumes"),
         expires_at=request.deadline_at,
+        destination_id=request.destination_id,
     )
 
 

@@ -101,6 +101,7 @@ def test_a_press_waits_arms_its_deadline_and_lights_every_sign_of_the_stop(
                 code="4821",
                 lines=("Vers Dunkerque", "Votre code : 4821", "Les panneaux sont allumes"),
                 expires_at=T0 + wait_limit,
+                destination_id=DUNKERQUE,
             ),
         ),
     ]
@@ -224,6 +225,7 @@ def test_the_same_source_twice_is_one_request(network: Network) -> None:
                 code="4821",
                 lines=("Vers Dunkerque", "Votre code : 4821", "Les panneaux sont allumes"),
                 expires_at=T0 + MAX_WAIT,
+                destination_id=DUNKERQUE,
             ),
         )
     ]

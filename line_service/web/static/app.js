@@ -7,9 +7,9 @@ const SVG = "http://www.w3.org/2000/svg";
 const SIGN_W = 132;
 const STATES = {
   waiting: "en attente", picked_up: "pris en charge", cancelled: "annulée", fallback: "taxi envoyé",
-  expired: "expirée", refused: "refusée",
+  expired: "expirée", refused: "refusée", announced: "en route",
 };
-const CHANNELS = { terminal: "borne", sms: "SMS", api: "appli" };
+const CHANNELS = { terminal: "borne", sms: "SMS", api: "appli", voice: "téléphone" };
 const ALERT_KINDS = {
   device_offline: "Appareil hors ligne", sign_mismatch: "Panneau : affichage différent",
   guarantee_near: "Garantie bientôt atteinte", device_flooding: "Appareil trop bavard",
