@@ -204,6 +204,29 @@ async def test_another_accounts_client_ref_gets_its_own_request_never_the_first(
     assert (repeated["id"], repeated["code"]) == (first["id"], first["code"])
 
 
+async def test_an_app_rider_announces_their_coming_then_says_they_are_at_the_stop(
+    api: httpx.AsyncClient, runtime: Runtime, tokens: dict[str, str]
+) -> None:
+    coming = await ride(api, tokens["a"], arriving_in_minutes=10)
+    assert coming["state"] == "announced"
+    announced = runtime.engine.state.requests[coming["id"]]
+    assert announced.state is RequestState.ANNOUNCED
+    assert not runtime.engine.state.waiting()
+    too_far = await api.post(
+        "/requests", json={**RIDE, "arriving_in_minutes": 45}, headers=bearer(tokens["b"])
+    )
+    assert too_far.status_code == 422
+    path = f"/requests/{coming['id']}/arrived"
+    assert (await api.post(path, headers=bearer(tokens["b"]))).status_code == 404  # not B's
+    here = await api.post(path, headers=bearer(tokens["a"]))
+    assert here.status_code == 200, here.text
+    assert here.json()["state"] == "waiting"
+    assert here.json()["code"] is not None
+    [waiting] = runtime.engine.state.waiting()
+    assert waiting.id == coming["id"]
+    assert (await api.post(path, headers=bearer(tokens["a"]))).status_code == 409
+
+
 async def test_a_driver_announces_a_trip_riders_on_the_way_get_one_sms(
     api: httpx.AsyncClient, runtime: Runtime, tokens: dict[str, str]
 ) -> None:

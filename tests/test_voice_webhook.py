@@ -182,3 +182,18 @@ async def test_an_access_request_shows_the_calls_and_an_erasure_unlinks_them(
     erased = personal_data.erase(runtime.store.engine, keys)
     assert erased.counts["voice_step"] == 2
     assert personal_data.export(runtime.store.engine, keys, runtime.clock())["voice_steps"] == []
+
+
+async def test_a_caller_past_the_numbers_request_rate_is_told_and_nothing_is_placed(
+    sms: Sms,  # noqa: F811
+    runtime: Runtime,  # noqa: F811
+) -> None:
+    for _ in range(4):  # the number's new requests of the window, by SMS
+        await sms.reply("CAL dunkerque", sender=RIDER)
+    before = len(runtime.engine.state.requests)
+    call = Call(sms.client)
+    menu = await call.post(Call.next_url(await call.post(CALL)), digits="225")
+    refused = await call.post(Call.next_url(menu), digits="5")
+    assert "Trop de demandes de ce numéro" in Call.said(refused)
+    assert "<Hangup/>" in refused
+    assert len(runtime.engine.state.requests) == before

@@ -59,6 +59,15 @@ class RideRequestIn(_Body):
             "(scoped to the signed-in account)",
         ),
     ] = None
+    arriving_in_minutes: Annotated[
+        int | None,
+        Field(
+            ge=1,
+            le=30,
+            description='"J\'arrive": the rider is on the way, at the stop within this many '
+            "minutes (signs tell drivers; POST /requests/{id}/arrived once there)",
+        ),
+    ] = None
 
     @model_validator(mode="before")
     @classmethod

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, HTTPException, Query, Response, status
 
 from dispatcher.effects import RejectionReason
-from dispatcher.model import Line, StopId
-from dispatcher.request_machine import Channel, Source
+from dispatcher.model import Line, RequestId, StopId
+from dispatcher.request_machine import Channel, RequestState, Source
 from line_service.dispatch.intake import Rejected, new_request_ids
 from line_service.estimates.estimator import WaitEstimator
 from line_service.web.abuse_guard import CallerDep
@@ -91,11 +91,17 @@ async def validate_code(
     responses=AUTH_ERRORS | NOT_FOUND | UNPROCESSABLE | UNAVAILABLE | TOO_MANY,
 )
 async def create_request(
-    body: RideRequestIn, network: NetworkDep, intake: IntakeDep, caller: Rider, limits: CallerDep
+    body: RideRequestIn,
+    network: NetworkDep,
+    intake: IntakeDep,
+    now: NowDep,
+    caller: Rider,
+    limits: CallerDep,
 ) -> RideRequestOut:
-    """A signed-in rider asks for a ride from an app; the answer says WAITING (with the code)
-    or REFUSED and why. The request carries the account's verified number (429 past the
-    requests allowed per phone and per address)."""
+    """A signed-in rider asks for a ride from an app; the answer says WAITING (with the code),
+    ANNOUNCED when `arriving_in_minutes` says the rider is on the way ("J'arrive"), or REFUSED
+    and why. The request carries the account's verified number (429 past the requests allowed
+    per phone and per address)."""
     line = line_of(network, body.line_id)
     if line.stop(StopId(body.stop_id)) is None:
         raise HTTPException(404, f"unknown stop {body.stop_id!r} on {body.line_id}")
@@ -111,9 +117,29 @@ async def create_request(
         source=Source(Channel.API, f"{caller.account.ref}:{body.client_ref or request_id}"),
         phone=caller.account.phone,
         request_id=request_id,
+        arriving_at=None
+        if body.arriving_in_minutes is None
+        else now + timedelta(minutes=body.arriving_in_minutes),
     )
     if isinstance(outcome, Rejected):
         raise HTTPException(422, "the request could not be placed")
+    return RideRequestOut.of(outcome.request)
+
+
+@api.post("/requests/{request_id}/arrived", responses=AUTH_ERRORS | NOT_FOUND | CONFLICT)
+async def rider_arrived(
+    request_id: str, live: StateDep, intake: IntakeDep, caller: Rider
+) -> RideRequestOut:
+    """The signed-in rider who announced their coming is at the stop: WAITING, with the code."""
+    assert caller.account is not None  # the Rider guard admits accounts only
+    request = live.requests.get(RequestId(request_id))
+    if request is None or not request.source.ref.startswith(f"{caller.account.ref}:"):
+        raise HTTPException(404, f"no request {request_id!r} of yours")
+    if request.state is not RequestState.ANNOUNCED:
+        raise HTTPException(409, f"request {request_id} is {request.state.value}, not announced")
+    outcome = await intake.arrived(request)
+    if isinstance(outcome, Rejected):
+        raise HTTPException(409, outcome.detail)
     return RideRequestOut.of(outcome.request)
 
 
