@@ -25,10 +25,11 @@ from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from dispatcher.model import LineId, Network, StopId
-from line_service.authority.campaigns import Campaign, Declaration, presence_bonuses
+from line_service.authority.campaigns import Campaign
 from line_service.authority.csv_cells import safe_row
 from line_service.authority.driver_bans import DriverBans
 from line_service.authority.money import trip_money
+from line_service.authority.presence import month_presence
 from line_service.authority.report import month_bounds
 from line_service.storage.store import Store, TripRecord, as_utc
 
@@ -113,7 +114,6 @@ def compute_payouts(
     month: str,
     statuses: RegistryStatuses,
     now: datetime,
-    declarations: Sequence[Declaration] = (),
 ) -> Payouts:
     """The month's payouts (local days of the first line's time zone)."""
     zone = ZoneInfo(network.lines[0].timezone if network.lines else "Europe/Paris")
@@ -138,11 +138,7 @@ def compute_payouts(
             key = (incentive.siret or "", incentive.campaign_id)
             journeys, cents = payouts.funding.get(key, [0, 0])
             payouts.funding[key] = [journeys + 1, cents + incentive.amount_cents]
-    banned = money.banned
-    in_month = [d for d in declarations if start <= d.declared_at < end]
-    bonuses = presence_bonuses(
-        [d for d in in_month if d.driver_key not in banned], campaigns, money.ledger
-    )
+    bonuses = month_presence(store, network, campaigns, money, (start, end), until=now)
     payouts.presence = bonuses
     sirets = {c.id: c.siret or "" for c in campaigns}
     for campaign_id, drivers in bonuses.items():
