@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from dispatcher.state import DispatcherState
 from line_service.accounts.book import AccountBook, AccountRole
 from line_service.authority.campaigns_file import load_campaigns
-from line_service.authority.report import compute_figures
+from line_service.authority.report import compute_figures, render_html
 from line_service.cli import app
 from line_service.driver_trips.announcements import DriverTrips
 from line_service.storage.store import Store
@@ -131,3 +131,5 @@ async def test_declared_trips_at_peak_are_paid_within_the_caps_and_never_to_a_ba
     assert figures.presence_drivers == 1
     assert figures.incentives_by_sponsor == {SIRET: 500}
     assert figures.budgets["presence-pointe"] == (500, None)
+    page = render_html(figures, network)
+    assert 'data-figure="presence_bonus_euros">5,00<' in page
