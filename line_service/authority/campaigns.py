@@ -235,11 +235,12 @@ def apply_campaigns(
 
 @dataclass(frozen=True, slots=True)
 class Declaration:
-    """A driver's declared trip (from the driver app, built elsewhere): who, on which line, when."""
+    """A driver's declared trip ("Je passe", `authority.presence`): who, on which line, and
+    when they are on it (`at`: when the trip leaves its first stop; aware)."""
 
     driver_key: str
     line_id: str
-    declared_at: datetime  # aware
+    at: datetime
     timezone: str
 
 
@@ -253,8 +254,8 @@ def presence_bonuses(
     limits = _Limits(ledger)
     earned: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     presence = [c for c in ordered(campaigns) if c.kind == PRESENCE_KIND]
-    for declaration in sorted(declarations, key=lambda d: (d.declared_at, d.driver_key)):
-        local = _local(declaration.declared_at, declaration.timezone)
+    for declaration in sorted(declarations, key=lambda d: (d.at, d.driver_key)):
+        local = _local(declaration.at, declaration.timezone)
         for campaign in presence:
             if campaign.lines is not None and declaration.line_id not in campaign.lines:
                 continue

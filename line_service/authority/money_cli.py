@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
@@ -52,6 +53,7 @@ def simulate_command(
 ) -> None:
     """What the campaigns would have cost on the month's stored trips (no registry needed)."""
     from line_service.authority.money import trip_money
+    from line_service.authority.presence import month_presence
     from line_service.authority.report import month_bounds
 
     settings = Settings()
@@ -71,19 +73,27 @@ def simulate_command(
 
     try:
         money = trip_money(store, network, campaigns, first, last, progress=progress)
+        presence = month_presence(
+            store, network, campaigns, money, (start, end), until=datetime.now(UTC)
+        )
     finally:
         store.dispose()
     in_month = [t for t in money.trips if start <= as_utc(t.picked_up_at) < end]
     payable = sum(1 for t in in_month if money.payable(t))
     typer.echo(f"{month}: {len(in_month)} trip(s), {payable} payable (clean, identified driver)")
-    for line in simulation_table(campaigns, money.ledger, [t.id for t in in_month]):
+    for line in simulation_table(campaigns, money.ledger, [t.id for t in in_month], presence):
         typer.echo(line)
 
 
 def simulation_table(
-    campaigns: list[Campaign], ledger: Ledger, journey_ids: list[str]
+    campaigns: list[Campaign],
+    ledger: Ledger,
+    journey_ids: list[str],
+    presence: Mapping[str, Mapping[str, int]] | None = None,
 ) -> list[str]:
-    """The simulation's table: per campaign, journeys and euros paid, budget used, capped."""
+    """The simulation's table: per campaign, journeys and euros paid, budget used, capped
+    (a presence campaign: its bonuses, and the drivers who earned one)."""
+    presence = presence or {}
     header = (
         f"{'campaign':<24} {'siret':<14} {'journeys':>8} {'paid EUR':>10} "
         f"{'budget used':>22} {'capped':>6}"
@@ -101,11 +111,14 @@ def simulation_table(
         if campaign.budget_cents:
             share = used / campaign.budget_cents
             budget = f"{used / 100:.2f}/{campaign.budget_cents / 100:.0f} ({share:.0%})"
-        paid = sum(i.amount_cents for i in found)
+        bonuses = presence.get(campaign.id, {})
+        paid = sum(i.amount_cents for i in found) + sum(bonuses.values())
         lines.append(
             f"{campaign.id[:24]:<24} {campaign.siret or '-':<14} {len(found):>8} "
             f"{paid / 100:>10.2f} {budget:>22} {len(ledger.capped.get(campaign.id, ())):>6}"
         )
+        if bonuses:
+            lines.append(f"  {campaign.id}: presence bonus for {len(bonuses)} driver(s)")
         if campaign.id in ledger.budget_exhausted:
             lines.append(f"  {campaign.id}: budget exhausted")
         capped = sorted(ledger.capped.get(campaign.id, ()))
@@ -113,6 +126,7 @@ def simulation_table(
             shown = ", ".join(shown_driver(key) for key in capped[:10])
             lines.append(f"  {campaign.id}: capped: {shown}")
     total = sum(ledger.paid(j) for j in journey_ids)
+    total += sum(cents for drivers in presence.values() for cents in drivers.values())
     lines.append(f"total paid: {total / 100:.2f} EUR")
     return lines
 

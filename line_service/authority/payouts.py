@@ -2,9 +2,10 @@
 
 A journey's earnings (the campaigns' ledger, `money`) are payable when the trip is clean (or
 approved), its driver identified and not banned, and the registry's status of the journey is
-`ok` and final (48 h after the trip: the registry's status no longer changes). A status this
-service does not know is not payable. The registry's statuses come through `RegistryStatuses`
-(the RPC outbox provides one; `MappingStatuses` reads a JSON map for now and for tests).
+`ok` and final (read 48 h after the trip, when the registry's status no longer changes). A
+status this service does not know is not payable, nor a journey never sent to the registry.
+The registry's statuses come through `RegistryStatuses` (the RPC outbox provides one, with its
+48 h reading; `MappingStatuses` reads a JSON map: a statement of the registry's, and tests).
 
 Files written (French headers for the accountant, every cell formula-safe):
 `paiements-conducteurs.csv` (a row per journey paid, then a total row per driver),
@@ -25,11 +26,13 @@ from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from dispatcher.model import LineId, Network, StopId
-from line_service.authority.campaigns import Campaign, Declaration, presence_bonuses
+from line_service.authority.campaigns import Campaign
 from line_service.authority.csv_cells import safe_row
 from line_service.authority.driver_bans import DriverBans
 from line_service.authority.money import trip_money
+from line_service.authority.presence import month_presence
 from line_service.authority.report import month_bounds
+from line_service.authority.rpc_outbox import EXPIRED, NOT_SENT, QUEUED
 from line_service.storage.store import Store, TripRecord, as_utc
 
 FINAL_AFTER = timedelta(hours=48)
@@ -37,6 +40,7 @@ STATUS_OK = "ok"
 HELD_UNKNOWN = "statut du registre inconnu"
 HELD_NOT_FINAL = "statut du registre pas encore définitif (48 h)"
 HELD_NOT_OK = "refusé ou annulé par le registre"
+HELD_NOT_SENT = "non attesté : pas envoyé au registre (règles, délai de 24 h, en attente)"
 
 JOURNEY_COLUMNS = (
     "Type", "Conducteur", "Identifiant registre", "Trajet", "Date", "Ligne", "Départ",
@@ -54,6 +58,10 @@ class RegistryStatuses(Protocol):
         """The journey's last known status at the registry."""
         ...
 
+    def is_final(self, operator_journey_id: str) -> bool:
+        """Whether that status was read once it could no longer change (48 h after the trip)."""
+        ...
+
 
 class MappingStatuses:
     """Statuses from a mapping (a JSON file `{"<operator_journey_id>": "ok", …}`, tests)."""
@@ -64,6 +72,10 @@ class MappingStatuses:
     def status_of(self, operator_journey_id: str) -> str | None:
         """The status given for this journey, if any."""
         return self._statuses.get(operator_journey_id)
+
+    def is_final(self, operator_journey_id: str) -> bool:
+        """A statement of the registry's: final once 48 h passed (`compute_payouts` checks)."""
+        return operator_journey_id in self._statuses
 
     @classmethod
     def from_file(cls, path: Path) -> MappingStatuses:
@@ -99,9 +111,11 @@ def _held_reason(trip: TripRecord, statuses: RegistryStatuses, now: datetime) ->
     status = statuses.status_of(trip.id)
     if status is None:
         return HELD_UNKNOWN
+    if status in (QUEUED, NOT_SENT, EXPIRED):
+        return HELD_NOT_SENT
     if status != STATUS_OK:
         return HELD_NOT_OK
-    if now < as_utc(trip.picked_up_at) + FINAL_AFTER:
+    if now < as_utc(trip.picked_up_at) + FINAL_AFTER or not statuses.is_final(trip.id):
         return HELD_NOT_FINAL
     return None
 
@@ -113,7 +127,6 @@ def compute_payouts(
     month: str,
     statuses: RegistryStatuses,
     now: datetime,
-    declarations: Sequence[Declaration] = (),
 ) -> Payouts:
     """The month's payouts (local days of the first line's time zone)."""
     zone = ZoneInfo(network.lines[0].timezone if network.lines else "Europe/Paris")
@@ -138,11 +151,7 @@ def compute_payouts(
             key = (incentive.siret or "", incentive.campaign_id)
             journeys, cents = payouts.funding.get(key, [0, 0])
             payouts.funding[key] = [journeys + 1, cents + incentive.amount_cents]
-    banned = money.banned
-    in_month = [d for d in declarations if start <= d.declared_at < end]
-    bonuses = presence_bonuses(
-        [d for d in in_month if d.driver_key not in banned], campaigns, money.ledger
-    )
+    bonuses = month_presence(store, network, campaigns, money, (start, end), until=now)
     payouts.presence = bonuses
     sirets = {c.id: c.siret or "" for c in campaigns}
     for campaign_id, drivers in bonuses.items():

@@ -9,7 +9,9 @@ Figures (all from the requests and trips tables, local dates of the line):
   anonymous and counted apart; distinct drivers = distinct `driver_ref` of validated trips;
 - CO2 avoided = passenger-km of clean trips × CO2_KG_PER_KM (see its note);
 - driver compensation and incentives per sponsor = the campaigns' ledger (`money`) over the
-  month's payable trips (what the registry is told); budget used since each campaign began.
+  month's payable trips (what the registry is told); budget used since each campaign began;
+- presence bonuses = the `presence` campaigns over the month's declared trips (`presence`),
+  counted in their sponsor's incentives too.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from dispatcher.model import LineId, Network, StopId
 from dispatcher.request_machine import RequestState
 from line_service.authority.campaigns import Campaign
 from line_service.authority.money import trip_money
+from line_service.authority.presence import month_presence
 from line_service.authority.report_plots import Plots, render_plots
 from line_service.authority.rpc_outbox import journey_counts
 from line_service.storage.store import PhoneHashRecord, RideRequestRecord, Store, TripRecord, as_utc
@@ -65,6 +68,8 @@ class MonthFigures:
     passenger_km: float = 0.0
     co2_avoided_kg: float = 0.0
     driver_compensation_cents: int = 0
+    presence_bonus_cents: int = 0
+    presence_drivers: int = 0
     incentives_by_sponsor: dict[str, int] = field(default_factory=dict)  # SIRET -> cents
     budgets: dict[str, tuple[int, int | None]] = field(default_factory=dict)  # id -> used, budget
     registry_statuses: Counter[str] = field(default_factory=Counter)  # journeys, by status
@@ -207,6 +212,14 @@ def _add_money(
             paid = figures.incentives_by_sponsor.get(payer, 0) + incentive.amount_cents
             figures.incentives_by_sponsor[payer] = paid
             figures.driver_compensation_cents += incentive.amount_cents
+    bonuses = month_presence(store, network, campaigns, money, (start, end))
+    sirets = {c.id: c.siret or "sans SIRET" for c in campaigns}
+    for campaign_id, drivers in bonuses.items():
+        paid = sum(drivers.values())
+        payer = sirets[campaign_id]
+        figures.incentives_by_sponsor[payer] = figures.incentives_by_sponsor.get(payer, 0) + paid
+        figures.presence_bonus_cents += paid
+    figures.presence_drivers = len({key for drivers in bonuses.values() for key in drivers})
     for campaign in campaigns:
         used = money.ledger.budget_used.get(campaign.id, 0)
         figures.budgets[campaign.id] = (used, campaign.budget_cents)
@@ -278,6 +291,10 @@ def render_html(figures: MonthFigures, network: Network) -> str:
         ("CO2 évité (kg)", "co2_avoided_kg", _number(f.co2_avoided_kg)),
         ("Indemnités conducteurs (€)", "driver_compensation_euros",
          _number(f.driver_compensation_cents / 100, 2)),
+        ("Bonus de présence aux conducteurs (€)", "presence_bonus_euros",
+         _number(f.presence_bonus_cents / 100, 2)),
+        ("Conducteurs ayant reçu un bonus de présence", "presence_drivers",
+         str(f.presence_drivers)),
     ]  # fmt: skip
     rows = [_row(label, key, value) for label, key, value in table]
     rows += [

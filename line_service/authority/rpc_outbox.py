@@ -16,6 +16,10 @@ database) resumes where the last one stopped:
 - `validation_error` and fixable (see `fixable`): sent again by PATCH once its data changed.
 - cancel asked (`cancel_journey`, e.g. an operator's fraud review): `POST …/cancel` if the
   registry has it, else stored `canceled` without a call.
+
+A journey's `incentives[]` are the campaigns' ledger (`money`) of its month up to its day, the
+ledger payouts pay from: caps and budgets count journeys in pickup order, so later trips never
+change an earlier journey's amounts. The ledgers are worked out once per pass.
 """
 
 from __future__ import annotations
@@ -25,15 +29,18 @@ import contextlib
 import json
 import random
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol
+from zoneinfo import ZoneInfo
 
 import structlog
 from sqlmodel import Session, col, select
 
-from dispatcher.model import Network
+from dispatcher.model import LineId, Network
+from line_service.authority.campaigns import Campaign, Incentive, Ledger
+from line_service.authority.money import trip_money
 from line_service.authority.rpc_client import PATCH_FIELDS, Outcome, Result, RpcClient
 from line_service.authority.rpc_export import SKIP_FLAGGED, journey_of, skip_reason
 from line_service.authority.rpc_rules import not_sent_reason
@@ -104,12 +111,34 @@ class RpcOutbox:
         network: Network,
         clock: Callable[[], datetime],
         send_delay: timedelta = timedelta(minutes=10),
+        campaigns: Sequence[Campaign] | None = None,
     ) -> None:
         self.store = store
         self.network = network
         self.clock = clock
         self.send_delay = send_delay
         self.parties = PartyStore(store.engine)
+        if campaigns is None:
+            from line_service.authority.campaigns_file import default_campaigns
+
+            campaigns = default_campaigns(network)
+        self.campaigns = list(campaigns)
+        self._ledgers: dict[date, Ledger] = {}
+
+    def forget_ledgers(self) -> None:
+        """A new pass: trips were recorded or reviewed since the ledgers were worked out."""
+        self._ledgers = {}
+
+    def incentives_of(self, trip: TripRecord) -> list[Incentive]:
+        """The campaigns' incentives of a journey (its month's ledger up to its local day)."""
+        line = self.network.line(LineId(trip.line_id))
+        zone = ZoneInfo(line.timezone if line else "Europe/Paris")
+        day = _utc(trip.picked_up_at).astimezone(zone).date()
+        ledger = self._ledgers.get(day)
+        if ledger is None:
+            money = trip_money(self.store, self.network, self.campaigns, day.replace(day=1), day)
+            ledger = self._ledgers[day] = money.ledger
+        return ledger.incentives.get(trip.id, [])
 
     def queue_new(self) -> int:
         """Queue every recent trip that has no row yet; how many were queued."""
@@ -193,6 +222,12 @@ class RpcOutbox:
         with Session(self.store.engine) as session:
             row = session.get(RpcJourneyRecord, operator_journey_id)
             return None if row is None else row.status
+
+    def is_final(self, operator_journey_id: str) -> bool:
+        """Whether the journey's status was read at the registry 48 h after the trip."""
+        with Session(self.store.engine) as session:
+            row = session.get(RpcJourneyRecord, operator_journey_id)
+            return row is not None and row.final
 
     def get(self, operator_journey_id: str) -> RpcJourneyRecord | None:
         """The journey's row, or None."""
@@ -316,6 +351,7 @@ class RpcSender:
     async def tick(self) -> int:
         """Queue new trips, then do what every due row needs; how many rows were worked."""
         await asyncio.to_thread(self.outbox.queue_new)
+        self.outbox.forget_ledgers()
         rows = await asyncio.to_thread(self.outbox.due)
         for row in rows:
             try:
@@ -356,7 +392,8 @@ class RpcSender:
         reason = skip_reason(trip, self.outbox.network)
         if reason is not None:
             return None, reason
-        return with_adults(journey_of(trip, self.outbox.network), self.outbox.parties), None
+        journey = journey_of(trip, self.outbox.network, incentives=self.outbox.incentives_of(trip))
+        return with_adults(journey, self.outbox.parties), None
 
     async def _send(self, row: RpcJourneyRecord, now: datetime) -> None:
         journey, reason = await asyncio.to_thread(self._journey, row)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from dispatcher.model import Network
+from line_service.authority.campaigns_file import campaigns_for
 from line_service.authority.driver_identity import Driver, identify_driver
 from line_service.authority.fallback import LineFallbacks, TextSender
 from line_service.authority.identities import IdentityResolver
@@ -73,7 +74,10 @@ def build_authority(
     settings = settings or Settings()
     clock = clock or _now
     sender: TextSender = SmsTextSender(sms)
-    outbox = RpcOutbox(store, network, clock, timedelta(seconds=settings.rpc_send_delay_seconds))
+    # The journeys' incentives[] are the campaigns' (a broken campaigns file stops the start).
+    campaigns = campaigns_for(settings.campaigns_file, network)
+    delay = timedelta(seconds=settings.rpc_send_delay_seconds)
+    outbox = RpcOutbox(store, network, clock, delay, campaigns)
     rpc = RpcSender(
         outbox, registry_client(settings, clock), timedelta(seconds=settings.rpc_poll_seconds)
     )
