@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy
 
+from line_service.storage.store import Store
 from tests.support.brokers import Mosquitto, free_port
 from tests.support.mqtt_probe import MqttProbe
 from tests.support.postgres import ThrowawayPostgres
@@ -80,3 +81,12 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         yield f"sqlite:///{tmp_path}/carpool.sqlite3"
     else:
         yield from _postgres_schema_url(request.getfixturevalue("postgres_url"))
+
+
+@pytest.fixture
+def store(database_url: str) -> Iterator[Store]:
+    """A store on the test's database, with the schema made (a test module may define its own)."""
+    opened = Store(database_url)
+    opened.create_schema()
+    yield opened
+    opened.dispose()

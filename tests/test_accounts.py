@@ -3,7 +3,6 @@ tries, expiry, resend limits, tokens kept as hashes only, opted-out numbers left
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -32,14 +31,6 @@ class Clock:
 
     def advance(self, **delta: float) -> None:
         self.now += timedelta(**delta)
-
-
-@pytest.fixture
-def store(database_url: str) -> Iterator[Store]:
-    opened = Store(database_url)
-    opened.create_schema()
-    yield opened
-    opened.dispose()
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ retention deletes accounts that no longer sign in; operators list and revoke acc
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
@@ -28,14 +27,6 @@ from tests.support.requests import waiting_request
 from tests.test_privacy import LINE, NOW, REPO, RIDER, SALT, dump, run
 
 DRIVER = "+33698765432"
-
-
-@pytest.fixture
-def store(database_url: str) -> Iterator[Store]:
-    opened = Store(database_url)
-    opened.create_schema()
-    yield opened
-    opened.dispose()
 
 
 @pytest.fixture

@@ -5,16 +5,14 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 
-from dispatcher.effects import ArmMessageExpiry, ShowOnSign, ShowOnTerminal
 from dispatcher.events import CodeValidated, DeadlineReached, RideRequested
 from dispatcher.model import LineId, Network, RequestId, StopId, TerminalId
 from dispatcher.request_machine import (
@@ -32,6 +30,7 @@ from line_service.dispatch.engine import Engine, Inbox
 from line_service.dispatch.writer import Writer
 from line_service.network.lines_file import parse_network
 from line_service.storage.store import Store
+from tests.support.engine_doubles import Outbox, Timers
 from tests.support.requests import ride_request
 from tests.support.waiting import wait_until
 
@@ -155,36 +154,6 @@ def test_sms_fallback_texts_the_taxi_company_where_and_where_to() -> None:
     line = network.line(LINE)
     assert line is not None
     assert body == sms_text(line, fallback_request())
-
-
-class Outbox:
-    def __init__(self) -> None:
-        self.screens: list[ShowOnTerminal] = []
-
-    def show_on_sign(self, effect: ShowOnSign) -> None:
-        return
-
-    def show_on_terminal(self, effect: ShowOnTerminal) -> None:
-        self.screens.append(effect)
-
-
-class Timers:
-    def arm(self, request_id: RequestId, at: datetime) -> None:
-        return
-
-    def disarm(self, request_id: RequestId) -> None:
-        return
-
-    def arm_message_expiry(self, effect: ArmMessageExpiry) -> None:
-        return
-
-
-@pytest.fixture
-def store(database_url: str) -> Iterator[Store]:
-    opened = Store(database_url)
-    opened.create_schema()
-    yield opened
-    opened.dispose()
 
 
 async def test_guarantee_calls_the_taxi_and_a_late_driver_is_recorded_as_well(

@@ -51,14 +51,6 @@ def network() -> Network:
 
 
 @pytest.fixture
-def store(database_url: str) -> Iterator[Store]:
-    store = Store(database_url)
-    store.create_schema()
-    yield store
-    store.dispose()
-
-
-@pytest.fixture
 def registry() -> Iterator[Registry]:
     stand_in = Registry()
     yield stand_in

@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pytest
-
-from dispatcher.effects import ArmMessageExpiry, ShowOnSign, ShowOnTerminal
 from dispatcher.events import Actor, RideCancelled, RideRequested
 from dispatcher.model import LineId, RequestId, StopId, TerminalId
 from dispatcher.request_machine import DeviceRequestId, Source
@@ -21,6 +17,7 @@ from line_service.estimates.estimator import WaitEstimator
 from line_service.estimates.screen_waits import ScreenWaits
 from line_service.network.lines_file import load_network
 from line_service.storage.store import Store
+from tests.support.engine_doubles import Outbox, Timers
 
 NETWORK = load_network(Path(__file__).resolve().parents[1] / "config" / "lines.yaml")
 LINE = LineId("calais-dunkerque")
@@ -33,36 +30,6 @@ def _history(minutes: float, count: int = 12) -> list[tuple[StopId, StopId, date
     """`count` riders of last Tuesday at this hour who each waited `minutes`."""
     asked = NOW - timedelta(weeks=1)
     return [(MARCK, DUNKERQUE, asked, asked + timedelta(minutes=minutes))] * count
-
-
-class Outbox:
-    def __init__(self) -> None:
-        self.screens: list[ShowOnTerminal] = []
-
-    def show_on_sign(self, effect: ShowOnSign) -> None:
-        return
-
-    def show_on_terminal(self, effect: ShowOnTerminal) -> None:
-        self.screens.append(effect)
-
-
-class Timers:
-    def arm(self, request_id: RequestId, at: datetime) -> None:
-        return
-
-    def disarm(self, request_id: RequestId) -> None:
-        return
-
-    def arm_message_expiry(self, effect: ArmMessageExpiry) -> None:
-        return
-
-
-@pytest.fixture
-def store(database_url: str) -> Iterator[Store]:
-    opened = Store(database_url)
-    opened.create_schema()
-    yield opened
-    opened.dispose()
 
 
 def _press(request_id: str) -> RideRequested:

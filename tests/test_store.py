@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-
-import pytest
 
 from dispatcher.model import RequestId, TerminalId
 from dispatcher.request_machine import (
@@ -27,14 +24,6 @@ def waiting(request_id: str, at: datetime = NOW) -> RideRequest:
     return waiting_request(
         request_id, at, terminal="t-marck-est", seats=2, wait=timedelta(minutes=30)
     )
-
-
-@pytest.fixture
-def store(database_url: str) -> Iterator[Store]:
-    opened = Store(database_url)
-    opened.create_schema()
-    yield opened
-    opened.dispose()
 
 
 def test_a_saved_request_comes_back_identical_with_aware_times(store: Store) -> None:

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-
-import pytest
 
 from dispatcher.model import Line, LineId, StopId
 from dispatcher.request_machine import Cause, RequestState
@@ -105,14 +102,6 @@ def _seed(store: Store, waits_minutes: list[int], *, start: datetime, prefix: st
         cause = Cause.GUARANTEE_REACHED if state is RequestState.FALLBACK else Cause.CODE_VALIDATED
         done = ride_request(request_id, left, created_at=asked, state=state, cause=cause)
         store.save([(waiting, None), (done, RequestState.WAITING)])
-
-
-@pytest.fixture
-def store(database_url: str) -> Iterator[Store]:
-    opened = Store(database_url)
-    opened.create_schema()
-    yield opened
-    opened.dispose()
 
 
 def test_estimator_reads_the_stored_history(store: Store) -> None:

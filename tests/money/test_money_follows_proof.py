@@ -3,7 +3,6 @@ an operator decides, per-trip amounts counted once per car run (SQLite, PostgreS
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -38,14 +37,6 @@ DECIDED_AT = datetime(2026, 11, 3, 9, 0, tzinfo=UTC)
 @pytest.fixture(scope="module")
 def network() -> Network:
     return paying_network()
-
-
-@pytest.fixture
-def store(database_url: str) -> Iterator[Store]:
-    opened = Store(database_url)
-    opened.create_schema()
-    yield opened
-    opened.dispose()
 
 
 @pytest.fixture

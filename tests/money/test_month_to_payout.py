@@ -86,14 +86,6 @@ def lines_file(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def store(database_url: str) -> Iterator[Store]:
-    opened = Store(database_url)
-    opened.create_schema()
-    yield opened
-    opened.dispose()
-
-
-@pytest.fixture
 def registry() -> Iterator[Registry]:
     stand_in = Registry()
     yield stand_in

@@ -4,7 +4,6 @@ the accountant's CSV and the funding call; `campaigns simulate` and `drivers` co
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -37,14 +36,6 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="module")
 def network() -> Network:
     return paying_network()
-
-
-@pytest.fixture
-def store(database_url: str) -> Iterator[Store]:
-    opened = Store(database_url)
-    opened.create_schema()
-    yield opened
-    opened.dispose()
 
 
 def seed(store: Store, network: Network) -> dict[str, TripRecord]:
