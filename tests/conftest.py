@@ -14,6 +14,7 @@ from line_service.storage.store import Store
 from tests.support.brokers import Mosquitto, free_port
 from tests.support.mqtt_probe import MqttProbe
 from tests.support.postgres import ThrowawayPostgres
+from tests.support.rpc_standin import Registry
 
 # Where the throwaway server of this session listens, for the summary at the end of the run.
 _STARTED_POSTGRES: list[str] = []
@@ -90,3 +91,11 @@ def store(database_url: str) -> Iterator[Store]:
     opened.create_schema()
     yield opened
     opened.dispose()
+
+
+@pytest.fixture
+def registry() -> Iterator[Registry]:
+    """A local stand-in of the national registry (RPC v3.4) on a free port."""
+    stand_in = Registry()
+    yield stand_in
+    stand_in.close()

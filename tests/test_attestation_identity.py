@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -50,13 +49,6 @@ class Clock:
 
     def __call__(self) -> datetime:
         return datetime.now(UTC) + self.ahead
-
-
-@pytest.fixture
-def registry() -> Iterator[Registry]:
-    stand_in = Registry()
-    yield stand_in
-    stand_in.close()
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ is a clock the test moves, jitter a fixed draw: no sleep anywhere.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
@@ -48,13 +48,6 @@ class Clock:
 @pytest.fixture(scope="module")
 def network() -> Network:
     return load_network(SHIPPED)
-
-
-@pytest.fixture
-def registry() -> Iterator[Registry]:
-    stand_in = Registry()
-    yield stand_in
-    stand_in.close()
 
 
 @pytest.fixture

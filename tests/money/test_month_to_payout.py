@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -83,13 +83,6 @@ def lines_file(tmp_path: Path) -> Path:
     path = tmp_path / "lines.yaml"
     path.write_text(yaml.safe_dump(lines, allow_unicode=True), encoding="utf-8")
     return path
-
-
-@pytest.fixture
-def registry() -> Iterator[Registry]:
-    stand_in = Registry()
-    yield stand_in
-    stand_in.close()
 
 
 @pytest.fixture
