@@ -96,10 +96,18 @@ def destination_menu(stop: Stop, destinations: Sequence[Stop]) -> str:
     )
 
 
-def code_read_back(destination: str, code: str) -> str:
-    """The words for a request that waits: where to, the code twice, digit by digit."""
+def expected_wait(minutes: int) -> str:
+    """The wait to expect, as the phone line says it ("… est de 4 minutes.", "1 minute")."""
+    unit = "minute" if minutes == 1 else "minutes"
+    return f"L'attente estimée est de {minutes} {unit}."
+
+
+def code_read_back(destination: str, code: str, wait_minutes: int | None = None) -> str:
+    """The words for a request that waits: where to, the wait to expect when there is an
+    estimate, the code twice, digit by digit."""
+    wait = "" if wait_minutes is None else expected_wait(wait_minutes) + " "
     return (
-        f"Votre demande vers {destination} est enregistrée, les panneaux sont allumés. "
+        f"Votre demande vers {destination} est enregistrée, les panneaux sont allumés. {wait}"
         f"Votre code est : {spelled(code)}. Je répète : {spelled(code)}. "
         f"Donnez ce code au conducteur qui s'arrête. {SMS_FOLLOWS} Au revoir."
     )

@@ -295,7 +295,7 @@ class SmsChannel:
             grace = line.tuning.announce_grace if line else timedelta()
             minutes = whole_minutes(request.deadline_at - grace - self.clock())
             return replies.announced(self.network, request, minutes)
-        wait = await self._expected_wait(request) if request.state is RequestState.WAITING else None
+        wait = await self.expected_wait(request) if request.state is RequestState.WAITING else None
         return replies.ride_outcome(self.network, request, wait_minutes=wait)
 
     async def _here(self, phone: str) -> str:
@@ -309,8 +309,9 @@ class SmsChannel:
             return replies.HERE_NOTHING
         return replies.arrived(self.network, outcome.request)
 
-    async def _expected_wait(self, request: RideRequest) -> int | None:
-        """The rider's expected wait in whole minutes, when there is an estimate."""
+    async def expected_wait(self, request: RideRequest) -> int | None:
+        """The rider's expected wait in whole minutes, when there is an estimate (read in a
+        thread: the line's history may need a database read); the phone line asks it too."""
         line = self.network.line(request.line_id)
         if self.estimates is None or line is None:
             return None
