@@ -102,10 +102,22 @@ def expected_wait(minutes: int) -> str:
     return f"L'attente estimée est de {minutes} {unit}."
 
 
-def code_read_back(destination: str, code: str, wait_minutes: int | None = None) -> str:
+def driver_announced(minutes: int) -> str:
+    """A driver announced ("Je passe") to pass the stop within the expected wait."""
+    unit = "minute" if minutes == 1 else "minutes"
+    return f"Un conducteur est annoncé dans environ {minutes} {unit}."
+
+
+def code_read_back(
+    destination: str, code: str, wait_minutes: int | None = None, driver_minutes: int | None = None
+) -> str:
     """The words for a request that waits: where to, the wait to expect when there is an
-    estimate, the code twice, digit by digit."""
-    wait = "" if wait_minutes is None else expected_wait(wait_minutes) + " "
+    estimate (and an announced driver coming within it), the code twice, digit by digit."""
+    said = [
+        *([expected_wait(wait_minutes)] if wait_minutes is not None else []),
+        *([driver_announced(driver_minutes)] if driver_minutes is not None else []),
+    ]
+    wait = "".join(part + " " for part in said)
     return (
         f"Votre demande vers {destination} est enregistrée, les panneaux sont allumés. {wait}"
         f"Votre code est : {spelled(code)}. Je répète : {spelled(code)}. "

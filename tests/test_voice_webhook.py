@@ -124,6 +124,36 @@ async def test_a_call_says_the_wait_to_expect_when_there_is_an_estimate(
     assert "attente" not in Call.said(await other.post(Call.next_url(menu), digits="5"))
 
 
+async def test_riders_asking_after_a_driver_announced_a_trip_are_told_it(
+    sms: Sms,  # noqa: F811
+    runtime: Runtime,  # noqa: F811
+) -> None:
+    assert runtime.driver_trips is not None
+    [line] = runtime.network.lines
+    # Leaves Calais in 2 min, passes Marck (8 km) at 60 km/h 8 min later, on to Dunkerque.
+    await runtime.driver_trips.declare(
+        line, "account:d1", "calais-est", "dunkerque-est", timedelta(minutes=2)
+    )
+    # No history, no study: the announced driver is the news.
+    assert "Conducteur annoncé dans 10 min." in await sms.reply("mrk dunkerque")
+    call = Call(sms.client, caller="+33622222222")
+    menu = await call.post(Call.next_url(await call.post(CALL)), digits="225")
+    placed = Call.said(await call.post(Call.next_url(menu), digits="5"))
+    assert "Un conducteur est annoncé dans environ 2 minutes." in placed
+    # An expected wait of 4 min at Marck: a driver in 10 min is no better news, not said.
+    asked = runtime.clock() - timedelta(weeks=1)
+
+    def waits(_line: str, _since: datetime) -> list[tuple[StopId, StopId, datetime, datetime]]:
+        ride = (StopId("marck-est"), StopId("dunkerque-est"), asked, asked + timedelta(minutes=4))
+        return [ride] * 12
+
+    assert runtime.sms is not None
+    runtime.sms.estimates = WaitEstimator(runtime.network, waits, runtime.clock, dict)
+    text = await sms.reply("mrk dunkerque", sender="+33633333333")
+    assert "Attente estimée: 4 min." in text
+    assert "Conducteur" not in text
+
+
 async def test_twilio_retrying_the_last_step_never_places_two_requests(
     sms: Sms,  # noqa: F811
     runtime: Runtime,  # noqa: F811

@@ -185,12 +185,13 @@ class VoiceChannel:
                 return voice.goodbye(voice.already_waiting(name, waiting.code))
         if request.state is not RequestState.WAITING or request.code is None:
             return voice.goodbye(replies.ride_outcome(network, request), "Au revoir.")
-        wait = await self.sms.expected_wait(request)  # the SMS reply's estimate, off the loop
+        outlook = await self.sms.expected_wait(request)  # the SMS reply's, read off the loop
+        wait, driver = outlook.wait_minutes, outlook.driver_minutes
         if new:  # the code in writing too (a number that wrote STOP is not texted)
-            text = replies.ride_outcome(network, request, wait_minutes=wait)
+            text = replies.ride_outcome(network, request, wait_minutes=wait, driver_minutes=driver)
             self.sms.sender.send(OutgoingSms(phone, text, request.id))
         name = _destination_name(network.line(request.line_id), request)
-        return voice.goodbye(voice.code_read_back(name, request.code, wait))
+        return voice.goodbye(voice.code_read_back(name, request.code, wait, driver))
 
     def _again(self, step: CallStep, prompt: str, retry: str, keys: int | None = None) -> str:
         """Ask once more, or say goodbye when this was the repeat already."""
