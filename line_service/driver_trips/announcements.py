@@ -90,27 +90,26 @@ class DriverTrips:
         """The line's announced trips not yet past `towards`, soonest leaving first."""
         return await asyncio.to_thread(self._current, line_id, self._clock())
 
+    def planned(self, line: Line) -> list[PlannedTrip]:
+        """The line's announced trips not yet past, as planned stop by stop (blocking, a
+        database read: run it in a thread)."""
+        found: list[PlannedTrip] = []
+        for record in self._current(line.id, self._clock()):
+            try:
+                leaves_at = as_utc(record.leaves_at)
+                found.append(
+                    plan_trip(line, record.from_stop, record.towards, leaves_at, self._speed_kmh)
+                )
+            except TripRefusedError:  # declared before the lines file changed: no longer runs
+                continue
+        return found
+
     def next_driver_at(
         self, line: Line, stop_id: StopId, destination_id: StopId
     ) -> datetime | None:
         """When the soonest announced trip still to come passes `stop_id` towards
         `destination_id`, or None (blocking, a database read: run it in a thread)."""
-        now = self._clock()
-        planned: list[PlannedTrip] = []
-        for record in self._current(line.id, now):
-            try:
-                planned.append(
-                    plan_trip(
-                        line,
-                        record.from_stop,
-                        record.towards,
-                        as_utc(record.leaves_at),
-                        self._speed_kmh,
-                    )
-                )
-            except TripRefusedError:  # declared before the lines file changed: no longer runs
-                continue
-        return next_pass(planned, stop_id, destination_id, now)
+        return next_pass(self.planned(line), stop_id, destination_id, self._clock())
 
     def _store(self, record: DriverTripRecord) -> None:
         with Session(self._engine) as session:
