@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from playwright.sync_api import sync_playwright
 from pydantic import SecretStr
 from sqlmodel import Session, select
 
@@ -21,6 +22,7 @@ from line_service.authority.attestation import ATTESTATION_POLICY
 from line_service.runtime import Runtime, build_runtime
 from line_service.settings import Settings
 from line_service.storage.store import TripRecord
+from tests.planning.test_report_browser import ARTIFACTS, CHROMIUM_ARGS
 from tests.support.accounts import account_token, bearer
 from tests.support.app import served_app
 from tests.support.brokers import Mosquitto
@@ -149,3 +151,42 @@ async def test_staff_tokens_anonymous_callers_and_odd_years_are_refused(
         assert odd.json()["detail"][0]["loc"] == ["query", "year"]
     missing = await api.get("/me/attestation", headers=bearer(rider))
     assert missing.status_code == 422
+
+
+def _shown_in_chromium(url: str, token: str) -> tuple[str, int, list[str]]:
+    """The page as Chromium shows it: table header background, rows, console problems."""
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS
+        )
+        page = browser.new_page(
+            viewport={"width": 900, "height": 800},
+            locale="fr-FR",
+            extra_http_headers=bearer(token),
+        )
+        problems: list[str] = []
+        page.on("console", lambda message: problems.append(message.text))
+        page.on("pageerror", lambda error: problems.append(str(error)))
+        page.goto(url)
+        header = page.locator("#trajets th").first.evaluate(
+            "e => getComputedStyle(e).backgroundColor"
+        )
+        rows = page.locator("#trajets tbody tr").count()
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "attestation-served.png"), full_page=True)
+        browser.close()
+    return header, rows, problems
+
+
+async def test_the_served_page_keeps_its_stylesheet_under_the_header_policy(
+    api: httpx.AsyncClient, runtime: Runtime, clock: Clock
+) -> None:
+    trip = await _an_app_trip(api, runtime, clock)
+    token = account_token(runtime.settings.database_url, RIDER, AccountRole.RIDER)
+    url = str(
+        api.base_url.join("me/attestation").copy_with(params={"year": trip.picked_up_at.year})
+    )
+    header, rows, problems = await asyncio.to_thread(_shown_in_chromium, url, token)
+    assert header != "rgba(0, 0, 0, 0)"  # the hashed stylesheet applied: no CSP refusal
+    assert rows == 1
+    assert problems == []
