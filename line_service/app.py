@@ -14,7 +14,7 @@ from line_service.runtime import BackgroundJob, Runtime, build_runtime, running,
 from line_service.settings import Settings
 from line_service.sms.routes import sms
 from line_service.voice.routes import voice
-from line_service.web import account_routes, driver_trip_routes
+from line_service.web import account_routes, attestation_routes, driver_trip_routes
 from line_service.web.dashboard import Operations, install_operations
 from line_service.web.deps import lifespan_state, storage_unavailable
 from line_service.web.http_guard import HttpGuard, validation_failed
@@ -90,6 +90,7 @@ def create_app(
     app.include_router(health)
     app.include_router(api)
     app.include_router(account_routes.router)
+    app.include_router(attestation_routes.router)
     app.include_router(driver_trip_routes.router)
     app.include_router(sms)
     app.include_router(voice)

@@ -172,6 +172,7 @@ def build_runtime(
         inbox.submit_nowait,
         lambda phone: phone_hash(phone, salt),
     )
+    driver_trips = DriverTrips(store.engine, sms_sender, lambda: engine.state, clock)
     sms = SmsChannel(
         settings,
         network,
@@ -185,6 +186,7 @@ def build_runtime(
         estimates=estimates,
         parties=PartyStore(store.engine),
         trip_links=TripLinker(store, clock, settings.trip_link_hours),
+        next_driver=driver_trips.next_driver_at,
     )
     runtime = Runtime(
         settings,
@@ -208,7 +210,7 @@ def build_runtime(
             sign_in_rules(settings),
             accounts,
         ),
-        driver_trips=DriverTrips(store.engine, sms_sender, lambda: engine.state, clock),
+        driver_trips=driver_trips,
         abuse=abuse,
         voice=VoiceChannel(sms, VoiceStore(store.engine)),
     )

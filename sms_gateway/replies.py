@@ -144,10 +144,16 @@ def need_destination(network: Network, line_id: LineId, stop_id: StopId) -> str:
     return head + ", ".join(names) + tail
 
 
-def ride_outcome(network: Network, request: RideRequest, wait_minutes: int | None = None) -> str:
+def ride_outcome(
+    network: Network,
+    request: RideRequest,
+    wait_minutes: int | None = None,
+    driver_minutes: int | None = None,
+) -> str:
     """The answer to a ride request: its code and what to do, or why it was refused.
 
-    `wait_minutes`: the expected wait (the line's recent waits, else the study's model).
+    `wait_minutes`: the expected wait (the line's recent waits, else the study's model);
+    `driver_minutes`: a driver announced ("Je passe") to pass within it, said instead.
     """
     line = network.line(request.line_id)
     stop = line.stop(request.stop_id) if line else None
@@ -157,16 +163,20 @@ def ride_outcome(network: Network, request: RideRequest, wait_minutes: int | Non
         return (
             f"Demande enregistrée {trip}. Donnez le code {request.code} au conducteur. "
             # One segment with the longest names: the estimate takes the signs' place.
-            + (
-                "Panneaux allumés. "
-                if wait_minutes is None
-                else f"Attente estimée: {wait_minutes} min. "
-            )
+            + _expected(wait_minutes, driver_minutes)
             + "ANNULER pour annuler, PARTI si vous partez."
         )
     if request.state is RequestState.REFUSED:
         return _refusal(line, request)
     return notification(network, request) or f"Votre demande {trip} est close."
+
+
+def _expected(wait_minutes: int | None, driver_minutes: int | None) -> str:
+    if driver_minutes is not None:
+        return f"Conducteur annoncé dans {driver_minutes} min. "
+    if wait_minutes is not None:
+        return f"Attente estimée: {wait_minutes} min. "
+    return "Panneaux allumés. "
 
 
 def announced(network: Network, request: RideRequest, minutes: int) -> str:

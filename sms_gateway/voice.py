@@ -96,10 +96,30 @@ def destination_menu(stop: Stop, destinations: Sequence[Stop]) -> str:
     )
 
 
-def code_read_back(destination: str, code: str) -> str:
-    """The words for a request that waits: where to, the code twice, digit by digit."""
+def expected_wait(minutes: int) -> str:
+    """The wait to expect, as the phone line says it ("… est de 4 minutes.", "1 minute")."""
+    unit = "minute" if minutes == 1 else "minutes"
+    return f"L'attente estimée est de {minutes} {unit}."
+
+
+def driver_announced(minutes: int) -> str:
+    """A driver announced ("Je passe") to pass the stop within the expected wait."""
+    unit = "minute" if minutes == 1 else "minutes"
+    return f"Un conducteur est annoncé dans environ {minutes} {unit}."
+
+
+def code_read_back(
+    destination: str, code: str, wait_minutes: int | None = None, driver_minutes: int | None = None
+) -> str:
+    """The words for a request that waits: where to, the wait to expect when there is an
+    estimate (and an announced driver coming within it), the code twice, digit by digit."""
+    said = [
+        *([expected_wait(wait_minutes)] if wait_minutes is not None else []),
+        *([driver_announced(driver_minutes)] if driver_minutes is not None else []),
+    ]
+    wait = "".join(part + " " for part in said)
     return (
-        f"Votre demande vers {destination} est enregistrée, les panneaux sont allumés. "
+        f"Votre demande vers {destination} est enregistrée, les panneaux sont allumés. {wait}"
         f"Votre code est : {spelled(code)}. Je répète : {spelled(code)}. "
         f"Donnez ce code au conducteur qui s'arrête. {SMS_FOLLOWS} Au revoir."
     )

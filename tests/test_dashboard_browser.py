@@ -9,12 +9,15 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Error, Page, expect, sync_playwright
 from sqlmodel import Session
 
+from line_service.accounts.book import AccountRole
 from line_service.storage.rpc_outbox_table import RpcJourneyRecord
 from line_service.storage.store import Store
+from tests.support.accounts import account_token, bearer
 from tests.support.brokers import Mosquitto
 from tests.support.mqtt_probe import MqttProbe
 from tests.support.service import LINE, REPO, ServiceProcess, serving
@@ -248,3 +251,33 @@ def test_operators_see_the_lines_journeys_per_registry_status(
     panel.screenshot(path=str(ARTIFACTS / "dashboard-registry.png"))
     viewer = signed_in(browser, service, VIEWER)
     expect(viewer.locator("#registry-panel")).to_be_hidden()
+
+
+def test_the_dashboard_lists_the_drivers_announced_on_the_line(
+    browser: Browser, service: ServiceProcess
+) -> None:
+    page = signed_in(browser, service, VIEWER)
+    panel = page.locator("#drivers-panel")
+    expect(panel.locator("#drivers-empty")).to_be_visible()
+    driver = account_token(service.database_url, "+33698765432", AccountRole.DRIVER)
+    trips = f"{service.base_url}/api/v1/lines/{LINE}/driver-trips"
+    for trip in (
+        {"from_stop": "marck-est", "towards": "dunkerque-est", "leaving_in_minutes": 0},
+        {"from_stop": "dunkerque-ouest", "towards": "calais-ouest", "leaving_in_minutes": 12},
+    ):
+        answer = httpx.post(trips, json=trip, headers=bearer(driver), timeout=10)
+        assert answer.status_code == 201, answer.text
+    page.reload()  # signed in still (the tab keeps its token); else the next refresh, in 30 s
+    items = panel.locator("#drivers li")
+    expect(items).to_have_count(2, timeout=10_000)
+    expect(items.first).to_contain_text("Marck → Dunkerque")
+    expect(items.first.locator(".state")).to_have_text("en route")
+    expect(items.first.locator(".when")).to_contain_text(
+        re.compile(r"passé à \d\d:\d\d, à Dunkerque vers")
+    )
+    expect(items.nth(1)).to_contain_text("Dunkerque → Calais")
+    expect(items.nth(1).locator(".state")).to_have_text("annoncé")
+    expect(items.nth(1).locator(".when")).to_contain_text(re.compile(r"départ dans 1[12] min"))
+    expect(panel.locator("#drivers-empty")).to_be_hidden()
+    ARTIFACTS.mkdir(exist_ok=True)
+    panel.screenshot(path=str(ARTIFACTS / "dashboard-drivers.png"))

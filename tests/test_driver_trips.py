@@ -7,9 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from dispatcher.model import Line, LineId
+from dispatcher.model import Line, LineId, StopId
 from dispatcher.request_machine import RequestState, RideRequest
-from line_service.driver_trips.route_plan import TripRefusedError, plan_trip, riders_served
+from line_service.driver_trips.route_plan import (
+    TripRefusedError,
+    next_pass,
+    plan_trip,
+    riders_served,
+)
 from line_service.network.lines_file import load_network
 from tests.support.requests import ride_request
 
@@ -81,3 +86,24 @@ def test_riders_on_the_way_towards_a_stop_it_serves_are_served(line: Line) -> No
         state=RequestState.PICKED_UP,
     )
     assert riders_served(trip, [picked], T0) == []
+
+
+def test_the_next_pass_is_the_soonest_trip_still_to_come_serving_the_pair(line: Line) -> None:
+    soon = plan_trip(line, "calais-est", "gravelines-est", T0)  # Marck at T0 + 8 min
+    later = plan_trip(line, "calais-est", "dunkerque-est", T0 + timedelta(minutes=10))
+    other_way = plan_trip(line, "dunkerque-ouest", "calais-ouest", T0)
+    trips = [later, other_way, soon]
+    marck, dunkerque, gravelines = (
+        StopId("marck-est"),
+        StopId("dunkerque-est"),
+        StopId("gravelines-est"),
+    )
+    assert next_pass(trips, marck, gravelines, T0) == T0 + timedelta(minutes=8)
+    # Dunkerque is past the first trip's end: only the later one takes the rider there.
+    assert next_pass(trips, marck, dunkerque, T0) == T0 + timedelta(minutes=18)
+    # Once the first trip has passed Marck, the later one is the next.
+    assert next_pass(trips, marck, gravelines, T0 + timedelta(minutes=9)) == T0 + timedelta(
+        minutes=18
+    )
+    assert next_pass(trips, StopId("calais-est"), marck, T0 + timedelta(minutes=11)) is None
+    assert next_pass([], marck, dunkerque, T0) is None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import zipfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,11 +20,13 @@ from dispatcher.state import DispatcherState
 from line_service.authority import standard_covoiturage_schema as schema
 from line_service.authority.driver_journeys import DriverJourneys
 from line_service.authority.gtfs_feed import GtfsFeed
+from line_service.driver_trips.announcements import DriverTrips
 from line_service.estimates.estimator import WaitEstimator, load_corridors
 from line_service.network.lines_file import load_network
 from line_service.storage.store import Store
 from line_service.web.open_data_routes import feeds, standard
 from line_service.web.public_routes import api
+from sms_gateway.console_sender import ConsoleSender
 from tests.support.gtfs_validation import errors, validate
 from tests.support.requests import ride_request
 
@@ -56,15 +58,32 @@ def _seed(store: Store) -> None:
             )
 
 
+def clock() -> datetime:
+    return NOW  # the manual clock
+
+
 @pytest.fixture
-async def client(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
-    store = Store(f"sqlite:///{tmp_path}/carpool.sqlite3")
-    store.create_schema()
-    _seed(store)
-    clock = lambda: NOW  # noqa: E731 - the manual clock
+def store(tmp_path: Path) -> Iterator[Store]:
+    opened = Store(f"sqlite:///{tmp_path}/carpool.sqlite3")
+    opened.create_schema()
+    _seed(opened)
+    yield opened
+    opened.dispose()
+
+
+@pytest.fixture
+def driver_trips(store: Store) -> DriverTrips:
+    """Announced trips ("Je passe"); no rider waits, so nobody is texted."""
+    empty = DispatcherState(network=NETWORK)
+    return DriverTrips(store.engine, ConsoleSender(), lambda: empty, clock)
+
+
+@pytest.fixture
+async def client(store: Store, driver_trips: DriverTrips) -> AsyncIterator[httpx.AsyncClient]:
     estimates = WaitEstimator(NETWORK, store.finished_waits, clock, lambda: CORRIDORS)
 
     state: dict[str, object] = {
+        "driver_trips": driver_trips,
         "network": NETWORK,
         "current_state": lambda: DispatcherState(network=NETWORK),
         "clock": clock,
@@ -83,7 +102,6 @@ async def client(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=with_state)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as opened:
         yield opened
-    store.dispose()
 
 
 async def test_wait_estimates_of_a_stop_say_their_source(client: httpx.AsyncClient) -> None:
@@ -124,6 +142,31 @@ async def test_the_public_live_line_carries_the_estimates(client: httpx.AsyncCli
     pairs = {(e["stop_id"], e["destination_id"]): e for e in live["wait_estimates"]}
     assert pairs[("calais-est", "dunkerque-est")]["median_minutes"] == 5.0
     assert len(pairs) == 2 * (5 + 4 + 3 + 2 + 1)  # every boarding stop × destination
+
+
+async def test_the_live_line_tells_a_driver_announced_within_the_wait(
+    client: httpx.AsyncClient, driver_trips: DriverTrips
+) -> None:
+    url = "/api/v1/lines/calais-dunkerque/live"
+    before = (await client.get(url)).json()["wait_estimates"]
+    assert {e["announced_driver_minutes"] for e in before} == {None}
+    line = NETWORK.lines[0]
+    # Leaves Calais in 2 min (the expected wait there towards Dunkerque: 5 min), then a later one.
+    await driver_trips.declare(
+        line, "account:d1", "calais-est", "dunkerque-est", timedelta(minutes=2)
+    )
+    await driver_trips.declare(
+        line, "account:d2", "calais-est", "dunkerque-est", timedelta(minutes=9)
+    )
+    after = {
+        (e["stop_id"], e["destination_id"]): e["announced_driver_minutes"]
+        for e in (await client.get(url)).json()["wait_estimates"]
+    }
+    assert after[("calais-est", "dunkerque-est")] == 2
+    assert after[("dunkerque-ouest", "calais-ouest")] is None  # the other way
+    # The stop-and-hour route keeps its shape: no live field.
+    stop = await client.get("/api/v1/lines/calais-dunkerque/stops/calais-est/wait-estimates")
+    assert all("announced_driver_minutes" not in item for item in stop.json())
 
 
 async def test_gtfs_zip_is_public_cached_and_valid(

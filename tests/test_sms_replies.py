@@ -119,6 +119,7 @@ def every_reply() -> list[str]:
     texts.append(replies.already_waiting(NETWORK, request(stop, destination, *outcomes[0])))
     waiting = request(stop, destination, *outcomes[0])
     texts.append(replies.ride_outcome(NETWORK, waiting, wait_minutes=15))
+    texts.append(replies.ride_outcome(NETWORK, waiting, wait_minutes=15, driver_minutes=12))
     return [text for text in texts if text]
 
 

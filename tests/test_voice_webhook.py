@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import re
 import uuid
+from datetime import datetime, timedelta
 from html import unescape
 
 import httpx
 from sqlmodel import Session, select
 
+from dispatcher.model import StopId
 from dispatcher.request_machine import Channel
+from line_service.estimates.estimator import WaitEstimator
 from line_service.privacy import personal_data
 from line_service.privacy.personal_data import keys_for
 from line_service.runtime import Runtime
@@ -90,8 +93,65 @@ async def test_a_call_places_a_ride_reads_the_code_twice_and_texts_it(
     spelled = ", ".join(request.code)
     assert Call.said(placed).count(spelled) == 2  # read back digit by digit, and repeated
     assert "<Hangup/>" in placed
+    assert "attente" not in Call.said(placed)  # no history, no study: no estimate to say
     [text] = [m for m in console(runtime).sent if m.to == RIDER]
     assert request.code in text.body  # the code in writing too
+
+
+async def test_a_call_says_the_wait_to_expect_when_there_is_an_estimate(
+    sms: Sms,  # noqa: F811
+    runtime: Runtime,  # noqa: F811
+) -> None:
+    asked = runtime.clock() - timedelta(weeks=1)  # riders of last week, this hour, 4 min each
+
+    def waits(_line: str, _since: datetime) -> list[tuple[StopId, StopId, datetime, datetime]]:
+        ride = (StopId("calais-est"), StopId("dunkerque-est"), asked, asked + timedelta(minutes=4))
+        return [ride] * 12
+
+    assert runtime.sms is not None
+    runtime.sms.estimates = WaitEstimator(runtime.network, waits, runtime.clock, dict)
+    call = Call(sms.client)
+    menu = await call.post(Call.next_url(await call.post(CALL)), digits="225")
+    placed = Call.said(await call.post(Call.next_url(menu), digits="5"))
+    assert "L'attente estimée est de 4 minutes." in placed
+    assert placed.index("attente") < placed.index("Votre code")  # before the code is read
+    [text] = [m for m in console(runtime).sent if m.to == RIDER]
+    assert "Attente estimée: 4 min." in text.body  # the same figure in writing
+    # Without any estimate (a stop with no history, no study), nothing is said about the wait.
+    runtime.sms.estimates = WaitEstimator(runtime.network, lambda _l, _s: [], runtime.clock, dict)
+    other = Call(sms.client, caller="+33622222222")
+    menu = await other.post(Call.next_url(await other.post(CALL)), digits="225")
+    assert "attente" not in Call.said(await other.post(Call.next_url(menu), digits="5"))
+
+
+async def test_riders_asking_after_a_driver_announced_a_trip_are_told_it(
+    sms: Sms,  # noqa: F811
+    runtime: Runtime,  # noqa: F811
+) -> None:
+    assert runtime.driver_trips is not None
+    [line] = runtime.network.lines
+    # Leaves Calais in 2 min, passes Marck (8 km) at 60 km/h 8 min later, on to Dunkerque.
+    await runtime.driver_trips.declare(
+        line, "account:d1", "calais-est", "dunkerque-est", timedelta(minutes=2)
+    )
+    # No history, no study: the announced driver is the news.
+    assert "Conducteur annoncé dans 10 min." in await sms.reply("mrk dunkerque")
+    call = Call(sms.client, caller="+33622222222")
+    menu = await call.post(Call.next_url(await call.post(CALL)), digits="225")
+    placed = Call.said(await call.post(Call.next_url(menu), digits="5"))
+    assert "Un conducteur est annoncé dans environ 2 minutes." in placed
+    # An expected wait of 4 min at Marck: a driver in 10 min is no better news, not said.
+    asked = runtime.clock() - timedelta(weeks=1)
+
+    def waits(_line: str, _since: datetime) -> list[tuple[StopId, StopId, datetime, datetime]]:
+        ride = (StopId("marck-est"), StopId("dunkerque-est"), asked, asked + timedelta(minutes=4))
+        return [ride] * 12
+
+    assert runtime.sms is not None
+    runtime.sms.estimates = WaitEstimator(runtime.network, waits, runtime.clock, dict)
+    text = await sms.reply("mrk dunkerque", sender="+33633333333")
+    assert "Attente estimée: 4 min." in text
+    assert "Conducteur" not in text
 
 
 async def test_twilio_retrying_the_last_step_never_places_two_requests(

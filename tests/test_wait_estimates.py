@@ -11,7 +11,9 @@ from dispatcher.request_machine import Cause, RequestState
 from line_service.estimates.estimator import WaitEstimator, load_corridors
 from line_service.estimates.wait_estimate import (
     EstimateSource,
+    WaitEstimate,
     WaitObservation,
+    announced_driver_minutes,
     estimate_wait,
     whole_minutes,
 )
@@ -84,6 +86,16 @@ def test_thin_history_widens_then_falls_back_to_the_model() -> None:
     assert model.median == mean * math.log(2)
     assert model.p90 == mean * math.log(10)
     assert estimate_wait(other, MARCK, DUNKERQUE, 1, 7, model_mean=None, guarantee=None) is None
+
+
+def test_an_announced_driver_is_told_when_within_the_expected_wait() -> None:
+    estimate = WaitEstimate(timedelta(minutes=6), timedelta(minutes=15), EstimateSource.MODEL, 0)
+    assert announced_driver_minutes(estimate, timedelta(minutes=3, seconds=40)) == 4
+    assert announced_driver_minutes(estimate, timedelta(minutes=6)) == 6
+    assert announced_driver_minutes(estimate, timedelta(minutes=7)) is None  # no better news
+    assert announced_driver_minutes(None, timedelta(minutes=12)) == 12  # no estimate: say it
+    assert announced_driver_minutes(estimate, None) is None
+    assert announced_driver_minutes(estimate, timedelta(minutes=-1)) is None  # passed already
 
 
 def test_whole_minutes_for_riders() -> None:

@@ -6,8 +6,9 @@ self-contained HTML file (no script, no fetch: it passes a strict CSP) with a pr
 so that "Imprimer → PDF" in any browser gives the document to hand over.
 
 Trips are found by the person's number (`trips_of_person`, the one lookup): as the passenger
-(their identity key, kept on the trip), as a driver who gave their number to the app (same key),
-or as a driver who texted the code (`sms:<salted hash>` in the trip's driver reference).
+(their identity key, kept on the trip), as a driver who gave their number to the app (same key,
+or the account's `account:<id>` driver reference when the app asks), or as a driver who texted
+the code (`sms:<salted hash>` in the trip's driver reference).
 Flagged trips (the registry's anti-abuse rules) are left out: they are paid nothing either.
 """
 
@@ -50,11 +51,20 @@ class AttestedTrip:
 
 
 def trips_of_person(
-    store: Store, phone: str, hasher: Callable[[str], str], start: datetime, end: datetime
+    store: Store,
+    phone: str,
+    hasher: Callable[[str], str],
+    start: datetime,
+    end: datetime,
+    account_ref: str | None = None,
 ) -> list[AttestedTrip]:
-    """The person's unflagged trips picked up in [start, end), oldest first (`phone` E.164)."""
+    """The person's unflagged trips picked up in [start, end), oldest first (`phone` E.164).
+
+    With `account_ref` (`account:<id>`, the signed-in holder of `phone`), the trips that
+    account validated as a driver count too, whatever identity the trip kept.
+    """
     key = identity_of(phone).identity_key
-    sms_driver = f"sms:{hasher(phone)}"
+    driver_refs = [f"sms:{hasher(phone)}", *([account_ref] if account_ref else [])]
     with Session(store.engine) as session:
         rows = session.exec(
             select(TripRecord)
@@ -64,7 +74,7 @@ def trips_of_person(
                 or_(
                     col(TripRecord.passenger_identity_key) == key,
                     col(TripRecord.driver_identity_key) == key,
-                    col(TripRecord.driver_ref) == sms_driver,
+                    col(TripRecord.driver_ref).in_(driver_refs),
                 ),
             )
             .order_by(col(TripRecord.picked_up_at))
@@ -152,6 +162,12 @@ tfoot td { font-weight: bold; border-top: 2px solid #1a1a1a; }
 
 _STYLE_HASH = "sha256-" + base64.b64encode(hashlib.sha256(_STYLE.encode()).digest()).decode()
 """The stylesheet's hash: the page's CSP allows that one inline style and nothing else."""
+
+ATTESTATION_POLICY = (
+    f"default-src 'none'; style-src '{_STYLE_HASH}'; base-uri 'none'; form-action 'none'; "
+    "frame-ancestors 'none'"
+)
+"""The page's Content-Security-Policy header when it is served (`GET /api/v1/me/attestation`)."""
 
 
 def render_attestation(

@@ -14,10 +14,18 @@ import structlog
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from dispatcher.model import Line
+from dispatcher.model import Line, StopId
 from dispatcher.state import DispatcherState
-from line_service.driver_trips.route_plan import SPEED_KMH, plan_trip, riders_served
+from line_service.driver_trips.route_plan import (
+    SPEED_KMH,
+    PlannedTrip,
+    TripRefusedError,
+    next_pass,
+    plan_trip,
+    riders_served,
+)
 from line_service.storage.driver_trip_table import DriverTripRecord
+from line_service.storage.store import as_utc
 from sms_gateway.sender import OutgoingSms, SmsSender
 
 log = structlog.get_logger(__name__)
@@ -81,6 +89,27 @@ class DriverTrips:
     async def current(self, line_id: str) -> list[DriverTripRecord]:
         """The line's announced trips not yet past `towards`, soonest leaving first."""
         return await asyncio.to_thread(self._current, line_id, self._clock())
+
+    def planned(self, line: Line) -> list[PlannedTrip]:
+        """The line's announced trips not yet past, as planned stop by stop (blocking, a
+        database read: run it in a thread)."""
+        found: list[PlannedTrip] = []
+        for record in self._current(line.id, self._clock()):
+            try:
+                leaves_at = as_utc(record.leaves_at)
+                found.append(
+                    plan_trip(line, record.from_stop, record.towards, leaves_at, self._speed_kmh)
+                )
+            except TripRefusedError:  # declared before the lines file changed: no longer runs
+                continue
+        return found
+
+    def next_driver_at(
+        self, line: Line, stop_id: StopId, destination_id: StopId
+    ) -> datetime | None:
+        """When the soonest announced trip still to come passes `stop_id` towards
+        `destination_id`, or None (blocking, a database read: run it in a thread)."""
+        return next_pass(self.planned(line), stop_id, destination_id, self._clock())
 
     def _store(self, record: DriverTripRecord) -> None:
         with Session(self._engine) as session:

@@ -75,20 +75,36 @@ def plan_trip(
     raise TripRefusedError(f"from_stop: unknown stop {from_stop!r} on {line.id}")
 
 
+def boarding_at(trip: PlannedTrip, stop_id: StopId, destination_id: StopId) -> datetime | None:
+    """When the trip passes `stop_id` able to take a rider there to `destination_id`, or None
+    when it does not serve that pair (not on its way, or the destination is not after)."""
+    order = {stop: index for index, (stop, _at) in enumerate(trip.passes)}
+    boards, alights = order.get(stop_id), order.get(destination_id)
+    if boards is None or alights is None or not boards < alights:
+        return None
+    return trip.passes[boards][1]
+
+
+def next_pass(
+    trips: Iterable[PlannedTrip], stop_id: StopId, destination_id: StopId, now: datetime
+) -> datetime | None:
+    """When the soonest of `trips` still to come passes `stop_id` towards `destination_id`."""
+    times = (boarding_at(trip, stop_id, destination_id) for trip in trips)
+    return min((at for at in times if at is not None and at >= now), default=None)
+
+
 def riders_served(
     trip: PlannedTrip, waiting: Iterable[RideRequest], now: datetime
 ) -> list[tuple[RideRequest, int]]:
     """Each waiting rider the trip can pick up, with the whole minutes (at least 1) until it
     passes their stop; one entry per number (a rider's newest request)."""
-    order = {stop_id: index for index, (stop_id, _at) in enumerate(trip.passes)}
     served: dict[str, tuple[RideRequest, int]] = {}
     for request in waiting:
         if request.line_id != trip.line_id or not request.is_waiting or request.phone is None:
             continue
-        boards, alights = order.get(request.stop_id), order.get(request.destination_id)
-        if boards is None or alights is None or not boards < alights:
+        passes_at = boarding_at(trip, request.stop_id, request.destination_id)
+        if passes_at is None:
             continue
-        passes_at = trip.passes[boards][1]
         minutes = max(1, round((passes_at - now).total_seconds() / 60))
         served[request.phone] = (request, minutes)
     return list(served.values())

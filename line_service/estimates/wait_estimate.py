@@ -15,6 +15,10 @@ no estimate. Each estimate says which source it came from.
 Waits of the model: stopping drivers arrive at random (Poisson), so waits are exponential with
 the model's mean m: median m·ln 2, 90th percentile m·ln 10. Every figure is capped at the wait
 guarantee when the line has one (the taxi is called then: no wait lasts longer).
+
+A driver who announced a trip ("Je passe") passing the stop towards the destination is told to
+the rider when it comes within the expected wait (or there is no estimate):
+`announced_driver_minutes`, with the time until it passes given in.
 """
 
 from __future__ import annotations
@@ -138,3 +142,15 @@ def _capped(wait: timedelta, guarantee: timedelta | None) -> timedelta:
 def whole_minutes(wait: timedelta) -> int:
     """A wait as shown to riders: whole minutes, rounded, at least 1."""
     return max(1, round(wait.total_seconds() / 60))
+
+
+def announced_driver_minutes(
+    estimate: WaitEstimate | None, driver_in: timedelta | None
+) -> int | None:
+    """The whole minutes until an announced driver passes, when worth telling a waiting rider:
+    the driver comes within the expected wait (its median), or there is no estimate."""
+    if driver_in is None or driver_in < timedelta():
+        return None
+    if estimate is not None and driver_in > estimate.median:
+        return None
+    return whole_minutes(driver_in)

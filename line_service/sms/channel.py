@@ -10,20 +10,25 @@ from __future__ import annotations
 
 import asyncio
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import structlog
 
 from dispatcher.events import Actor
-from dispatcher.model import Network
+from dispatcher.model import Line, Network, StopId
 from dispatcher.request_machine import Cause, Channel, RequestState, RideRequest, Source
 from line_service.abuse.code_guesses import Locked
 from line_service.abuse.gate import AbuseGate
 from line_service.dispatch.engine import Clock, Engine
 from line_service.dispatch.intake import Accepted, Intake
 from line_service.estimates.estimator import WaitEstimator
-from line_service.estimates.wait_estimate import whole_minutes
+from line_service.estimates.wait_estimate import (
+    WaitEstimate,
+    announced_driver_minutes,
+    whole_minutes,
+)
 from line_service.settings import Settings
 from line_service.sms.attestation import TripLinks, give, link_trip, vouch
 from line_service.sms.opt_outs import OptOuts
@@ -36,6 +41,18 @@ from sms_gateway.rate_limit import RateLimit, Verdict
 from sms_gateway.sender import OutgoingSms, SmsSender
 
 log = structlog.get_logger(__name__)
+
+NextDriver = Callable[[Line, StopId, StopId], datetime | None]
+"""When the soonest announced driver passes a stop towards a destination (blocking)."""
+
+
+@dataclass(frozen=True, slots=True)
+class WaitOutlook:
+    """What a waiting rider is told to expect, in whole minutes (None: nothing to say)."""
+
+    wait_minutes: int | None
+    driver_minutes: int | None  # an announced driver coming within the expected wait
+
 
 INBOUND_PATH = "/sms/twilio"
 STATUS_PATH = "/sms/twilio/status"
@@ -88,8 +105,10 @@ class SmsChannel:
         estimates: WaitEstimator | None = None,
         parties: PartyStore | None = None,
         trip_links: TripLinks | None = None,
+        next_driver: NextDriver | None = None,
     ) -> None:
         self.settings = settings
+        self.next_driver = next_driver
         self.abuse = abuse
         self.parties = parties
         self.trip_links = trip_links
@@ -295,8 +314,15 @@ class SmsChannel:
             grace = line.tuning.announce_grace if line else timedelta()
             minutes = whole_minutes(request.deadline_at - grace - self.clock())
             return replies.announced(self.network, request, minutes)
-        wait = await self._expected_wait(request) if request.state is RequestState.WAITING else None
-        return replies.ride_outcome(self.network, request, wait_minutes=wait)
+        if request.state is not RequestState.WAITING:
+            return replies.ride_outcome(self.network, request)
+        outlook = await self.expected_wait(request)
+        return replies.ride_outcome(
+            self.network,
+            request,
+            wait_minutes=outlook.wait_minutes,
+            driver_minutes=outlook.driver_minutes,
+        )
 
     async def _here(self, phone: str) -> str:
         coming = self.engine.state.waiting_for_phone(phone)
@@ -309,19 +335,33 @@ class SmsChannel:
             return replies.HERE_NOTHING
         return replies.arrived(self.network, outcome.request)
 
-    async def _expected_wait(self, request: RideRequest) -> int | None:
-        """The rider's expected wait in whole minutes, when there is an estimate."""
+    async def expected_wait(self, request: RideRequest) -> WaitOutlook:
+        """The rider's expected wait, and an announced driver coming within it ("Je passe"),
+        read in a thread (the line's history and the announced trips are database reads); the
+        phone line asks it too."""
         line = self.network.line(request.line_id)
-        if self.estimates is None or line is None:
-            return None
+        if line is None:
+            return WaitOutlook(None, None)
         try:
-            found = await asyncio.to_thread(
-                self.estimates.estimate_now, line, request.stop_id, request.destination_id
-            )
+            estimate, driver_at = await asyncio.to_thread(self._outlook_of, line, request)
         except Exception as exc:
             log.warning("sms.no_wait_estimate", reason=str(exc)[:200])
-            return None
-        return None if found is None else whole_minutes(found.median)
+            return WaitOutlook(None, None)
+        driver_in = None if driver_at is None else driver_at - self.clock()
+        return WaitOutlook(
+            None if estimate is None else whole_minutes(estimate.median),
+            announced_driver_minutes(estimate, driver_in),
+        )
+
+    def _outlook_of(
+        self, line: Line, request: RideRequest
+    ) -> tuple[WaitEstimate | None, datetime | None]:
+        stop, destination = request.stop_id, request.destination_id
+        estimate = (
+            None if self.estimates is None else self.estimates.estimate_now(line, stop, destination)
+        )
+        driver_at = None if self.next_driver is None else self.next_driver(line, stop, destination)
+        return estimate, driver_at
 
     async def _cancel(self, phone: str, departed: bool) -> str:
         waiting = self.engine.state.waiting_for_phone(phone)

@@ -3,7 +3,8 @@
 A call walks four steps, each an action URL Twilio posts the keyed digits to:
 `/voice/twilio` (welcome: key the stop's code) → `/voice/twilio/stop` (which stop; a menu when
 codes share keys: `/voice/twilio/which-stop`) → `/voice/twilio/destination` (which destination,
-then the request is placed through the intake, as SMS does, and the code read back twice).
+then the request is placed through the intake, as SMS does, and the code read back twice, with
+the wait to expect when the SMS channel's estimate has one).
 Keys that mean nothing are asked again once (`try=2` in the URL), then the caller is told
 goodbye. Each (CallSid, step URL) is answered once: its TwiML is stored and given again to
 Twilio's retries. The caller's number is the rider's identity: the SMS channel's abuse policy
@@ -173,9 +174,9 @@ class VoiceChannel:
         )
         if not isinstance(outcome, Accepted):
             return voice.goodbye(voice.UNAVAILABLE)
-        return self._placed(outcome.request, phone, new=outcome.new)
+        return await self._placed(outcome.request, phone, new=outcome.new)
 
-    def _placed(self, request: RideRequest, phone: str, new: bool) -> str:
+    async def _placed(self, request: RideRequest, phone: str, new: bool) -> str:
         network = self.sms.network
         if request.state is RequestState.REFUSED and request.cause is Cause.ALREADY_WAITING:
             waiting = self.sms.engine.state.waiting_for_phone(phone)
@@ -184,11 +185,13 @@ class VoiceChannel:
                 return voice.goodbye(voice.already_waiting(name, waiting.code))
         if request.state is not RequestState.WAITING or request.code is None:
             return voice.goodbye(replies.ride_outcome(network, request), "Au revoir.")
+        outlook = await self.sms.expected_wait(request)  # the SMS reply's, read off the loop
+        wait, driver = outlook.wait_minutes, outlook.driver_minutes
         if new:  # the code in writing too (a number that wrote STOP is not texted)
-            text = replies.ride_outcome(network, request)
+            text = replies.ride_outcome(network, request, wait_minutes=wait, driver_minutes=driver)
             self.sms.sender.send(OutgoingSms(phone, text, request.id))
         name = _destination_name(network.line(request.line_id), request)
-        return voice.goodbye(voice.code_read_back(name, request.code))
+        return voice.goodbye(voice.code_read_back(name, request.code, wait, driver))
 
     def _again(self, step: CallStep, prompt: str, retry: str, keys: int | None = None) -> str:
         """Ask once more, or say goodbye when this was the repeat already."""

@@ -123,6 +123,11 @@ def _driver_trips(request: Request) -> DriverTrips:
     return trips
 
 
+def _driver_trips_if_any(request: Request) -> DriverTrips | None:
+    trips: DriverTrips | None = getattr(request.state, "driver_trips", None)
+    return trips
+
+
 def _gtfs_feed(request: Request) -> GtfsFeed:
     feed: GtfsFeed = request.state.gtfs_feed
     return feed
@@ -166,6 +171,8 @@ SignInDep = Annotated[SignIn, Depends(_sign_in)]
 """Riders' and drivers' sign-in: codes by SMS, account tokens."""
 DriverTripsDep = Annotated[DriverTrips, Depends(_driver_trips)]
 """Trips drivers announce ("Je passe")."""
+AnnouncedTripsDep = Annotated[DriverTrips | None, Depends(_driver_trips_if_any)]
+"""The same, or None when the service runs without them (for routes that only read them)."""
 EstimatesDep = Annotated[WaitEstimator | None, Depends(_estimates)]
 """Riders' expected waits (None when the service runs without them)."""
 LatestStateDep = Annotated[LatestView, Depends(_latest)]

@@ -6,7 +6,10 @@
   `Infinity`, `-Infinity` and lone surrogates (text that has no UTF-8 form) are refused with
   422 and a short message; FastAPI then parses the same bytes again, now known to be clean.
 - Every answer gets the security headers: a CSP without inline script (the dashboard's page
-  loads its script and style from `/static`), no framing, no sniffing, no referrer.
+  loads its script and style from `/static`), no framing, no sniffing, no referrer. A route
+  may send a stricter policy of its own — one that starts `default-src 'none'` and forbids
+  framing (the attestation page: its one hashed stylesheet and nothing else); it is kept.
+  Any other policy a route sets is replaced.
 - A validation error (422) lists what is wrong, never the values sent (`input` dropped).
 
 WebSockets pass through untouched (the live socket reads one small JSON message itself).
@@ -144,12 +147,10 @@ def _with_security_headers(scope: Scope, send: Send) -> Send:
 
     async def send_with_headers(message: Message) -> None:
         if message["type"] == "http.response.start":
-            headers = [
-                (name, value)
-                for name, value in message.get("headers", [])
-                if name.lower() not in _OWN_HEADERS
-            ]
-            headers.append((b"content-security-policy", policy.encode()))
+            sent = message.get("headers", [])
+            own_policy = _strict_policy_of(sent)
+            headers = [(name, value) for name, value in sent if name.lower() not in _OWN_HEADERS]
+            headers.append((b"content-security-policy", own_policy or policy.encode()))
             headers.extend(SECURITY_HEADERS)
             message = {**message, "headers": headers}
         await send(message)
@@ -158,6 +159,16 @@ def _with_security_headers(scope: Scope, send: Send) -> Send:
 
 
 _OWN_HEADERS = {b"content-security-policy", *(name for name, _ in SECURITY_HEADERS)}
+
+
+def _strict_policy_of(headers: list[tuple[bytes, bytes]]) -> bytes | None:
+    """The route's own CSP when it denies everything by default and any framing, else None."""
+    for name, value in headers:
+        if name.lower() == b"content-security-policy":
+            text = bytes(value).decode("latin-1")
+            if text.startswith("default-src 'none';") and "frame-ancestors 'none'" in text:
+                return bytes(value)
+    return None
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

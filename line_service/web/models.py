@@ -233,6 +233,16 @@ class WaitEstimateOut(_Body):
     observations: int = Field(description="past waits the figure rests on (0 for the model)")
 
 
+class LiveWaitEstimateOut(WaitEstimateOut):
+    """The wait to expect now, and a driver announced to pass within it."""
+
+    announced_driver_minutes: int | None = Field(
+        default=None,
+        description="a driver announced (Je passe) passes the stop towards the destination "
+        "in this many minutes, within the expected wait (its median); null: none",
+    )
+
+
 class LiveLineOut(_Body):
     """A line's live state."""
 
@@ -240,7 +250,7 @@ class LiveLineOut(_Body):
     waiting: list[RideRequestOut]
     signs: list[SignOut]
     alerts: list[str]
-    wait_estimates: list[WaitEstimateOut] = Field(
+    wait_estimates: list[LiveWaitEstimateOut] = Field(
         default_factory=list, description="every boarding stop × destination, at this hour"
     )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Annotated
 from zoneinfo import ZoneInfo
@@ -13,10 +14,13 @@ from dispatcher.effects import RejectionReason
 from dispatcher.model import Line, RequestId, StopId
 from dispatcher.request_machine import Channel, RequestState, Source
 from line_service.dispatch.intake import Rejected, new_request_ids
+from line_service.driver_trips.route_plan import PlannedTrip, next_pass
 from line_service.estimates.estimator import WaitEstimator
+from line_service.estimates.wait_estimate import WaitEstimate, announced_driver_minutes
 from line_service.web.abuse_guard import CallerDep
 from line_service.web.auth import DriverOrOperator, Rider, acting_driver
 from line_service.web.deps import (
+    AnnouncedTripsDep,
     EstimatesDep,
     IntakeDep,
     NetworkDep,
@@ -33,6 +37,7 @@ from line_service.web.models import (
     UNAVAILABLE,
     UNPROCESSABLE,
     LiveLineOut,
+    LiveWaitEstimateOut,
     Readiness,
     RideRequestIn,
     RideRequestOut,
@@ -149,10 +154,13 @@ def _estimates_of(
     stops: list[StopId],
     weekday: int,
     hour: int,
-) -> list[WaitEstimateOut]:
-    """Every destination of `stops` at a local hour of a weekday (those with an estimate)."""
+    announced: Callable[[], tuple[list[PlannedTrip], datetime]] | None = None,
+) -> list[LiveWaitEstimateOut]:
+    """Every destination of `stops` at a local hour of a weekday (those with an estimate);
+    with `announced` (now: the trips drivers announced), the drivers coming within each."""
     if estimator is None:
         return []
+    trips, now = announced() if announced is not None else ([], None)
     found = []
     for stop_id in stops:
         for destination in line.destinations_from(stop_id):
@@ -160,7 +168,7 @@ def _estimates_of(
             if estimate is None:
                 continue
             found.append(
-                WaitEstimateOut(
+                LiveWaitEstimateOut(
                     stop_id=stop_id,
                     destination_id=destination.id,
                     weekday=weekday,
@@ -169,9 +177,23 @@ def _estimates_of(
                     p90_minutes=round(estimate.p90.total_seconds() / 60, 1),
                     source=estimate.source.value,
                     observations=estimate.observations,
+                    announced_driver_minutes=None
+                    if now is None
+                    else _driver_minutes(trips, stop_id, destination.id, now, estimate),
                 )
             )
     return found
+
+
+def _driver_minutes(
+    trips: list[PlannedTrip],
+    stop_id: StopId,
+    destination_id: StopId,
+    now: datetime,
+    estimate: WaitEstimate,
+) -> int | None:
+    passes_at = next_pass(trips, stop_id, destination_id, now)
+    return announced_driver_minutes(estimate, None if passes_at is None else passes_at - now)
 
 
 def _local(line: Line, now: datetime) -> datetime:
@@ -193,7 +215,7 @@ async def wait_estimates(
     if line.stop(StopId(stop_id)) is None:
         raise HTTPException(404, f"unknown stop {stop_id!r} on {line_id}")
     local = _local(line, now)
-    return await asyncio.to_thread(
+    found = await asyncio.to_thread(
         _estimates_of,
         estimator,
         line,
@@ -201,18 +223,32 @@ async def wait_estimates(
         local.weekday() if weekday is None else weekday,
         local.hour if hour is None else hour,
     )
+    return [
+        WaitEstimateOut.model_validate(item.model_dump(exclude={"announced_driver_minutes"}))
+        for item in found
+    ]
 
 
 @api.get("/lines/{line_id}/live", responses=NOT_FOUND)
 async def live_line(
-    line_id: str, network: NetworkDep, state: StateDep, now: NowDep, estimator: EstimatesDep
+    line_id: str,
+    network: NetworkDep,
+    state: StateDep,
+    now: NowDep,
+    estimator: EstimatesDep,
+    driver_trips: AnnouncedTripsDep,
 ) -> LiveLineOut:
-    """Waiting riders, what every sign shows, active alerts, and the waits to expect now."""
+    """Waiting riders, what every sign shows, active alerts, and the waits to expect now (with
+    a driver announced to pass within them)."""
     line = line_of(network, line_id)
     local = _local(line, now)
     boarding = [stop.id for d in line.directions for stop in d.stops[:-1]]
+
+    def announced() -> tuple[list[PlannedTrip], datetime]:
+        return ([] if driver_trips is None else driver_trips.planned(line)), now
+
     estimates = await asyncio.to_thread(
-        _estimates_of, estimator, line, boarding, local.weekday(), local.hour
+        _estimates_of, estimator, line, boarding, local.weekday(), local.hour, announced
     )
     signs = [sign_out(state, stop, spec, now) for stop in line.all_stops() for spec in stop.signs]
     return LiveLineOut(

@@ -18,7 +18,7 @@ const ALERT_KINDS = {
 
 const ui = {
   token: sessionStorage.getItem(TOKEN_KEY), role: null, lineId: null, line: null,
-  offset: 0, socket: null, retry: 0, page: 0, signId: null,
+  offset: 0, socket: null, retry: 0, page: 0, signId: null, drivers: null,
 };
 
 const $ = (id) => document.getElementById(id);
@@ -100,6 +100,8 @@ async function signIn() {
     connect();
     loadEstimates();
     setInterval(loadEstimates, 60000);
+    loadDrivers();
+    setInterval(loadDrivers, 30000);
     if (me.role !== "viewer") {
       loadHeld();
       setInterval(loadHeld, 60000);
@@ -373,6 +375,42 @@ async function loadEstimates() {
   }
 }
 
+// ---- conducteurs annoncés (« Je passe ») -------------------------------------------------------
+
+// The trips drivers announced that are not yet past their last stop, soonest leaving first.
+async function loadDrivers() {
+  try {
+    ui.drivers = await api("GET", `/api/v1/lines/${ui.lineId}/driver-trips`);
+  } catch (error) {
+    ui.drivers = [];
+  }
+  renderDrivers();
+}
+
+function driverWhen(trip, names) {
+  const leaves = new Date(trip.leaves_at).getTime();
+  const minutes = Math.round((leaves - now().getTime()) / 60000);
+  const towards = names[trip.towards] || trip.towards;
+  if (minutes > 0) return `départ dans ${minutes} min (${hhmm(trip.leaves_at)})`;
+  return `passé à ${hhmm(trip.leaves_at)}, à ${towards} vers ${hhmm(trip.passes_until)}`;
+}
+
+function renderDrivers() {
+  if (!ui.line || !ui.drivers) return;
+  const names = stopNames(ui.line);
+  const t = now().getTime();
+  const items = ui.drivers.filter((trip) => new Date(trip.passes_until).getTime() > t).map((trip) => {
+    const coming = new Date(trip.leaves_at).getTime() > t;
+    const told = trip.riders_told ? ` · ${trip.riders_told} passager(s) prévenu(s) par SMS` : "";
+    return el("li", { "data-trip": trip.id },
+      el("span", { class: `state ${coming ? "announced" : "picked_up"}`, text: coming ? "annoncé" : "en route" }),
+      " ", `${names[trip.from_stop] || trip.from_stop} → ${names[trip.towards] || trip.towards}`,
+      el("div", { class: "muted when", text: driverWhen(trip, names) + told }));
+  });
+  $("drivers").replaceChildren(...items);
+  $("drivers-empty").hidden = items.length > 0;
+}
+
 // ---- trajets signalés : décision de l'opérateur -----------------------------------------------
 
 const FLAGS = {
@@ -574,6 +612,7 @@ setInterval(() => {
   ticks++;
   if (ui.line) {
     updateTimers();
+    if (ticks % 10 === 0) renderDrivers();
     const paged = ui.line.directions.some((d) => d.stops.some((s) => s.signs.some((g) => g.pages.length > 1)));
     if (ticks % 3 === 0 && paged) { ui.page++; $("maps").replaceChildren(...ui.line.directions.map(stripMap)); }
   }
