@@ -275,6 +275,12 @@ class Readiness(_Body):
 
     broker: bool
     database: bool
+    role: str = Field(
+        default="single", description="single (no cluster), owner or standby (CARPOOL_CLUSTER)"
+    )
+    lines_owned: list[str] = Field(
+        default_factory=list, description="the lines this process dispatches now"
+    )
 
 
 class TestPressOut(_Body):
