@@ -97,11 +97,8 @@ class Runtime:
         database = await self.write_probe.accepts_writes()
         checks: dict[str, object] = {"broker": self.gateway.link.connected, "database": database}
         if self.ownership is None:
-            return {**checks, "role": "single", "lines_owned": self._line_ids()}
+            return checks
         return {**checks, "role": self.ownership.role, "lines_owned": list(self.ownership.owned)}
-
-    def _line_ids(self) -> list[str]:
-        return [line.id for line in self.network.lines]
 
     async def settled(self) -> None:
         """Return once the signs were re-asserted after start-up, or this process stands by."""

@@ -275,11 +275,11 @@ class Readiness(_Body):
 
     broker: bool
     database: bool
-    role: str = Field(
-        default="single", description="single (no cluster), owner or standby (CARPOOL_CLUSTER)"
+    role: str | None = Field(
+        default=None, description="with CARPOOL_CLUSTER only: owner or standby"
     )
-    lines_owned: list[str] = Field(
-        default_factory=list, description="the lines this process dispatches now"
+    lines_owned: list[str] | None = Field(
+        default=None, description="with CARPOOL_CLUSTER only: the lines this process dispatches"
     )
 
 
