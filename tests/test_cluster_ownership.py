@@ -44,6 +44,26 @@ def test_a_cluster_needs_postgresql() -> None:
     assert Settings(cluster=True, database_url="postgresql+psycopg://db/carpool").cluster
 
 
+def _held_back(database_url: str, node: str) -> tuple[str, bool]:
+    """A node's lock session's state, and whether it keeps vacuum from a transaction committed
+    just now (its `backend_xmin` at or before that transaction)."""
+    engine = sqlalchemy.create_engine(database_url)
+    try:
+        with engine.begin() as connection:
+            committed = int(connection.execute(sqlalchemy.text("SELECT txid_current()")).one()[0])
+        with engine.connect() as connection:
+            state, horizon = connection.execute(
+                sqlalchemy.text(
+                    "SELECT state, backend_xmin::text::bigint FROM pg_stat_activity"
+                    " WHERE application_name = :name"
+                ),
+                {"name": f"{APPLICATION_PREFIX}{node}"},
+            ).one()
+            return str(state), horizon is not None and int(horizon) <= committed
+    finally:
+        engine.dispose()
+
+
 def _terminate(database_url: str, node: str) -> None:
     """End a node's lock session from the server side (as the idle timeout would)."""
     engine = sqlalchemy.create_engine(database_url)
@@ -80,6 +100,16 @@ async def test_one_holder_the_owner_named_and_the_fence_shut_once_the_session_di
         assert "'node-a'" in refusal
         assert first.refusal() is None
         assert await first.fence()
+        # Idle in its transaction (what the idle timeout watches), keeping vacuum from nothing
+        # the rest of the database commits meanwhile.
+        state, _ = await asyncio.to_thread(_held_back, database_url, "node-a")
+        assert state == "idle in transaction"
+        clock.now += FRESH_SECONDS + 0.1
+        assert await first.fence()  # a heartbeat; between statements it holds no snapshot
+        assert await asyncio.to_thread(_held_back, database_url, "node-a") == (
+            "idle in transaction",
+            False,
+        )
 
         await asyncio.to_thread(_terminate, database_url, "node-a")
         assert await first.fence()  # confirmed a moment ago: no query on each publication
