@@ -218,3 +218,16 @@ async def test_a_stopped_owner_loses_the_line_and_publishes_nothing_when_it_resu
         heir = pair.rig(pair.second, http)
         await eventually(heir.signs_converged, 10, "the signs as the new owner wants them")
     assert strictly_increasing(pair.seqs()), pair.seqs()
+
+
+async def test_a_stopped_owner_frees_the_line_for_the_standby_at_once(pair: Pair) -> None:
+    stopped_at = time.monotonic()
+    await asyncio.to_thread(pair.first.stop)  # SIGTERM: writes finished, locks given back
+    await eventually(lambda: asyncio.to_thread(owns_the_line, pair.second), 10, "new owner")
+    figure("cluster takeover after SIGTERM of the owner", f"{time.monotonic() - stopped_at:.2f} s")
+    async with httpx.AsyncClient(base_url=pair.second.base_url) as http:
+        heir = pair.rig(pair.second, http)
+        await eventually(heir.signs_converged, 10, "signs as the new owner wants them")
+    assert pair.service_presence()
+    assert all(pair.service_presence())
+    assert strictly_increasing(pair.seqs()), pair.seqs()
