@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 
+from line_service.cluster.metrics import OwnedLines
 from line_service.dispatch.intake import NotOwnerError, StorageTimeout
 from line_service.runtime import BackgroundJob, Runtime, build_runtime, running, utc_now
 from line_service.settings import Settings
@@ -108,4 +109,7 @@ def create_app(
         accounts=built.sign_in.book if built.sign_in is not None else None,
         abuse=built.abuse,
     )
+    if built.ownership is not None:
+        lines = [line.id for line in built.network.lines]
+        operations.metrics.registry.register(OwnedLines(lines, built.ownership))
     return app

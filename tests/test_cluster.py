@@ -67,6 +67,12 @@ class Pair:
         return [message["online"] for message in self.observer.received(topics.DISPATCHER_STATUS)]
 
 
+def owned_metric(process: ServiceProcess) -> str:
+    """The `carpool_line_owned` sample of the line on /metrics."""
+    text = httpx.get(f"{process.base_url}/metrics", timeout=2).text
+    return next(row for row in text.splitlines() if row.startswith("carpool_line_owned{"))
+
+
 def readiness(process: ServiceProcess) -> tuple[int, dict[str, Any]]:
     """/readyz's status code and body."""
     answer = httpx.get(f"{process.base_url}/readyz", timeout=2)
@@ -135,6 +141,8 @@ def strictly_increasing(seqs: dict[str, list[int]]) -> bool:
 async def test_one_owner_one_code_and_a_takeover_within_seconds_after_kill_9(pair: Pair) -> None:
     assert owns_the_line(pair.first)
     assert standing_by(pair.second)
+    assert owned_metric(pair.first) == f'carpool_line_owned{{line="{LINE}"}} 1.0'
+    assert owned_metric(pair.second) == f'carpool_line_owned{{line="{LINE}"}} 0.0'
     terminal = pair.fleet.terminals["t-marck-est"]
     async with httpx.AsyncClient(base_url=pair.first.base_url) as http:
         owner = pair.rig(pair.first, http)
