@@ -144,6 +144,7 @@ def build_runtime(
         store,
         refuse_after=settings.storage_refuse_seconds,
         on_stuck=lambda ids: inbox.submit_nowait(StorageFailed(tuple(ids))),
+        gate=ownership.fence if ownership else None,
     )
     gateway = DeviceGateway(
         network,
