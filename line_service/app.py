@@ -9,14 +9,15 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 
-from line_service.dispatch.intake import StorageTimeout
+from line_service.cluster.metrics import OwnedLines
+from line_service.dispatch.intake import NotOwnerError, StorageTimeout
 from line_service.runtime import BackgroundJob, Runtime, build_runtime, running, utc_now
 from line_service.settings import Settings
 from line_service.sms.routes import sms
 from line_service.voice.routes import voice
 from line_service.web import account_routes, attestation_routes, driver_trip_routes
 from line_service.web.dashboard import Operations, install_operations
-from line_service.web.deps import lifespan_state, storage_unavailable
+from line_service.web.deps import lifespan_state, not_owner, storage_unavailable
 from line_service.web.http_guard import HttpGuard, validation_failed
 from line_service.web.open_data_routes import feeds, standard
 from line_service.web.public_routes import api, health
@@ -85,6 +86,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.add_exception_handler(StorageTimeout, storage_unavailable)
+    app.add_exception_handler(NotOwnerError, not_owner)
     app.add_exception_handler(RequestValidationError, validation_failed)
     app.add_middleware(HttpGuard, max_body_bytes=built.settings.http_max_body_bytes)
     app.include_router(health)
@@ -108,4 +110,7 @@ def create_app(
         accounts=built.sign_in.book if built.sign_in is not None else None,
         abuse=built.abuse,
     )
+    if built.ownership is not None:
+        lines = [line.id for line in built.network.lines]
+        operations.metrics.registry.register(OwnedLines(lines, built.ownership))
     return app

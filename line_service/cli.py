@@ -216,7 +216,7 @@ async def _serve(settings: Settings, network: Network, demo: bool, end_orphans: 
     runtime = build_runtime(settings, network=network)
     jobs = demo_jobs(settings) if demo else ()
     async with running(runtime, jobs, end_lost_riders=end_orphans) as live:
-        reasserted = asyncio.create_task(live.gateway.reasserted.wait())
+        reasserted = asyncio.create_task(live.settled())
         stopping = asyncio.create_task(stop.wait())
         await asyncio.wait(
             (reasserted, stopping),

@@ -22,6 +22,9 @@ from line_service.accounts.sign_in import SignIn, SignInRules
 from line_service.authority.driver_identity import identify_with
 from line_service.authority.trip_links import TripLinker
 from line_service.authority.wiring import AuthorityServices, build_authority
+from line_service.cluster.ownership import LineOwnership
+from line_service.cluster.presence import node_presence
+from line_service.cluster.standby import serving_when_owner
 from line_service.dispatch.device_gateway import DeviceGateway
 from line_service.dispatch.device_limits import DeviceLimiter
 from line_service.dispatch.engine import Clock, Engine, Inbox
@@ -84,13 +87,26 @@ class Runtime:
     driver_trips: DriverTrips | None = None  # "Je passe": trips drivers announce
     abuse: AbuseGate | None = None  # wrong-code budgets and request rates (SMS, HTTP)
     voice: VoiceChannel | None = None  # the phone line (Twilio Voice), riding on the SMS channel
+    ownership: LineOwnership | None = None  # CARPOOL_CLUSTER: the lines' locks; None: all lines
 
-    async def ready(self) -> dict[str, bool]:
-        """Whether the broker is connected and the database accepts a write now."""
+    async def ready(self) -> dict[str, object]:
+        """Whether the broker is connected and the database accepts a write now, and which
+        lines this process dispatches."""
         if self.write_probe is None:
             self.write_probe = WriteProbe(self.store)
         database = await self.write_probe.accepts_writes()
-        return {"broker": self.gateway.link.connected, "database": database}
+        checks: dict[str, object] = {"broker": self.gateway.link.connected, "database": database}
+        if self.ownership is None:
+            return checks
+        return {**checks, "role": self.ownership.role, "lines_owned": list(self.ownership.owned)}
+
+    async def settled(self) -> None:
+        """Return once the signs were re-asserted after start-up, or this process stands by."""
+        if self.ownership is not None:
+            await self.ownership.tried.wait()
+            if self.ownership.role == "standby":
+                return
+        await self.gateway.reasserted.wait()
 
 
 def sign_in_rules(settings: Settings) -> SignInRules:
@@ -117,10 +133,18 @@ def build_runtime(
     salt = settings.phone_hash_salt.get_secret_value()
     store = Store(settings.database_url, phone_hasher=lambda phone: phone_hash(phone, salt))
     inbox = Inbox()
+    ownership = (
+        LineOwnership(
+            settings.database_url, [line.id for line in network.lines], settings.mqtt_client_id
+        )
+        if settings.cluster
+        else None
+    )
     writer = Writer(
         store,
         refuse_after=settings.storage_refuse_seconds,
         on_stuck=lambda ids: inbox.submit_nowait(StorageFailed(tuple(ids))),
+        gate=ownership.fence if ownership else None,
     )
     gateway = DeviceGateway(
         network,
@@ -132,6 +156,10 @@ def build_runtime(
             settings.device_burst,
             settings.device_flood_quiet_seconds,
         ),
+        # A cluster: one process's death is not the service's (see line_service/cluster).
+        will=node_presence(settings.mqtt_client_id, False) if ownership else None,
+        announcements=(node_presence(settings.mqtt_client_id, True),) if ownership else (),
+        gate=ownership.fence if ownership else None,
     )
     timers = Timers(inbox.submit_nowait, settings.lease_refresh)
     sms_store = SmsStore(store.engine)
@@ -164,7 +192,7 @@ def build_runtime(
         fallback=authority.fallbacks,
         listeners=[authority.trips],
     )
-    intake = Intake(engine)
+    intake = Intake(engine, refusal=ownership.refusal) if ownership else Intake(engine)
     abuse = AbuseGate(
         settings.guess_limits,
         settings.request_rates,
@@ -213,6 +241,7 @@ def build_runtime(
         driver_trips=driver_trips,
         abuse=abuse,
         voice=VoiceChannel(sms, VoiceStore(store.engine)),
+        ownership=ownership,
     )
     return runtime
 
@@ -267,6 +296,8 @@ async def running(
 
     Riders waiting on a place the lines file lost raise LostRidersError before anything runs;
     with `end_lost_riders` they are cancelled by the operator instead, and told by SMS.
+    In a cluster (CARPOOL_CLUSTER) all of that waits until this process owns the lines: it
+    yields at once and stands by meanwhile (see line_service/cluster/standby.py).
     """
     settings = runtime.settings
     async with contextlib.AsyncExitStack() as stack:
@@ -275,6 +306,23 @@ async def running(
 
             await stack.enter_async_context(embedded_broker(settings.embedded_mqtt_port))
         await asyncio.to_thread(runtime.store.check_schema)
+        if runtime.ownership is None:
+            async with _dispatching(runtime, background, end_lost_riders):
+                yield runtime
+            return
+        async with serving_when_owner(
+            runtime.ownership, lambda: _dispatching(runtime, background, end_lost_riders)
+        ):
+            yield runtime
+
+
+@contextlib.asynccontextmanager
+async def _dispatching(
+    runtime: Runtime, background: tuple[BackgroundJob, ...], end_lost_riders: bool
+) -> AsyncIterator[Runtime]:
+    """Restore the lines' state from the database and run every task until the block ends."""
+    settings = runtime.settings
+    async with contextlib.AsyncExitStack() as stack:
         stored = await asyncio.to_thread(
             runtime.store.live_requests, runtime.clock(), RESTORE_WINDOW
         )

@@ -68,6 +68,7 @@ class Settings(BaseSettings):
     rpc_poll_seconds: float = Field(default=30.0, gt=0)
     trip_link_hours: float = Field(default=12.0, gt=0, le=24)  # TRAJET <code> after a trip
     storage_refuse_seconds: float = Field(default=5.0, gt=0)
+    cluster: bool = False  # many processes, one owner per line (PostgreSQL only; OPERATIONS.md)
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: str = "INFO"
 
@@ -77,6 +78,15 @@ class Settings(BaseSettings):
         if value != EMBEDDED and not value.startswith("mqtt://"):
             raise ValueError("CARPOOL_MQTT_URL must be 'embedded' or mqtt://[user:pass@]host:port")
         return value
+
+    @model_validator(mode="after")
+    def _cluster_needs_postgresql(self) -> Settings:
+        if self.cluster and not self.database_url.startswith("postgresql"):
+            raise ValueError(
+                "CARPOOL_CLUSTER=true needs a PostgreSQL CARPOOL_DATABASE_URL (the processes "
+                "share its advisory locks); SQLite serves one process only"
+            )
+        return self
 
     @model_validator(mode="after")
     def _twilio_needs_secrets(self) -> Settings:

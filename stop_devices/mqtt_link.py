@@ -190,6 +190,7 @@ class MqttLink:
         will: Outgoing | None = None,
         persistent: bool = False,
         backoff: Backoff = Backoff(),
+        gate: Callable[[], Awaitable[bool]] | None = None,
     ) -> None:
         self._address = address
         self._client_id = client_id
@@ -201,6 +202,8 @@ class MqttLink:
         self._will = will
         self._persistent = persistent
         self._backoff = backoff
+        # Asked before each outbound batch: False holds every message back (a fenced owner).
+        self._gate = gate
         self._pending: dict[str, Outgoing] = {}
         self._wake = asyncio.Event()
         self._flushed = asyncio.Event()
@@ -283,6 +286,9 @@ class MqttLink:
         while True:
             await self._wake.wait()
             self._wake.clear()
+            if self._gate is not None and not await self._gate():
+                log.error("mqtt.publish_fenced", pending=len(self._pending))
+                return  # this session publishes nothing more
             batch, self._pending = list(self._pending.values()), {}
             try:
                 await session.publish_all(batch)

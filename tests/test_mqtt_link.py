@@ -246,3 +246,40 @@ async def test_an_owner_that_never_says_ready_delays_the_subscription_only_so_lo
         probe.publish(f"{topic}/in", b"still heard", retain=True)
         await eventually(lambda: [m.payload for m in received] == [b"still heard"], 5, "subscribed")
         probe.close()
+
+
+async def test_a_shut_gate_holds_every_publication_back(mosquitto: Mosquitto) -> None:
+    topic = f"test/{uuid.uuid4().hex}"
+    asked = asyncio.Event()
+
+    async def fence() -> bool:  # a cluster process that no longer owns its lines
+        asked.set()
+        return False
+
+    link = MqttLink(
+        BrokerAddress("127.0.0.1", mosquitto.port),
+        client_id=f"fenced-{uuid.uuid4().hex[:8]}",
+        subscriptions=(),
+        on_message=lambda _: None,
+        on_connected=lambda: None,
+        backoff=FAST,
+        gate=fence,
+    )
+    other = MqttLink(
+        BrokerAddress("127.0.0.1", mosquitto.port),
+        client_id=f"open-{uuid.uuid4().hex[:8]}",
+        subscriptions=(),
+        on_message=lambda _: None,
+        on_connected=lambda: None,
+        backoff=FAST,
+    )
+    probe = MqttProbe(mosquitto.port, (f"{topic}/#",))
+    async with running_link(link), running_link(other):
+        await asyncio.wait_for(asyncio.gather(link.wait_connected(), other.wait_connected()), 5)
+        link.publish(Outgoing(f"{topic}/sign", b"stale"))
+        await asyncio.wait_for(asked.wait(), 5)
+        other.publish(Outgoing(f"{topic}/marker", b"after"))  # sent after the gate said no
+        await asyncio.wait_for(other.flushed(), 5)
+        await eventually(lambda: f"{topic}/marker" in probe.messages, 5, "the marker")
+        assert f"{topic}/sign" not in probe.messages
+    probe.close()

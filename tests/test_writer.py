@@ -85,3 +85,26 @@ async def test_changes_arriving_right_after_a_commit_share_the_next_one(
     await asyncio.wait_for(writer_.drained(), 5)
     assert store.commits == [["r1"], ["r2", "r3", "r4"]]
     assert followed_up == ["r2", "r3", "r4"]
+
+
+async def test_a_shut_gate_stores_nothing_and_tells_nobody() -> None:
+    store = RecordingStore()
+    asked = asyncio.Event()
+
+    async def fence() -> bool:  # a cluster owner that lost its lines
+        asked.set()
+        return False
+
+    writer = Writer(cast(Store, store), gate=fence)
+    task = asyncio.create_task(writer.run())
+    told: list[str] = []
+    try:
+        writer.save([(a_request("r1"), None)], lambda: told.append("r1"))
+        await asyncio.wait_for(asked.wait(), 5)
+        writer.save([], lambda: told.append("later"))  # a follow-up queued behind it
+        with pytest.raises(TimeoutError):  # it never drains: it stopped for good
+            await asyncio.wait_for(writer.drained(), 0.5)
+        assert store.commits == []
+        assert told == []
+    finally:
+        task.cancel()

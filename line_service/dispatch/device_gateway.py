@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from collections.abc import Awaitable, Callable
 
 import structlog
 
@@ -14,7 +15,7 @@ from line_service.dispatch.device_limits import Admission, DeviceLimiter
 from line_service.dispatch.engine import Inbox
 from line_service.dispatch.intake import new_request_ids
 from stop_devices import topics, translate
-from stop_devices.mqtt_link import BrokerAddress, MqttLink, Received
+from stop_devices.mqtt_link import BrokerAddress, MqttLink, Outgoing, Received
 
 log = structlog.get_logger(__name__)
 
@@ -29,7 +30,14 @@ class DeviceGateway:
         client_id: str,
         inbox: Inbox,
         limiter: DeviceLimiter[tuple[DeviceKind, str]],
+        *,
+        will: Outgoing | None = None,
+        announcements: tuple[Outgoing, ...] = (),
+        gate: Callable[[], Awaitable[bool]] | None = None,
     ) -> None:
+        """`will` replaces the service's presence as last will, `announcements` are published
+        on each connection, and `gate` is asked before each publication (a cluster's owner
+        passes its fence: see line_service/cluster)."""
         self._network = network
         self._inbox = inbox
         # Each device's messages beyond its rate are dropped here, before decoding.
@@ -45,6 +53,7 @@ class DeviceGateway:
         # Set once the desired state of every device reached the broker after a connection.
         self.reasserted = asyncio.Event()
         self._resync: asyncio.Task[None] | None = None
+        self._announcements = announcements
         self.link = MqttLink(
             address,
             client_id=client_id,
@@ -53,8 +62,9 @@ class DeviceGateway:
             on_connected=self._on_connected,
             before_subscribing=self._wait_reasserted,
             birth=translate.presence(True),
-            will=translate.presence(False),
+            will=will or translate.presence(False),
             persistent=True,
+            gate=gate,
         )
 
     def show_on_sign(self, effect: ShowOnSign) -> None:
@@ -137,6 +147,8 @@ class DeviceGateway:
             self._arm_sweep()
 
     def _on_connected(self) -> None:
+        for message in self._announcements:
+            self.link.publish(message)
         self.reasserted.clear()
         self._resync = asyncio.get_running_loop().create_task(self._reassert())
 

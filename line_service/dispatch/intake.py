@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -59,15 +60,30 @@ class StorageTimeout(TimeoutError):  # noqa: N818 - a timeout, named as asyncio 
     """The change was not stored within the submit timeout (the database is not answering)."""
 
 
+class NotOwnerError(RuntimeError):
+    """This process does not dispatch the lines (a cluster's standby): the change is refused."""
+
+
 class Intake:
     """Turns a channel's ask into an event, submits it, and says what came of it."""
 
-    def __init__(self, engine: Engine, timeout: timedelta = SUBMIT_TIMEOUT) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        timeout: timedelta = SUBMIT_TIMEOUT,
+        refusal: Callable[[], str | None] = lambda: None,
+    ) -> None:
+        """`refusal` says why this process takes no change now (None: it takes them)."""
         self._engine = engine
         self._timeout = timeout
+        self._refusal = refusal
 
     async def submit(self, event: Event) -> list[Effect]:
-        """The event's effects once stored; raises StorageTimeout past the timeout."""
+        """The event's effects once stored; raises StorageTimeout past the timeout, and
+        NotOwnerError when this process does not dispatch the lines."""
+        refused = self._refusal()
+        if refused is not None:
+            raise NotOwnerError(refused)
         try:
             return await asyncio.wait_for(self._engine.submit(event), self._timeout.total_seconds())
         except TimeoutError as exc:

@@ -7,7 +7,7 @@ and their follow-ups (terminal screens, answers to callers) wait until the data 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -47,8 +47,12 @@ class Writer:
         refuse_after: float = 5.0,
         group_commit_seconds: float = GROUP_COMMIT_SECONDS,
         on_stuck: Callable[[list[RequestId]], None] | None = None,
+        gate: Callable[[], Awaitable[bool]] | None = None,
     ) -> None:
+        """`gate` is asked before each commit: False stops the writer for good, nothing stored
+        and nobody told (a cluster's owner that lost its lines is standing down)."""
         self._store = store
+        self._gate = gate
         self.group_commit_seconds = group_commit_seconds
         self._refuse_after = refuse_after
         self._refused: set[RequestId] = set()
@@ -134,6 +138,9 @@ class Writer:
     async def _commit(self, batch: _Batch) -> None:
         if not (batch.changes or batch.aliases):
             return  # only follow-ups, kept in order behind earlier writes
+        if self._gate is not None and not await self._gate():
+            log.error("writer.fenced", changes=len(batch.changes))
+            await asyncio.get_running_loop().create_future()  # never: the process is ending
         delay = 0.05
         failing_since: float | None = None
         loop = asyncio.get_running_loop()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.responses import JSONResponse
@@ -19,15 +19,16 @@ from line_service.accounts.sign_in import SignIn
 from line_service.authority.driver_journeys import DriverJourneys
 from line_service.authority.gtfs_feed import GtfsFeed
 from line_service.authority.rpc_outbox import RpcOutbox
-from line_service.dispatch.intake import Intake, StorageTimeout
+from line_service.dispatch.intake import Intake, NotOwnerError, StorageTimeout
 from line_service.driver_trips.announcements import DriverTrips
 from line_service.estimates.estimator import WaitEstimator
 from line_service.storage.store import Store
 from line_service.web.operator_accounts import TokenAuthority
 from sms_gateway.phones import to_e164
 
-ReadinessCheck = Callable[[], Awaitable[dict[str, bool]]]
-"""Whether the broker and the database are reachable now."""
+ReadinessCheck = Callable[[], Awaitable[dict[str, Any]]]
+"""Whether the broker and the database are reachable now (and, in a cluster, which lines this
+process owns)."""
 
 STORAGE_RETRY_AFTER_SECONDS = 10
 STORAGE_UNAVAILABLE = (
@@ -194,6 +195,19 @@ def phone_e164(raw: str) -> str:
     if e164 is None:
         raise HTTPException(422, "phone: not a valid phone number")
     return e164
+
+
+NOT_OWNER_RETRY_AFTER_SECONDS = 1
+
+
+async def not_owner(_request: Request, exc: Exception) -> JSONResponse:
+    """A change sent to a cluster's standby process: 503, naming the owner when known."""
+    assert isinstance(exc, NotOwnerError)
+    return JSONResponse(
+        {"detail": str(exc)},
+        status_code=503,
+        headers={"Retry-After": str(NOT_OWNER_RETRY_AFTER_SECONDS)},
+    )
 
 
 async def storage_unavailable(_request: Request, exc: Exception) -> JSONResponse:

@@ -285,6 +285,12 @@ class Readiness(_Body):
 
     broker: bool
     database: bool
+    role: str | None = Field(
+        default=None, description="with CARPOOL_CLUSTER only: owner or standby"
+    )
+    lines_owned: list[str] | None = Field(
+        default=None, description="with CARPOOL_CLUSTER only: the lines this process dispatches"
+    )
 
 
 class TestPressOut(_Body):

@@ -56,11 +56,12 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@health.get("/readyz", responses={503: {"model": Readiness}})
+@health.get("/readyz", responses={503: {"model": Readiness}}, response_model_exclude_none=True)
 async def readyz(ready: ReadinessDep, response: Response) -> Readiness:
-    """200 only when the broker and the database are reachable; 503 otherwise."""
+    """200 only when the broker and the database are reachable and this process dispatches
+    (a cluster's standby answers 503: send it no traffic); 503 otherwise."""
     checks = Readiness(**await ready())
-    if not (checks.broker and checks.database):
+    if not (checks.broker and checks.database) or checks.role == "standby":
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
     return checks
 

@@ -1,0 +1,1 @@
+"""Many processes, one owner per line: PostgreSQL advisory locks, fencing, presence."""

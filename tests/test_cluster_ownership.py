@@ -1,0 +1,124 @@
+"""Line ownership on a real PostgreSQL: one holder per line, the owner's name told to the
+others, and a fence that shuts once the lock session is gone."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import pytest
+import sqlalchemy
+from pydantic import ValidationError
+
+from line_service.cluster.ownership import (
+    APPLICATION_PREFIX,
+    FRESH_SECONDS,
+    LineOwnership,
+    lock_key,
+)
+from line_service.settings import Settings
+
+LINES = ("calais-dunkerque", "lille-roubaix")
+
+
+class FakeMonotonic:
+    """A monotonic clock the test moves (a process resumed after SIGSTOP sees such a jump)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_lock_keys_are_fixed_64_bit_values_one_per_line() -> None:
+    keys = {lock_key(line) for line in LINES}
+    assert len(keys) == len(LINES)
+    assert all(-(2**63) <= key < 2**63 for key in keys)
+    assert lock_key("calais-dunkerque") == lock_key("calais-dunkerque")  # every process agrees
+
+
+def test_a_cluster_needs_postgresql() -> None:
+    with pytest.raises(ValidationError, match="needs a PostgreSQL CARPOOL_DATABASE_URL"):
+        Settings(cluster=True, database_url="sqlite:///var/carpool.sqlite3")
+    assert Settings(cluster=True, database_url="postgresql+psycopg://db/carpool").cluster
+
+
+def _held_back(database_url: str, node: str) -> tuple[str, bool]:
+    """A node's lock session's state, and whether it keeps vacuum from a transaction committed
+    just now (its `backend_xmin` at or before that transaction)."""
+    engine = sqlalchemy.create_engine(database_url)
+    try:
+        with engine.begin() as connection:
+            committed = int(connection.execute(sqlalchemy.text("SELECT txid_current()")).one()[0])
+        with engine.connect() as connection:
+            state, horizon = connection.execute(
+                sqlalchemy.text(
+                    "SELECT state, backend_xmin::text::bigint FROM pg_stat_activity"
+                    " WHERE application_name = :name"
+                ),
+                {"name": f"{APPLICATION_PREFIX}{node}"},
+            ).one()
+            return str(state), horizon is not None and int(horizon) <= committed
+    finally:
+        engine.dispose()
+
+
+def _terminate(database_url: str, node: str) -> None:
+    """End a node's lock session from the server side (as the idle timeout would)."""
+    engine = sqlalchemy.create_engine(database_url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(
+                sqlalchemy.text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE application_name = :name"
+                ),
+                {"name": f"{APPLICATION_PREFIX}{node}"},
+            )
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_one_holder_the_owner_named_and_the_fence_shut_once_the_session_dies(
+    database_url: str,
+) -> None:
+    clock = FakeMonotonic()
+    first = LineOwnership(database_url, LINES, "node-a", clock)
+    second = LineOwnership(database_url, LINES, "node-b")
+    try:
+        await asyncio.wait_for(first.acquire(), 10)
+        assert first.role == "owner"
+        assert first.owned == LINES
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(second.acquire(), 0.5)
+        assert second.role == "standby"
+        assert second.owner_hint == "node-a"
+        refusal = second.refusal()
+        assert refusal is not None
+        assert "'node-a'" in refusal
+        assert first.refusal() is None
+        assert await first.fence()
+        # Idle in its transaction (what the idle timeout watches), keeping vacuum from nothing
+        # the rest of the database commits meanwhile.
+        state, _ = await asyncio.to_thread(_held_back, database_url, "node-a")
+        assert state == "idle in transaction"
+        clock.now += FRESH_SECONDS + 0.1
+        assert await first.fence()  # a heartbeat; between statements it holds no snapshot
+        assert await asyncio.to_thread(_held_back, database_url, "node-a") == (
+            "idle in transaction",
+            False,
+        )
+
+        await asyncio.to_thread(_terminate, database_url, "node-a")
+        assert await first.fence()  # confirmed a moment ago: no query on each publication
+        clock.now += FRESH_SECONDS + 0.1  # … but after a gap, it asks again
+        assert not await first.fence()
+        assert first.lost.is_set()
+        assert first.role == "standby"
+        await asyncio.wait_for(second.acquire(), 5)  # the lines went with the session
+        assert second.role == "owner"
+    finally:
+        await first.close()
+        await second.close()
