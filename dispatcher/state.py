@@ -156,7 +156,9 @@ def index_requests(
     aliases: Iterable[tuple[Source, RequestId]] = (),
 ) -> DispatcherState:
     """A state holding `requests` (any states) and their source aliases, every index rebuilt."""
-    ordered = sorted(requests, key=lambda request: request.created_at)
+    # Oldest first; requests of the same instant in the order of their ids, so that a restart
+    # gives one order whatever order the database returns them in.
+    ordered = sorted(requests, key=lambda request: (request.created_at, request.id))
     by_id = {request.id: request for request in ordered}
     by_source = {source: rid for source, rid in aliases if rid in by_id}
     by_source.update({request.source: request.id for request in ordered})

@@ -571,6 +571,11 @@ class DispatcherMachine(RuleBasedStateMachine):
         stored = list(self.state.requests.values())
         aliases = [(source, rid) for source, rid in self.aliases if rid in self.state.requests]
         self.state, effects = restore(DispatcherState(self.network), stored, aliases)
+        # Read back, riders of a stop are in the order they asked; riders of the same instant
+        # in the order of their ids (nothing stored tells them apart).
+        for index in (self.waiting, self.announced):
+            for rids in index.values():
+                rids.sort(key=lambda rid: (self.riders[rid].asked_at, rid))
         self.deadline_timers = {}
         self.message_timers = {}
         self.messages = {}  # operator messages live in memory only

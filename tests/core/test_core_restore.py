@@ -6,6 +6,7 @@ DevicesResyncRequested (every device re-asserted once): `Core.restart` does both
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from dispatcher.effects import (
@@ -192,6 +193,22 @@ def test_restore_alone_tells_no_device_anything_and_rearms_every_deadline(
         RequestId(rid) for rid in ("r1", "r2", "r4", "r5")
     }
     assert state.waiting() == before.state.waiting()
+
+
+def test_riders_of_the_same_instant_come_back_in_one_order_whatever_the_database_gives(
+    network: Network,
+) -> None:
+    same_instant = [
+        replace(request, created_at=T0) for request in a_morning(network).state.requests.values()
+    ]
+    orders = [same_instant, same_instant[::-1], [*same_instant[1:], same_instant[0]]]
+    waiting = {
+        tuple(r.id for r in restore(DispatcherState(network), o)[0].waiting()) for o in orders
+    }
+    assert len(waiting) == 1
+    [order] = waiting
+    assert len(order) > 1
+    assert list(order) == sorted(order)
 
 
 def test_restore_keeps_sign_seqs_increasing_within_the_same_millisecond(
