@@ -157,6 +157,14 @@ async def connect(
         raise LinkError(str(exc)) from exc
 
 
+def _raise_if_cancelled() -> None:
+    """Raise the cancellation a library's `asyncio.wait_for` swallowed (Python 3.11: a cancel that
+    meets the awaited answer, here a SUBACK, is lost), so that a stopping link stops."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 class LinkError(Exception):
     """The broker could not be reached, or the connection dropped."""
 
@@ -267,6 +275,7 @@ class MqttLink:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._before_subscribing(), SUBSCRIBE_HOLD_SECONDS)
                 await session.subscribe(*self._subscriptions)
+                _raise_if_cancelled()
             async for received in session.messages():
                 self._deliver(received)
         finally:
