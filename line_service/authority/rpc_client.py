@@ -224,9 +224,7 @@ class RpcClient:
             return answer
         if answer.is_success:
             return Result(journey_id, Outcome.FOUND, answer.status_code, body=_json(answer))
-        if answer.status_code == 404:
-            return Result(journey_id, Outcome.NOT_FOUND, 404)
-        return Result(journey_id, Outcome.REJECTED, answer.status_code, answer.text[:500])
+        return _refused(journey_id, answer)
 
     async def patch(self, journey: dict[str, Any]) -> Result:
         """Send the fixable fields of a journey again (the registry had it in validation_error)."""
@@ -238,9 +236,7 @@ class RpcClient:
             return answer
         if answer.is_success:
             return Result(journey_id, Outcome.PATCHED, answer.status_code)
-        if answer.status_code == 404:
-            return Result(journey_id, Outcome.NOT_FOUND, 404)
-        return Result(journey_id, Outcome.REJECTED, answer.status_code, answer.text[:500])
+        return _refused(journey_id, answer)
 
     async def cancel(self, journey_id: str, code: str, message: str | None = None) -> Result:
         """Cancel a registered journey (`code`: up to 32 of [0-9A-Za-z_-]; `message`: why)."""
@@ -253,9 +249,7 @@ class RpcClient:
             return answer
         if answer.is_success:
             return Result(journey_id, Outcome.CANCELLED, answer.status_code)
-        if answer.status_code == 404:
-            return Result(journey_id, Outcome.NOT_FOUND, 404)
-        return Result(journey_id, Outcome.REJECTED, answer.status_code, answer.text[:500])
+        return _refused(journey_id, answer)
 
     async def send_all(self, journeys: Iterable[dict[str, Any]]) -> list[Result]:
         """Send every journey in turn (each outcome is logged); the results, in order."""
@@ -327,3 +321,10 @@ def _json(answer: httpx.Response) -> dict[str, Any]:
     except ValueError:
         return {}
     return found if isinstance(found, dict) else {}
+
+
+def _refused(journey_id: str, answer: httpx.Response) -> Result:
+    """A journey call the registry did not accept: NOT_FOUND on 404, else REJECTED with its text."""
+    if answer.status_code == 404:
+        return Result(journey_id, Outcome.NOT_FOUND, 404)
+    return Result(journey_id, Outcome.REJECTED, answer.status_code, answer.text[:500])
