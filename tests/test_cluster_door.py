@@ -16,7 +16,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from line_service.accounts.book import AccountRole
 from line_service.cluster.door import FORWARDED_BY
 from tests.support.accounts import account_tokens, bearer
-from tests.support.faults import eventually
+from tests.support.faults import eventually, figure
 from tests.support.service import LINE
 from tests.support.sms_webhook import PUBLIC_URL, Sms
 from tests.support.twilio_standin import AUTH_TOKEN
@@ -73,7 +73,9 @@ async def test_a_rider_request_through_the_standby_is_the_owners_and_outlives_it
         owner = pair.rig(pair.first, owner_http)
         await eventually(owner.signs_converged, 10, "signs shown by the owner")
         asked = await standby_http.post(
-            "/api/v1/requests", json=ASK, headers=bearer(first) | client_at("203.0.113.1")
+            "/api/v1/requests",
+            json=ASK | {"client_ref": "app-ask-1"},
+            headers=bearer(first) | client_at("203.0.113.1"),
         )
         assert asked.status_code == 201, asked.text
         request = asked.json()
@@ -111,12 +113,30 @@ async def test_a_rider_request_through_the_standby_is_the_owners_and_outlives_it
         assert standing_by(pair.second)
 
     await asyncio.to_thread(pair.first.kill)
-    await eventually(lambda: asyncio.to_thread(owns_the_line, pair.second), 10, "new owner")
+    seen: set[tuple[int, str | None]] = set()
     async with httpx.AsyncClient(base_url=pair.second.base_url) as http:
+
+        async def answered() -> bool:
+            answer = await http.get(f"/api/v1/lines/{LINE}/signs", headers=staff)
+            seen.add((answer.status_code, answer.headers.get("Retry-After")))
+            return answer.status_code == 200
+
+        took = await eventually(answered, 10, "an answer through the former standby")
+        figure("any door: kill -9 of the owner to an answer through the standby", f"{took:.2f} s")
+        assert seen <= {(503, "1"), (200, None)}  # meanwhile: try again in a second
+        assert await asyncio.to_thread(owns_the_line, pair.second)
         heir = pair.rig(pair.second, http)
         await eventually(heir.signs_converged, 10, "signs as the new owner wants them")
         waiting = {rider["id"] for rider in (await live_view(http))["waiting"]}
         assert waiting == {request["id"], other.json()["id"]}  # accepted, never lost
+        # An app that never saw its answer asks again with the same client_ref: the same ride.
+        repeat = await http.post(
+            "/api/v1/requests",
+            json=ASK | {"client_ref": "app-ask-1"},
+            headers=bearer(first) | client_at("203.0.113.4"),
+        )
+        assert repeat.status_code == 201, repeat.text
+        assert repeat.json()["id"] == request["id"]
         served = await http.post(
             "/api/v1/requests", json=ASK, headers=bearer(third) | client_at("203.0.113.3")
         )
