@@ -60,6 +60,7 @@ def _door(runtime: Runtime) -> OwnerDoor | None:
         owner_here=lambda: ownership.role == "owner",
         owner=lambda: ownership.owner_hint,
         address_of=addresses.address_of,
+        proxies=runtime.settings.proxies,
     )
 
 

@@ -11,11 +11,14 @@ from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
 
 from line_service.accounts.book import AccountRole
 from line_service.cluster.door import FORWARDED_BY
 from tests.support.accounts import account_tokens, bearer
+from tests.support.brokers import free_port
 from tests.support.faults import eventually, figure
 from tests.support.service import LINE
 from tests.support.sms_webhook import PUBLIC_URL, Sms
@@ -195,3 +198,54 @@ async def test_a_request_forwarded_to_a_process_that_does_not_own_the_lines_is_r
     assert "does not own the lines" in hopped.json()["detail"]
     async with httpx.AsyncClient(base_url=pair.first.base_url) as http:
         assert (await live_view(http))["waiting"] == []  # nothing reached the owner
+
+
+def recorded_addresses(database_url: str) -> dict[str, str]:
+    """Every node's HTTP address in `cluster_node`, read straight from the database."""
+    engine = sqlalchemy.create_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(sqlalchemy.text("SELECT node, http_url FROM cluster_node"))
+            return {node: url for node, url in rows}
+    finally:
+        engine.dispose()
+
+
+def record_address(database_url: str, node: str, url: str) -> None:
+    """Overwrite a node's recorded address (a wrong CARPOOL_ADVERTISE_URL, say)."""
+    engine = sqlalchemy.create_engine(database_url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(
+                sqlalchemy.text("UPDATE cluster_node SET http_url = :url WHERE node = :node"),
+                {"url": url, "node": node},
+            )
+    finally:
+        engine.dispose()
+
+
+async def test_an_owner_that_does_not_answer_at_its_address_gets_503_naming_it(
+    pair: Pair,
+) -> None:
+    owner, standby = (f"dispatcher-{process.http_port}" for process in (pair.first, pair.second))
+    addresses = await asyncio.to_thread(recorded_addresses, pair.database_url)
+    assert addresses == {owner: pair.first.base_url, standby: pair.second.base_url}
+    nowhere = f"http://127.0.0.1:{free_port()}"
+    await asyncio.to_thread(record_address, pair.database_url, owner, nowhere)
+    socket_url = f"ws://127.0.0.1:{pair.second.http_port}/api/v1/lines/{LINE}/live/ws"
+    async with httpx.AsyncClient(base_url=pair.second.base_url) as http:
+        refused = await http.get(f"/api/v1/lines/{LINE}/live")
+        assert refused.status_code == 503, refused.text
+        assert refused.headers["Retry-After"] == "1"
+        assert owner in refused.json()["detail"]
+        assert nowhere in refused.json()["detail"]
+        async with connect(socket_url, proxy=None) as socket:
+            with pytest.raises(ConnectionClosed):
+                await asyncio.wait_for(socket.recv(), SOCKET_WAIT_SECONDS)
+        assert socket.close_code == 1013  # try again later
+        assert owner in (socket.close_reason or "")
+
+        # Fixed in the database: the standby reads the address again, and forwards.
+        await asyncio.to_thread(record_address, pair.database_url, owner, pair.first.base_url)
+        answered = await http.get(f"/api/v1/lines/{LINE}/live")
+        assert answered.status_code == 200, answered.text

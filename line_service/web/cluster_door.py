@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import json
 from collections.abc import Callable
+from ipaddress import IPv4Network, IPv6Network
 
 import httpx
 import structlog
@@ -62,8 +64,11 @@ class OwnerDoor:
         owner_here: Callable[[], bool],
         owner: Callable[[], str | None],
         address_of: Callable[[str], str | None],
+        proxies: tuple[IPv4Network | IPv6Network, ...] = (),
     ) -> None:
         self.node = node
+        self._proxies = proxies
+        self._untrusted_peers: set[str] = set()
         self._owner_here = owner_here
         self._owner = owner
         self._address_of = address_of  # blocking: reads the database
@@ -76,6 +81,8 @@ class OwnerDoor:
         """Serve here, forward, or refuse; None when the owner's address is still to be read."""
         forwarded = any(name.lower() == FORWARDED_BY.encode() for name, _ in scope["headers"])
         decision = route(scope["path"], self._owner_here(), forwarded, self._owner())
+        if forwarded and isinstance(decision, Serve):
+            self._check_peer(_peer(scope))
         if isinstance(decision, Serve | Refuse):
             return decision
         url = self._addresses.get(decision.owner)
@@ -95,6 +102,21 @@ class OwnerDoor:
         if isinstance(found, Forward):
             self._addresses[owner] = found.url
         return found
+
+    def _check_peer(self, peer: str | None) -> None:
+        """Say once per peer when a standby's forwards come from an address that is not in
+        CARPOOL_TRUSTED_PROXIES: its X-Forwarded-For is then ignored, and every client behind
+        it shares its per-address limits."""
+        if peer is None or peer in self._untrusted_peers:
+            return
+        try:
+            address = ipaddress.ip_address(peer)
+        except ValueError:
+            return
+        if any(address.version == net.version and address in net for net in self._proxies):
+            return
+        self._untrusted_peers.add(peer)
+        log.warning("cluster.peer_not_trusted", peer=peer, setting="CARPOOL_TRUSTED_PROXIES")
 
     def forget(self, target: Forward) -> None:
         """Read the owner's address again next time (it did not answer there)."""
