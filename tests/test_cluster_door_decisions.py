@@ -1,6 +1,13 @@
-"""The any-door's decisions (line_service/cluster/door.py): pure, no process, no network."""
+"""The any-door's decisions (line_service/cluster/door.py): pure, no process, no network; and
+the settings and warnings around them."""
 
 from __future__ import annotations
+
+import httpx
+import pytest
+from pydantic import ValidationError
+from starlette.types import Receive, Scope, Send
+from structlog.testing import capture_logs
 
 from line_service.cluster.door import (
     FORWARDED_BY,
@@ -15,6 +22,8 @@ from line_service.cluster.door import (
     socket_headers,
     unreachable,
 )
+from line_service.settings import Settings
+from line_service.web.cluster_door import ClusterDoor, OwnerDoor
 
 OWNER = "dispatcher-a"
 
@@ -112,3 +121,40 @@ def test_the_answer_keeps_its_headers_but_not_the_connections() -> None:
         ("set-cookie", "a=1"),
         ("set-cookie", "b=2"),
     ]
+
+
+def test_peers_reach_a_process_at_its_advertised_url_or_its_host_and_port() -> None:
+    assert Settings(http_host="127.0.0.1", http_port=8001).peer_url == "http://127.0.0.1:8001"
+    assert Settings(http_host="0.0.0.0", http_port=8002).peer_url == "http://127.0.0.1:8002"
+    assert Settings(http_host="::", http_port=8003).peer_url == "http://[::1]:8003"
+    advertised = Settings(advertise_url="https://node-b.example:8443/", http_port=8004)
+    assert advertised.peer_url == "https://node-b.example:8443"
+    with pytest.raises(ValidationError, match="CARPOOL_ADVERTISE_URL"):
+        Settings(advertise_url="node-b:8000")
+
+
+async def test_the_owner_warns_once_about_a_standby_whose_address_is_not_trusted() -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    def door(proxies: str) -> ClusterDoor:
+        owner = OwnerDoor(
+            "dispatcher-a",
+            owner_here=lambda: True,
+            owner=lambda: "dispatcher-a",
+            address_of=lambda _node: None,
+            proxies=Settings(trusted_proxies=proxies).proxies,
+        )
+        return ClusterDoor(app, owner)
+
+    forwarded = {FORWARDED_BY: "dispatcher-b"}
+    for proxies, warned in (("", 1), ("198.51.100.7", 0)):
+        transport = httpx.ASGITransport(door(proxies), client=("198.51.100.7", 40000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://owner") as http:
+            with capture_logs() as logs:
+                for _ in range(3):
+                    assert (await http.get("/api/v1/lines", headers=forwarded)).status_code == 204
+                assert (await http.get("/api/v1/lines")).status_code == 204
+        events = [entry for entry in logs if entry["event"] == "cluster.peer_not_trusted"]
+        assert len(events) == warned, (proxies, logs)
