@@ -29,7 +29,7 @@ import httpx
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 
 from line_service.cluster.door import (
     FORWARDED_BY,
@@ -52,6 +52,7 @@ SOCKET_MAX_BYTES = 16 * 1024 * 1024  # uvicorn's own limit for a WebSocket messa
 CLOSE_TRY_AGAIN = 1013
 _SENDABLE_CLOSE = frozenset({1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013})
 REASON_BYTES = 120  # a close frame's reason holds 123 bytes
+NO_BODY = frozenset({204, 304})  # answers that carry no Content-Length
 
 
 class OwnerDoor:
@@ -202,16 +203,16 @@ async def _forward_http(
     if not any(name == "accept-encoding" for name, _ in headers):
         headers.append(("accept-encoding", "identity"))  # the body passes on as it comes
     client = door.client()
-    request = client.build_request(
-        scope["method"], _target(target.url, scope), headers=headers, content=body
-    )
     try:
+        request = client.build_request(
+            scope["method"], _target(target.url, scope), headers=headers, content=body
+        )
         response = await client.send(request, stream=True)
         try:
             content = b"".join([chunk async for chunk in response.aiter_raw()])
         finally:
             await response.aclose()
-    except httpx.HTTPError as exc:
+    except (httpx.HTTPError, httpx.InvalidURL) as exc:
         door.forget(target)
         door.refused += 1
         reason = type(exc).__name__
@@ -223,7 +224,11 @@ async def _forward_http(
         (name.encode("latin-1"), value.encode("latin-1"))
         for name, value in answer_headers(response.headers.multi_items())
     ]
-    answer.append((b"content-length", str(len(content)).encode()))
+    length = response.headers.get("content-length") if scope["method"] == "HEAD" else None
+    if length is None and response.status_code not in NO_BODY:
+        length = str(len(content))
+    if length is not None:
+        answer.append((b"content-length", length.encode("latin-1")))
     await send({"type": "http.response.start", "status": response.status_code, "headers": answer})
     await send({"type": "http.response.body", "body": content})
 
@@ -286,7 +291,7 @@ async def _forward_socket(
             return
         await _refuse_socket_accepted(send, unreachable(target.owner, target.url, str(status)))
         return
-    except (OSError, TimeoutError, InvalidHandshake) as exc:
+    except (OSError, TimeoutError, WebSocketException) as exc:
         door.forget(target)
         door.refused += 1
         reason = type(exc).__name__
