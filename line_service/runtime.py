@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
+from sqlalchemy.exc import SQLAlchemyError
 
 from dispatcher.events import StorageFailed
 from dispatcher.model import Network
@@ -257,7 +258,7 @@ async def advertise(runtime: Runtime) -> None:
     node, url = runtime.ownership.node, runtime.settings.peer_url
     try:
         await asyncio.to_thread(runtime.node_addresses.record, node, url, utc_now())
-    except Exception as exc:  # the database: dispatching does not depend on this row
+    except (SQLAlchemyError, OSError) as exc:  # dispatching does not depend on this row
         log.warning("cluster.address_unrecorded", node=node, url=url, error=str(exc)[:200])
         return
     log.info("cluster.address_recorded", node=node, url=url)

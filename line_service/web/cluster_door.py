@@ -27,6 +27,7 @@ from ipaddress import IPv4Network, IPv6Network
 
 import httpx
 import structlog
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
@@ -96,7 +97,7 @@ class OwnerDoor:
             return Refuse("this process is a standby and does not know the owner yet")
         try:
             url = await asyncio.to_thread(self._address_of, owner)
-        except Exception as exc:  # the database: the client is told, the process goes on
+        except (SQLAlchemyError, OSError) as exc:  # the client is told, the process goes on
             log.warning("cluster.address_unread", owner=owner, error=str(exc)[:200])
             url = None
         found = destination(owner, url)
