@@ -157,6 +157,18 @@ async def socket_message(socket: ClientConnection) -> dict[str, Any]:
     return message
 
 
+async def rider_shown(socket: ClientConnection) -> bool:
+    """Whether the next snapshot on the socket shows one rider waiting at Marck Est."""
+    snapshot = await socket_message(socket)
+    return [rider["stop_id"] for rider in snapshot["line"]["waiting"]] == ["marck-est"]
+
+
+async def read_until_closed(socket: ClientConnection) -> None:
+    """Read snapshots until the socket closes (raises ConnectionClosed then)."""
+    while True:
+        await socket_message(socket)
+
+
 async def test_a_signed_sms_and_the_live_socket_through_the_standby_reach_the_owner(
     pair: Pair,
 ) -> None:
@@ -175,14 +187,23 @@ async def test_a_signed_sms_and_the_live_socket_through_the_standby_reach_the_ow
         reply = await Sms(standby_http).reply("MRK dunkerke")  # signed for CARPOOL_PUBLIC_URL
         assert "Donnez le code" in reply
 
-        async def rider_shown() -> bool:
-            snapshot = await socket_message(socket)
-            return [rider["stop_id"] for rider in snapshot["line"]["waiting"]] == ["marck-est"]
+        await eventually(lambda: rider_shown(socket), 15, "the SMS rider on the live socket")
+        async with httpx.AsyncClient(base_url=pair.first.base_url) as owner_http:
+            waiting = (await live_view(owner_http))["waiting"]
+        assert [(rider["channel"], rider["stop_id"]) for rider in waiting] == [("sms", "marck-est")]
 
-        await eventually(rider_shown, 15, "the SMS rider on the owner's live socket")
-    async with httpx.AsyncClient(base_url=pair.first.base_url) as owner_http:
-        waiting = (await live_view(owner_http))["waiting"]
-    assert [(rider["channel"], rider["stop_id"]) for rider in waiting] == [("sms", "marck-est")]
+        # The owner dies: the socket through the standby is closed "try again later".
+        await asyncio.to_thread(pair.first.kill)
+        with pytest.raises(ConnectionClosed):
+            await read_until_closed(socket)
+    assert socket.close_code == 1013
+
+    # The dashboard connects again, now to the new owner itself: the rider is still there.
+    await eventually(lambda: asyncio.to_thread(owns_the_line, pair.second), 10, "new owner")
+    async with connect(socket_url, proxy=None) as socket:
+        await socket.send(json.dumps({"token": OPERATOR_TOKEN}))
+        assert (await socket_message(socket))["type"] == "hello"
+        await eventually(lambda: rider_shown(socket), 15, "the rider restored by the new owner")
 
 
 async def test_a_request_forwarded_to_a_process_that_does_not_own_the_lines_is_refused(
