@@ -16,7 +16,7 @@ from line_service.settings import Settings
 from line_service.sms.routes import sms
 from line_service.voice.routes import voice
 from line_service.web import account_routes, attestation_routes, driver_trip_routes
-from line_service.web.cluster_door import ClusterDoor, OwnerDoor
+from line_service.web.cluster_door import ClusterDoor, DoorCounts, OwnerDoor
 from line_service.web.dashboard import Operations, install_operations
 from line_service.web.deps import lifespan_state, not_owner, storage_unavailable
 from line_service.web.http_guard import HttpGuard, validation_failed
@@ -134,4 +134,6 @@ def create_app(
     if built.ownership is not None:
         lines = [line.id for line in built.network.lines]
         operations.metrics.registry.register(OwnedLines(lines, built.ownership))
+    if door is not None:
+        operations.metrics.registry.register(DoorCounts(door))
     return app

@@ -20,7 +20,7 @@ from line_service.cluster.door import FORWARDED_BY
 from tests.support.accounts import account_tokens, bearer
 from tests.support.brokers import free_port
 from tests.support.faults import eventually, figure
-from tests.support.service import LINE
+from tests.support.service import LINE, ServiceProcess
 from tests.support.sms_webhook import PUBLIC_URL, Sms
 from tests.support.twilio_standin import AUTH_TOKEN
 from tests.test_cluster import Pair, owns_the_line, pair, standing_by
@@ -56,6 +56,13 @@ def client_at(address: str) -> dict[str, str]:
 
 async def rider_tokens(pair: Pair) -> list[str]:
     return await asyncio.to_thread(account_tokens, pair.database_url, RIDERS, AccountRole.RIDER)
+
+
+def door_count(process: ServiceProcess, what: str) -> float:
+    """`carpool_door_<what>_total` on the process's /metrics."""
+    text = httpx.get(f"{process.base_url}/metrics", timeout=2).text
+    prefix = f"carpool_door_{what}_total "
+    return float(next(row for row in text.splitlines() if row.startswith(prefix))[len(prefix) :])
 
 
 async def live_view(http: httpx.AsyncClient) -> dict[str, Any]:
@@ -112,8 +119,10 @@ async def test_a_rider_request_through_the_standby_is_the_owners_and_outlives_it
         )
         assert other.status_code == 201, other.text
 
-        # Its own health stays its own: the standby still says it stands by.
+        # Its own health and metrics stay its own: the standby says it stands by, and counts.
         assert standing_by(pair.second)
+        assert door_count(pair.second, "forwarded") == 4  # the four asks above
+        assert door_count(pair.first, "forwarded") == 0
 
     await asyncio.to_thread(pair.first.kill)
     seen: set[tuple[int, str | None]] = set()

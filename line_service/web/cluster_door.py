@@ -22,11 +22,13 @@ import asyncio
 import contextlib
 import ipaddress
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from ipaddress import IPv4Network, IPv6Network
 
 import httpx
 import structlog
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from websockets.asyncio.client import ClientConnection, connect
@@ -139,6 +141,25 @@ class OwnerDoor:
         client, self._client = self._client, None
         if client is not None:
             await client.aclose()
+
+
+class DoorCounts(Collector):
+    """`carpool_door_forwarded_total` and `carpool_door_refused_total`, read at scrape time."""
+
+    def __init__(self, door: OwnerDoor) -> None:
+        self._door = door
+
+    def collect(self) -> Iterable[Metric]:
+        yield CounterMetricFamily(
+            "carpool_door_forwarded",
+            "Requests and live sockets this standby passed to the owner (CARPOOL_CLUSTER)",
+            value=self._door.forwarded,
+        )
+        yield CounterMetricFamily(
+            "carpool_door_refused",
+            "Requests answered 503 here for want of an owner to pass them to (CARPOOL_CLUSTER)",
+            value=self._door.refused,
+        )
 
 
 class ClusterDoor:
