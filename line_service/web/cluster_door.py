@@ -305,6 +305,7 @@ async def _forward_socket(
             open_timeout=CONNECT_SECONDS,
             max_size=SOCKET_MAX_BYTES,
             proxy=None,
+            user_agent_header=None,  # the client's own passes on
         )
     except InvalidStatus as exc:
         status = exc.response.status_code
