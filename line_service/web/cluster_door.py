@@ -39,6 +39,7 @@ from line_service.cluster.door import (
     Forward,
     Refuse,
     Serve,
+    Toward,
     answer_headers,
     destination,
     forward_headers,
@@ -56,6 +57,7 @@ CLOSE_TRY_AGAIN = 1013
 _SENDABLE_CLOSE = frozenset({1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013})
 REASON_BYTES = 120  # a close frame's reason holds 123 bytes
 NO_BODY = frozenset({204, 304})  # answers that carry no Content-Length
+WARNED_PEERS = 64  # untrusted standby addresses named in the log at most
 
 
 class OwnerDoor:
@@ -81,8 +83,8 @@ class OwnerDoor:
         self.forwarded = 0  # requests and sockets handed to the owner
         self.refused = 0  # answered 503 here for want of an owner
 
-    def route(self, scope: Scope) -> Serve | Forward | Refuse | None:
-        """Serve here, forward, or refuse; None when the owner's address is still to be read."""
+    def route(self, scope: Scope) -> Serve | Forward | Refuse | Toward:
+        """Serve here, forward, or refuse; Toward when the owner's address is still to be read."""
         forwarded = any(name.lower() == FORWARDED_BY.encode() for name, _ in scope["headers"])
         decision = route(scope["path"], self._owner_here(), forwarded, self._owner())
         if forwarded and isinstance(decision, Serve):
@@ -90,13 +92,10 @@ class OwnerDoor:
         if isinstance(decision, Serve | Refuse):
             return decision
         url = self._addresses.get(decision.owner)
-        return Forward(decision.owner, url) if url else None
+        return Forward(decision.owner, url) if url else decision
 
-    async def resolve(self) -> Forward | Refuse:
+    async def resolve(self, owner: str) -> Forward | Refuse:
         """The owner's address, read from the database (kept until a forward to it fails)."""
-        owner = self._owner()
-        if owner is None:
-            return Refuse("this process is a standby and does not know the owner yet")
         try:
             url = await asyncio.to_thread(self._address_of, owner)
         except (SQLAlchemyError, OSError) as exc:  # the client is told, the process goes on
@@ -112,6 +111,8 @@ class OwnerDoor:
         CARPOOL_TRUSTED_PROXIES: its X-Forwarded-For is then ignored, and every client behind
         it shares its per-address limits."""
         if peer is None or peer in self._untrusted_peers:
+            return
+        if len(self._untrusted_peers) >= WARNED_PEERS:  # anyone may send the mark: bounded
             return
         try:
             address = ipaddress.ip_address(peer)
@@ -174,8 +175,8 @@ class ClusterDoor:
             await self.app(scope, receive, send)
             return
         decision = self.door.route(scope)
-        if decision is None:
-            decision = await self.door.resolve()
+        if isinstance(decision, Toward):
+            decision = await self.door.resolve(decision.owner)
         if isinstance(decision, Serve):
             await self.app(scope, receive, send)
         elif scope["type"] == "http":
