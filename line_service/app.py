@@ -16,6 +16,7 @@ from line_service.settings import Settings
 from line_service.sms.routes import sms
 from line_service.voice.routes import voice
 from line_service.web import account_routes, attestation_routes, driver_trip_routes
+from line_service.web.cluster_door import ClusterDoor, DoorCounts, OwnerDoor
 from line_service.web.dashboard import Operations, install_operations
 from line_service.web.deps import lifespan_state, not_owner, storage_unavailable
 from line_service.web.http_guard import HttpGuard, validation_failed
@@ -49,6 +50,20 @@ def _web_state(runtime: Runtime, operations: Operations) -> dict[str, object]:
     }
 
 
+def _door(runtime: Runtime) -> OwnerDoor | None:
+    """A cluster's any-door: a standby passes requests to the owner (line_service/cluster)."""
+    ownership, addresses = runtime.ownership, runtime.node_addresses
+    if ownership is None or addresses is None:
+        return None
+    return OwnerDoor(
+        ownership.node,
+        owner_here=lambda: ownership.role == "owner",
+        owner=lambda: ownership.owner_hint,
+        address_of=addresses.address_of,
+        proxies=runtime.settings.proxies,
+    )
+
+
 def create_app(
     settings: Settings,
     background: tuple[BackgroundJob, ...] = (),
@@ -61,23 +76,27 @@ def create_app(
     before it imports the web side) and the lifespan runs only the live-updates hub.
     """
     built = runtime or build_runtime(settings, utc_now)
+    door = _door(built)
 
     async def run_hub(_runtime: Runtime) -> None:
         await operations.hub.run()
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[dict[str, object]]:
-        if not already_running:
-            async with running(built, (*background, run_hub)) as live:
+        async with contextlib.AsyncExitStack() as stack:
+            if door is not None:
+                stack.push_async_callback(door.aclose)
+            if not already_running:
+                live = await stack.enter_async_context(running(built, (*background, run_hub)))
                 yield _web_state(live, operations)
-            return
-        hub = asyncio.create_task(operations.hub.run(), name="live-hub")
-        try:
-            yield _web_state(built, operations)
-        finally:
-            hub.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await hub
+                return
+            hub = asyncio.create_task(operations.hub.run(), name="live-hub")
+            try:
+                yield _web_state(built, operations)
+            finally:
+                hub.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await hub
 
     app = FastAPI(
         title="Carpool line service",
@@ -88,6 +107,8 @@ def create_app(
     app.add_exception_handler(StorageTimeout, storage_unavailable)
     app.add_exception_handler(NotOwnerError, not_owner)
     app.add_exception_handler(RequestValidationError, validation_failed)
+    if door is not None:  # inside HttpGuard: bodies are bounded before they are forwarded
+        app.add_middleware(ClusterDoor, door=door)
     app.add_middleware(HttpGuard, max_body_bytes=built.settings.http_max_body_bytes)
     app.include_router(health)
     app.include_router(api)
@@ -113,4 +134,6 @@ def create_app(
     if built.ownership is not None:
         lines = [line.id for line in built.network.lines]
         operations.metrics.registry.register(OwnedLines(lines, built.ownership))
+    if door is not None:
+        operations.metrics.registry.register(DoorCounts(door))
     return app

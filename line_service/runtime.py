@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
+from sqlalchemy.exc import SQLAlchemyError
 
 from dispatcher.events import StorageFailed
 from dispatcher.model import Network
@@ -41,6 +42,7 @@ from line_service.privacy.personal_data import run_retention
 from line_service.settings import EMBEDDED, Settings
 from line_service.sms.channel import SmsChannel, SmsNotifier, build_sms_sender
 from line_service.sms.opt_outs import OptOuts, OptOutSender
+from line_service.storage.node_addresses import NodeAddresses
 from line_service.storage.party_store import PartyStore
 from line_service.storage.sms_store import SmsStore
 from line_service.storage.store import Store
@@ -88,6 +90,7 @@ class Runtime:
     abuse: AbuseGate | None = None  # wrong-code budgets and request rates (SMS, HTTP)
     voice: VoiceChannel | None = None  # the phone line (Twilio Voice), riding on the SMS channel
     ownership: LineOwnership | None = None  # CARPOOL_CLUSTER: the lines' locks; None: all lines
+    node_addresses: NodeAddresses | None = None  # CARPOOL_CLUSTER: where each process answers
 
     async def ready(self) -> dict[str, object]:
         """Whether the broker is connected and the database accepts a write now, and which
@@ -242,8 +245,23 @@ def build_runtime(
         abuse=abuse,
         voice=VoiceChannel(sms, VoiceStore(store.engine)),
         ownership=ownership,
+        node_addresses=NodeAddresses(store.engine) if ownership else None,
     )
     return runtime
+
+
+async def advertise(runtime: Runtime) -> None:
+    """Record where this process answers HTTP, for the peers that forward to it (a cluster's
+    any-door); a database that does not take it is logged, and tried again on taking the lines."""
+    if runtime.ownership is None or runtime.node_addresses is None:
+        return
+    node, url = runtime.ownership.node, runtime.settings.peer_url
+    try:
+        await asyncio.to_thread(runtime.node_addresses.record, node, url, utc_now())
+    except (SQLAlchemyError, OSError) as exc:  # dispatching does not depend on this row
+        log.warning("cluster.address_unrecorded", node=node, url=url, error=str(exc)[:200])
+        return
+    log.info("cluster.address_recorded", node=node, url=url)
 
 
 async def _once_reasserted(
@@ -310,10 +328,21 @@ async def running(
             async with _dispatching(runtime, background, end_lost_riders):
                 yield runtime
             return
+        await advertise(runtime)
         async with serving_when_owner(
-            runtime.ownership, lambda: _dispatching(runtime, background, end_lost_riders)
+            runtime.ownership, lambda: _owning(runtime, background, end_lost_riders)
         ):
             yield runtime
+
+
+@contextlib.asynccontextmanager
+async def _owning(
+    runtime: Runtime, background: tuple[BackgroundJob, ...], end_lost_riders: bool
+) -> AsyncIterator[Runtime]:
+    """Now the owner: say again where it answers (peers forward there), then dispatch."""
+    await advertise(runtime)
+    async with _dispatching(runtime, background, end_lost_riders) as live:
+        yield live
 
 
 @contextlib.asynccontextmanager

@@ -69,6 +69,7 @@ class Settings(BaseSettings):
     trip_link_hours: float = Field(default=12.0, gt=0, le=24)  # TRAJET <code> after a trip
     storage_refuse_seconds: float = Field(default=5.0, gt=0)
     cluster: bool = False  # many processes, one owner per line (PostgreSQL only; OPERATIONS.md)
+    advertise_url: str = ""  # where peers forward to this process ("": from HTTP_HOST/PORT)
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: str = "INFO"
 
@@ -87,6 +88,28 @@ class Settings(BaseSettings):
                 "share its advisory locks); SQLite serves one process only"
             )
         return self
+
+    @field_validator("advertise_url")
+    @classmethod
+    def _advertise_url_shape(cls, value: str) -> str:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("CARPOOL_ADVERTISE_URL must be http://host:port or https://…")
+        return value.rstrip("/")
+
+    @property
+    def peer_url(self) -> str:
+        """Where the other processes of a cluster reach this one's HTTP side: the
+        CARPOOL_ADVERTISE_URL, or this host and port (a wildcard host reads as loopback)."""
+        if self.advertise_url:
+            return self.advertise_url
+        host = self.http_host
+        if host in ("", "0.0.0.0"):
+            host = "127.0.0.1"
+        elif host == "::":
+            host = "::1"
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.http_port}"
 
     @model_validator(mode="after")
     def _twilio_needs_secrets(self) -> Settings:

@@ -8,6 +8,7 @@ from sqlmodel import SQLModel
 import line_service.storage.account_tables
 import line_service.storage.driver_trip_table
 import line_service.storage.money_tables
+import line_service.storage.node_addresses
 import line_service.storage.operator_table
 import line_service.storage.party_store
 import line_service.storage.rpc_outbox_table
