@@ -123,6 +123,7 @@ async def test_sigterm_drains_the_owner_and_the_standby_takes_over_without_a_dar
             assert told_waiting(heir) == waiting  # terminals still show them waiting
         report = ledger.report()
     worst = max(gaps.values())
+    figure("SIGTERM handover: signal → every sign re-asserted", f"{done - signalled:.2f} s")
     figure("SIGTERM handover: longest time between two displays of a sign", f"{worst:.2f} s")
     assert worst < LEASE_SECONDS, gaps  # no sign went dark: its lease outlived the handover
     assert {t: dict(terminal.codes) for t, terminal in pair.fleet.terminals.items()} == codes
