@@ -92,8 +92,10 @@ async def test_each_process_shows_the_lines_owner_and_its_own_role(
     await owner.close()  # its process is about to die: no page of it left retrying
     await asyncio.to_thread(pair.first.kill)
     await eventually(lambda: asyncio.to_thread(owns_the_line, pair.second), 10, "new owner")
-    await standby.reload()  # signed in still (the token is kept for the tab's session)
+    # No reload: the page that was open on the standby says so on its own (live snapshots).
     await expect(standby.locator("#cluster-badge")).to_have_text(
-        f"pilotée par ce processus ({node(pair.second)})"
+        f"pilotée par ce processus ({node(pair.second)})", timeout=15_000
     )
+    devices = len(pair.fleet.signs) + len(pair.fleet.terminals)
+    await expect(standby.locator("#kpi-devices")).to_have_text(f"{devices}/{devices}")
     await standby.screenshot(path=str(ARTIFACTS / "cluster-dashboard-heir.png"))
