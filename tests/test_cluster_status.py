@@ -17,9 +17,9 @@ from tests.test_cli import run
 from tests.test_cluster import Pair, owns_the_line, pair  # noqa: F401 - the fixture, shared
 
 
-def status(database_url: str, lines: Path, *flags: str) -> tuple[int, str, str]:
+def status(database_url: str, lines: Path, *flags: str, **env: str) -> tuple[int, str, str]:
     """Exit code, stdout and stderr of `carpool-line cluster status`."""
-    env = {"CARPOOL_DATABASE_URL": database_url, "CARPOOL_LINES_FILE": str(lines)}
+    env = {"CARPOOL_DATABASE_URL": database_url, "CARPOOL_LINES_FILE": str(lines), **env}
     result = run("cluster", "status", *flags, env=env)
     return result.returncode, result.stdout, result.stderr
 
@@ -87,3 +87,18 @@ def test_sqlite_and_an_unreachable_server_are_one_clear_sentence(tmp_path: Path)
     assert len(err.strip().splitlines()) == 1
     assert err.startswith("cannot read the cluster from PostgreSQL: connection failed")
     assert "Traceback" not in err
+
+
+def test_a_missing_lines_file_or_a_refused_setting_is_one_clear_sentence(tmp_path: Path) -> None:
+    nobody = f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/test"
+    code, _, err = status(nobody, tmp_path / "nowhere.yaml")
+    assert code == 2
+    assert err.strip().splitlines() == [
+        f"{tmp_path / 'nowhere.yaml'}: (file): cannot read the file: No such file or directory"
+    ]
+    sqlite = f"sqlite:///{tmp_path}/carpool.sqlite3"
+    code, _, err = status(sqlite, write_lines_file(tmp_path), CARPOOL_CLUSTER="true")
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1
+    assert err.startswith("settings refused: ")
+    assert "needs a PostgreSQL CARPOOL_DATABASE_URL" in err
