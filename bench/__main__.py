@@ -7,7 +7,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from bench import report
+from bench import failover, report
 from bench.scenarios import Options, RunResult, Say, one_run
 
 QUICK = Options(
@@ -22,7 +22,11 @@ QUICK = Options(
 )
 
 
-def parse(argv: list[str]) -> tuple[Options, Path, bool]:
+QUICK_FAILOVERS = 1
+FAILOVERS = 5
+
+
+def parse(argv: list[str]) -> tuple[Options, Path, bool, int]:
     """Options from the command line."""
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="a short run with few devices")
@@ -35,6 +39,11 @@ def parse(argv: list[str]) -> tuple[Options, Path, bool]:
     parser.add_argument("--steps", help="comma-separated press rates for the sustained test")
     parser.add_argument("--step-seconds", type=float, help="length of each rate step")
     parser.add_argument("--profile", type=Path, help="write the service's cProfile stats here")
+    parser.add_argument(
+        "--failovers",
+        type=int,
+        help=f"owner SIGKILLs in the cluster failover measure (default {FAILOVERS}; 0: skip)",
+    )
     parser.add_argument("--output", type=Path, default=Path("BENCHMARKS.md"))
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
@@ -55,20 +64,25 @@ def parse(argv: list[str]) -> tuple[Options, Path, bool]:
     }
     if args.steps:
         chosen["steps"] = tuple(float(step) for step in args.steps.split(","))
-    return replace(options, **chosen), args.output, args.quiet
+    failovers = args.failovers
+    if failovers is None:
+        failovers = QUICK_FAILOVERS if args.quick else FAILOVERS
+    return replace(options, **chosen), args.output, args.quiet, failovers
 
 
 def main(argv: list[str]) -> list[RunResult]:
     """Run, print, write; returns the runs."""
-    options, output, quiet = parse(argv)
+    options, output, quiet, failovers = parse(argv)
     say = Say(quiet)
     runs: list[RunResult] = []
     for number in range(1, options.runs + 1):
         say(f"run {number}/{options.runs}")
         runs.append(one_run(options, say))
+    took = failover.measure(options.devices, options.signs_per_stop, failovers, say)
+    extra = failover.rows(took)
     command = " ".join(["python -m bench", *argv])
-    say(report.table(report.rows(runs, options)))
-    report.write(output, report.results_section(runs, options, command))
+    say(report.table([*report.rows(runs, options), *extra]))
+    report.write(output, report.results_section(runs, options, command, extra))
     say(f"written to {output}")
     return runs
 

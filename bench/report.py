@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import os
 import platform
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -279,8 +279,10 @@ def _step_text(step: Step) -> str:
     )
 
 
-def results_section(runs: list[RunResult], options: Options, command: str) -> str:
-    """The generated part of BENCHMARKS.md."""
+def results_section(
+    runs: list[RunResult], options: Options, command: str, extra: Sequence[Row] = ()
+) -> str:
+    """The generated part of BENCHMARKS.md; `extra`: rows of measures run apart (failover)."""
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     return "\n".join(
         [
@@ -295,7 +297,7 @@ def results_section(runs: list[RunResult], options: Options, command: str) -> st
             f"presses/s of {options.step_seconds:g} s; ingest {options.ingest} heartbeats; "
             f"recovery with {options.waiting} waiting requests.",
             "",
-            table(rows(runs, options)),
+            table([*rows(runs, options), *extra]),
             "",
             _details(runs),
             END,

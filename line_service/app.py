@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 
 from line_service.cluster.metrics import OwnedLines
+from line_service.cluster.ownership import LineOwnership
 from line_service.dispatch.intake import NotOwnerError, StorageTimeout
 from line_service.runtime import BackgroundJob, Runtime, build_runtime, running, utc_now
 from line_service.settings import Settings
@@ -20,8 +21,10 @@ from line_service.web.cluster_door import ClusterDoor, DoorCounts, OwnerDoor
 from line_service.web.dashboard import Operations, install_operations
 from line_service.web.deps import lifespan_state, not_owner, storage_unavailable
 from line_service.web.http_guard import HttpGuard, validation_failed
+from line_service.web.models import ClusterPlaceOut
 from line_service.web.open_data_routes import feeds, standard
 from line_service.web.public_routes import api, health
+from line_service.web.views import Placement, nowhere
 
 
 def _web_state(runtime: Runtime, operations: Operations) -> dict[str, object]:
@@ -47,6 +50,7 @@ def _web_state(runtime: Runtime, operations: Operations) -> dict[str, object]:
         "trusted_proxies": runtime.settings.proxies,
         "rpc_outbox": runtime.authority.outbox if runtime.authority else None,
         "voice": runtime.voice,
+        "placement": placement_of(runtime.ownership),
     }
 
 
@@ -62,6 +66,20 @@ def _door(runtime: Runtime) -> OwnerDoor | None:
         address_of=addresses.address_of,
         proxies=runtime.settings.proxies,
     )
+
+
+def placement_of(ownership: LineOwnership | None) -> Placement:
+    """Who dispatches each line, for the dashboard: this process when it owns the lines, else
+    the owner a standby last saw holding them (all-or-nothing: the same for every line)."""
+    if ownership is None:
+        return nowhere
+
+    def place(_line_id: str) -> ClusterPlaceOut:
+        role = ownership.role
+        owner = ownership.node if role == "owner" else ownership.owner_hint
+        return ClusterPlaceOut(node=ownership.node, role=role, owner=owner)
+
+    return place
 
 
 def create_app(
@@ -130,6 +148,7 @@ def create_app(
         clock=built.clock,
         accounts=built.sign_in.book if built.sign_in is not None else None,
         abuse=built.abuse,
+        placement=placement_of(built.ownership),
     )
     if built.ownership is not None:
         lines = [line.id for line in built.network.lines]

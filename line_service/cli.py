@@ -25,6 +25,7 @@ from line_service.authority.cli import (
 )
 from line_service.authority.money_cli import campaigns_app, drivers_app, payouts_command
 from line_service.broker.cli import mosquitto_config
+from line_service.cluster.cli import cluster_app
 from line_service.commissioning.cli import commission_command
 from line_service.logging_setup import configure_logging, secret_values
 from line_service.network.lines_file import LinesFileError, load_network
@@ -123,6 +124,7 @@ app.add_typer(accounts_app, name="accounts")
 app.add_typer(privacy_app, name="privacy")
 app.add_typer(export_app, name="export")
 app.add_typer(db_app, name="db")
+app.add_typer(cluster_app, name="cluster")
 app.command("report")(report_command)
 app.command("attestation")(attestation_command)
 app.command("send-rpc")(send_rpc_command)

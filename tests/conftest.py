@@ -75,11 +75,26 @@ def _postgres_schema_url(server_url: str) -> Iterator[str]:
     admin.dispose()
 
 
+@pytest.fixture
+def own_postgres() -> Iterator[ThrowawayPostgres]:
+    """A PostgreSQL server of this test alone, which it may restart (never the shared one)."""
+    server = ThrowawayPostgres()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """The same test on SQLite (a file) and on PostgreSQL (a schema of its own)."""
+    """The same test on SQLite (a file) and on PostgreSQL (a schema of its own); `own-postgresql`
+    (indirect parameter only): the `test` database of the test's `own_postgres` server."""
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path}/carpool.sqlite3"
+    elif request.param == "own-postgresql":
+        own: ThrowawayPostgres = request.getfixturevalue("own_postgres")
+        yield own.url
     else:
         yield from _postgres_schema_url(request.getfixturevalue("postgres_url"))
 

@@ -34,6 +34,8 @@ def test_tiny_benchmark_run_prints_every_row_and_keeps_hand_written_notes(tmp_pa
         "memory RSS (60 devices)",
         "CPU per press cycle, consumer",
         "broker + harness, same steps",
+        "failover: kill → every sign re-asserted, median (1 SIGKILL(s), 40 signs)",
+        "failover: kill → every sign re-asserted, max",
         "Machine: ",
         "python -m bench --quick",
     ):

@@ -22,6 +22,7 @@ from line_service.web import lines_routes, requests_routes, rpc_routes, trips_ro
 from line_service.web.live import LiveHub, live_router
 from line_service.web.metrics import AbuseCounters, ServiceMetrics, metrics_router
 from line_service.web.operator_accounts import TokenAuthority
+from line_service.web.views import Placement, nowhere
 
 STATIC = Path(__file__).parent / "static"
 
@@ -59,13 +60,14 @@ def install_operations(
     clock: Callable[[], datetime],
     accounts: AccountBook | None = None,
     abuse: AbuseCounters | None = None,
+    placement: Placement = nowhere,
 ) -> Operations:
     """Add the operator API, live updates, metrics and the dashboard to the app.
 
     The caller must run `operations.hub.run` as a background job of the service, and put
     `operations.lifespan_state()` in the lifespan state.
     """
-    hub = LiveHub(network, lambda: engine.state, clock)
+    hub = LiveHub(network, lambda: engine.state, clock, placement=placement)
     operations = Operations(
         authority=TokenAuthority(api_tokens, store, clock, accounts),
         hub=hub,

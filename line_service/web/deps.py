@@ -24,6 +24,7 @@ from line_service.driver_trips.announcements import DriverTrips
 from line_service.estimates.estimator import WaitEstimator
 from line_service.storage.store import Store
 from line_service.web.operator_accounts import TokenAuthority
+from line_service.web.views import Placement, nowhere
 from sms_gateway.phones import to_e164
 
 ReadinessCheck = Callable[[], Awaitable[dict[str, Any]]]
@@ -68,6 +69,11 @@ def lifespan_state(
         "sign_in": sign_in,
         "driver_trips": driver_trips,
     }
+
+
+def _placement(request: Request) -> Placement:
+    placement: Placement = getattr(request.state, "placement", None) or nowhere
+    return placement
 
 
 def _network(request: Request) -> Network:
@@ -158,6 +164,7 @@ def _rpc_outbox(request: Request) -> RpcOutbox:
 
 RpcOutboxDep = Annotated[RpcOutbox, Depends(_rpc_outbox)]
 NetworkDep = Annotated[Network, Depends(_network)]
+PlacementDep = Annotated[Placement, Depends(_placement)]
 StateDep = Annotated[DispatcherState, Depends(_state)]
 """The engine's state when the request is handled (an immutable value)."""
 NowDep = Annotated[datetime, Depends(_now)]

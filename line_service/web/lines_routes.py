@@ -19,6 +19,7 @@ from line_service.web.deps import (
     LatestStateDep,
     NetworkDep,
     NowDep,
+    PlacementDep,
     StateDep,
     line_of,
 )
@@ -71,19 +72,25 @@ async def whoami(caller: SignedIn) -> PrincipalOut:
 
 @router.get("/lines", responses=AUTH_ERRORS)
 async def list_lines(
-    network: NetworkDep, state: StateDep, now: NowDep, _caller: Viewer
+    network: NetworkDep, state: StateDep, now: NowDep, placement: PlacementDep, _caller: Viewer
 ) -> list[LineSummaryOut]:
-    """Every line served here."""
-    return [line_summary(line, state, now) for line in network.lines]
+    """Every line served here (in a cluster, with the process dispatching each)."""
+    return [line_summary(line, state, now, placement(line.id)) for line in network.lines]
 
 
 @router.get("/lines/{line_id}", responses=AUTH_ERRORS | NOT_FOUND)
 async def get_line(
-    line_id: str, network: NetworkDep, state: StateDep, now: NowDep, caller: Viewer
+    line_id: str,
+    network: NetworkDep,
+    state: StateDep,
+    now: NowDep,
+    placement: PlacementDep,
+    caller: Viewer,
 ) -> LineOut:
-    """A line's configuration and live state (the dashboard's whole picture)."""
+    """A line's configuration and live state (the dashboard's whole picture; in a cluster,
+    the process dispatching it)."""
     line = line_of(network, line_id)
-    return line_out(line, state, now, caller.allows(Role.OPERATOR))
+    return line_out(line, state, now, caller.allows(Role.OPERATOR), placement(line.id))
 
 
 @router.get("/lines/{line_id}/stops", responses=AUTH_ERRORS | NOT_FOUND)

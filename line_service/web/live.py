@@ -26,7 +26,7 @@ from dispatcher.model import LineId, Network
 from dispatcher.state import DispatcherState
 from line_service.web.auth import authenticate, bearer_token
 from line_service.web.operator_accounts import Principal, Role, TokenAuthority
-from line_service.web.views import line_out
+from line_service.web.views import Placement, line_out, nowhere
 
 log = structlog.get_logger(__name__)
 
@@ -64,8 +64,10 @@ class LiveHub:
         min_interval: float = 0.1,
         heartbeat: float = 5.0,
         send_timeout: float = 10.0,
+        placement: Placement = nowhere,
     ) -> None:
         self.network = network
+        self._placement = placement
         self._current_state = current_state
         self._clock = clock
         self._changed = asyncio.Event()
@@ -91,7 +93,9 @@ class LiveHub:
         """The JSON message carrying a line's whole state now."""
         line = self.network.line(line_id)
         assert line is not None
-        view = line_out(line, self._current_state(), self._clock(), with_phone)
+        view = line_out(
+            line, self._current_state(), self._clock(), with_phone, self._placement(line_id)
+        )
         return '{"type":"line","line":' + view.model_dump_json() + "}"
 
     def broadcast(self) -> None:

@@ -361,6 +361,16 @@ class AlertOut(_Body):
     raised_at: datetime
 
 
+class ClusterPlaceOut(_Body):
+    """Which process dispatches a line, and what this one does for it (CARPOOL_CLUSTER only)."""
+
+    node: str = Field(description="the process that answered (its MQTT client id)")
+    role: str = Field(description="its role for the line: owner or standby")
+    owner: str | None = Field(
+        description="the process dispatching the line (holding its lock), when known"
+    )
+
+
 class LineSummaryOut(_Body):
     """A line in the list of lines."""
 
@@ -370,6 +380,9 @@ class LineSummaryOut(_Body):
     waiting: int
     alerts: int
     commissioning: bool = False
+    cluster: ClusterPlaceOut | None = Field(
+        default=None, description="with CARPOOL_CLUSTER only: who dispatches the line"
+    )
 
 
 class LineOut(_Body):
@@ -389,6 +402,9 @@ class LineOut(_Body):
     waiting: list[RideRequestOut]
     recent: list[RideRequestOut] = Field(description="requests finished lately, newest first")
     alerts: list[AlertOut]
+    cluster: ClusterPlaceOut | None = Field(
+        default=None, description="with CARPOOL_CLUSTER only: who dispatches the line"
+    )
 
 
 class RequestListOut(_Body):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
 from dispatcher.effects import AlertKind
@@ -12,6 +13,7 @@ from dispatcher.state import DispatcherState
 from line_service.web.models import (
     AlertKindOut,
     AlertOut,
+    ClusterPlaceOut,
     DirectionOut,
     LineOut,
     LineSummaryOut,
@@ -22,6 +24,15 @@ from line_service.web.models import (
     TerminalOut,
     TestPressOut,
 )
+
+Placement = Callable[[str], ClusterPlaceOut | None]
+"""Who dispatches a line (CARPOOL_CLUSTER), given its id; None outside a cluster."""
+
+
+def nowhere(_line_id: str) -> ClusterPlaceOut | None:
+    """The placement of a service that is not a cluster."""
+    return None
+
 
 RECENT_LIMIT = 20
 GUARANTEE_WARNING_SHARE = 0.2
@@ -166,8 +177,14 @@ def recent_on(
     return sorted(done, key=lambda r: r.updated_at, reverse=True)[:RECENT_LIMIT]
 
 
-def line_out(line: Line, state: DispatcherState, now: datetime, with_phone: bool) -> LineOut:
-    """Everything the dashboard shows about one line."""
+def line_out(
+    line: Line,
+    state: DispatcherState,
+    now: datetime,
+    with_phone: bool,
+    cluster: ClusterPlaceOut | None = None,
+) -> LineOut:
+    """Everything the dashboard shows about one line (`cluster`: who dispatches it)."""
     guarantee = line.tuning.wait_guarantee
     return LineOut(
         id=line.id,
@@ -189,10 +206,13 @@ def line_out(line: Line, state: DispatcherState, now: datetime, with_phone: bool
         waiting=[request_out(r, with_phone) for r in waiting_on(line, state)],
         recent=[request_out(r, with_phone) for r in recent_on(line, state)],
         alerts=alerts_out(line, state, now),
+        cluster=cluster,
     )
 
 
-def line_summary(line: Line, state: DispatcherState, now: datetime) -> LineSummaryOut:
+def line_summary(
+    line: Line, state: DispatcherState, now: datetime, cluster: ClusterPlaceOut | None = None
+) -> LineSummaryOut:
     """A line in the list of lines."""
     return LineSummaryOut(
         id=line.id,
@@ -201,4 +221,5 @@ def line_summary(line: Line, state: DispatcherState, now: datetime) -> LineSumma
         waiting=len(waiting_on(line, state)),
         alerts=len(alerts_out(line, state, now)),
         commissioning=line.commissioning,
+        cluster=cluster,
     )

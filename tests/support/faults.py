@@ -13,6 +13,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +29,8 @@ from line_service.broker.mosquitto_config import (
     Written,
     write_broker_config,
 )
-from stop_devices.mqtt_link import BrokerAddress
-from stop_devices.sim.safety_monitor import SafetyMonitor, SafetyReport
+from stop_devices.mqtt_link import BrokerAddress, Received
+from stop_devices.sim.safety_monitor import WATCHED, SafetyLedger, SafetyMonitor, SafetyReport
 from stop_devices.sim.simulator import VirtualSign, VirtualTerminal
 from tests.support.brokers import MOSQUITTO, accepts_connections, free_port
 from tests.support.service import LINE
@@ -133,9 +134,11 @@ class DeviceClient:
         will: tuple[str, bytes] | None = None,
     ) -> None:
         self.messages: list[tuple[str, bytes]] = []
+        self.arrived: list[float] = []  # time.monotonic() of each message, beside `messages`
         self.refused: ReasonCode | None = None
         self.granted: list[ReasonCode] = []
         self._lock = threading.Lock()
+        self._filters: list[str] = []  # subscribed again on each reconnection
         self._connected = threading.Event()
         self._subscribed = threading.Event()
         self.disconnected = threading.Event()
@@ -156,6 +159,8 @@ class DeviceClient:
     def _on_connect(self, _c: Any, _u: Any, _f: Any, reason: ReasonCode, _p: Any) -> None:
         if reason.is_failure:
             self.refused = reason
+        elif self._filters:  # a new session (clean start): its subscriptions are gone
+            self.client.subscribe([(f, 1) for f in self._filters])
         self._connected.set()
 
     def _on_disconnect(self, _c: Any, _u: Any, _f: Any, _reason: ReasonCode, _p: Any) -> None:
@@ -168,6 +173,7 @@ class DeviceClient:
     def _on_message(self, _c: Any, _u: Any, message: mqtt.MQTTMessage) -> None:
         with self._lock:
             self.messages.append((message.topic, bytes(message.payload)))
+            self.arrived.append(time.monotonic())
 
     def wait_connected(self) -> bool:
         """True when the broker accepted the login."""
@@ -177,6 +183,7 @@ class DeviceClient:
     def subscribe(self, *filters: str) -> None:
         """Subscribe and wait for the SUBACK."""
         self._subscribed.clear()
+        self._filters += filters
         self.client.subscribe([(f, 1) for f in filters])
         assert self._subscribed.wait(10), "no SUBACK"
 
@@ -189,6 +196,17 @@ class DeviceClient:
         """Payloads received on `topic`."""
         with self._lock:
             return [json.loads(p) for t, p in self.messages if t == topic]
+
+    def since(self, index: int) -> list[tuple[str, bytes]]:
+        """Messages from the `index`th on, in arrival order."""
+        with self._lock:
+            return self.messages[index:]
+
+    def received_at(self, topic: str) -> list[tuple[float, dict[str, Any]]]:
+        """(monotonic arrival time, payload) of each message received on `topic`."""
+        with self._lock:
+            pairs = list(zip(self.arrived, self.messages, strict=True))
+        return [(at, json.loads(p)) for at, (t, p) in pairs if t == topic]
 
     def topics(self) -> set[str]:
         """Every topic something arrived on."""
@@ -263,6 +281,37 @@ async def watching(network: Network, address: BrokerAddress) -> AsyncIterator[Sa
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+@contextlib.asynccontextmanager
+async def watched_through(network: Network, observer: DeviceClient) -> AsyncIterator[SafetyLedger]:
+    """The safety monitor's ledger fed from an observer the test already has (the broker keeps
+    one session per account: a second observer login would push the first one out). The
+    observer must read the signs' displays already: a second, overlapping filter would bring
+    each retained display twice."""
+    ledger = SafetyLedger(network)
+    observer.subscribe(*(topic for topic in WATCHED if not topic.endswith("/display")))
+    tick = 0.1
+
+    async def feed() -> None:
+        done = 0
+        while True:
+            now = datetime.now(UTC)
+            arrived = observer.since(done)
+            done += len(arrived)
+            for topic, payload in arrived:
+                ledger.observe(Received(topic, payload, False), now)
+            ledger.check(now)
+            await asyncio.sleep(tick)  # the monitor's check period, not synchronisation
+
+    task = asyncio.create_task(feed())
+    try:
+        yield ledger
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        ledger.check(datetime.now(UTC))
 
 
 async def live(client: httpx.AsyncClient) -> dict[str, Any]:

@@ -77,7 +77,7 @@ class ThrowawayPostgres:
         if account is not None:
             uid, gid = account
             os.chown(self.directory, uid, gid)
-            as_user = ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups", "--"]
+            as_user = _setpriv(uid, gid)
         log_path = self.directory / "postgres.log"
         with log_path.open("ab") as log:
             subprocess.run(
@@ -99,6 +99,26 @@ class ThrowawayPostgres:
                 check=True,
             )
         self.port = free_port()
+        self._launch()
+        admin = sqlalchemy.create_engine(
+            f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres",
+            isolation_level="AUTOCOMMIT",
+        )
+        try:
+            wait_until(lambda: _answers(admin), 30, f"postgres on {self.port} to answer")
+            with admin.connect() as connection:
+                connection.execute(sqlalchemy.text(f'CREATE DATABASE "{DATABASE}"'))
+        finally:
+            admin.dispose()
+
+    def _launch(self) -> None:
+        """Run the server on `self.port` over the existing data directory; wait for it."""
+        assert self.directory is not None
+        binaries = server_binaries()
+        account = _unprivileged_account()
+        as_user = [] if account is None else _setpriv(*account)
+        data = self.directory / "data"
+        log_path = self.directory / "postgres.log"
         # setpriv execs the server itself: signals sent to the process reach PostgreSQL.
         with log_path.open("ab") as log:
             self.process = subprocess.Popen(
@@ -128,16 +148,12 @@ class ThrowawayPostgres:
         wait_until(
             lambda: self._alive() and accepts_connections(self.port), 30, f"postgres on {self.port}"
         )
-        admin = sqlalchemy.create_engine(
-            f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres",
-            isolation_level="AUTOCOMMIT",
-        )
-        try:
-            wait_until(lambda: _answers(admin), 30, f"postgres on {self.port} to answer")
-            with admin.connect() as connection:
-                connection.execute(sqlalchemy.text(f'CREATE DATABASE "{DATABASE}"'))
-        finally:
-            admin.dispose()
+
+    def restart(self) -> None:
+        """Fast shutdown (every session ended, as a server restart does), then start again on
+        the same port and data; return once it accepts connections."""
+        self._shut_down()
+        self._launch()
 
     def _alive(self) -> bool:
         if self.process is not None and self.process.poll() is not None:
@@ -147,6 +163,12 @@ class ThrowawayPostgres:
 
     def stop(self) -> None:
         """Fast shutdown (SIGINT), then SIGKILL; remove its directory."""
+        self._shut_down()
+        if self.directory is not None:
+            shutil.rmtree(self.directory, ignore_errors=True)
+            self.directory = None
+
+    def _shut_down(self) -> None:
         if self.process is not None:
             self.process.send_signal(signal.SIGINT)
             try:
@@ -155,9 +177,11 @@ class ThrowawayPostgres:
                 self.process.kill()
                 self.process.wait(5)
             self.process = None
-        if self.directory is not None:
-            shutil.rmtree(self.directory, ignore_errors=True)
-            self.directory = None
+
+
+def _setpriv(uid: int, gid: int) -> list[str]:
+    """The command prefix that runs the rest as this account (PostgreSQL refuses root)."""
+    return ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups", "--"]
 
 
 def _answers(engine: sqlalchemy.Engine) -> bool:

@@ -92,7 +92,9 @@ async function signIn() {
     const wanted = new URLSearchParams(location.search).get("ligne");
     ui.lineId = (lines.find((l) => l.id === wanted) || lines[0] || {}).id;
     const select = $("line-select");
-    select.replaceChildren(...lines.map((l) => el("option", { value: l.id, text: l.name })));
+    select.replaceChildren(...lines.map((l) => el("option", {
+      value: l.id, text: l.cluster ? `${l.name} — ${ownerText(l.cluster)}` : l.name,
+    })));
     select.value = ui.lineId;
     select.hidden = lines.length < 2;
     $("app").hidden = false;
@@ -169,8 +171,30 @@ function stopNames(line) {
   return names;
 }
 
+// CARPOOL_CLUSTER: which process dispatches the line, and what the one answering does for it.
+function ownerText(cluster) {
+  if (cluster.role === "owner") return `pilotée par ce processus (${cluster.node})`;
+  return cluster.owner ? `pilotée par ${cluster.owner}` : "aucun processus ne la pilote";
+}
+
+function renderCluster(cluster) {
+  const badge = $("cluster-badge");
+  badge.hidden = !cluster;
+  if (!cluster) return;
+  const standby = cluster.role !== "owner";
+  badge.textContent = standby
+    ? `${ownerText(cluster)} · ce processus (${cluster.node}) en attente`
+    : ownerText(cluster);
+  badge.className = `badge cluster ${standby ? "standby" : "owner"}`;
+  badge.title = standby
+    ? "Ce processus attend (CARPOOL_CLUSTER) : il ne pilote pas la ligne et n’en montre pas "
+      + "l’état ; ouvrez le tableau de bord du processus qui la pilote"
+    : "Plusieurs processus (CARPOOL_CLUSTER) : celui-ci pilote la ligne, les autres attendent";
+}
+
 function render(line) {
   ui.line = line;
+  renderCluster(line.cluster);
   ui.offset = new Date(line.now).getTime() - Date.now();
   $("line-name").textContent = line.name;
   document.title = `${line.name} — supervision`;
