@@ -96,7 +96,7 @@ def differences(store: Store) -> list[object]:
         return found
 
 
-LATER_TABLES = frozenset(  # created by revisions 0003 to 0007
+LATER_TABLES = frozenset(  # created by revisions 0003 to 0008
     {
         "sms_opt_out",
         "account",
@@ -108,6 +108,7 @@ LATER_TABLES = frozenset(  # created by revisions 0003 to 0007
         "rpc_journey",
         "party",
         "voice_step",
+        "abuse_charge",
     }
 )
 LATER_COLUMNS = {"trip": ("unpaid_reason",)}  # added by revision 0005
