@@ -40,7 +40,10 @@ class Ledger(Protocol):
     def charge(
         self, keys: Sequence[str], since: datetime, at: datetime, charge_id: str, decide: Decide[T]
     ) -> T:
-        """Atomically: read the keys' events after `since`, decide, count what was decided."""
+        """Atomically: read the keys' events after `since`, decide, count what was decided. A
+        decision that counts nothing (a refusal) may be made on a read taken without the lock:
+        `decide` must be pure, and refuse only on counts that cannot fall but by age or
+        refunds."""
         ...
 
     def refund(self, charge_id: str) -> None:

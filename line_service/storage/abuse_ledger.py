@@ -9,7 +9,11 @@ A charge reads its keys' events and writes what the pure policy decided in one t
 first locks those keys: on PostgreSQL a transaction advisory lock per key (in one order, so
 two charges never deadlock; released at commit), on SQLite `BEGIN IMMEDIATE` (one writer at a
 time). Two processes charging the same identity at once are thus counted one after the other,
-and never both get its last try. Rows older than the longest window are deleted by the
+and never both get its last try. A refusal needs no lock: the decision is first made on a
+plain read, and only one that counts something is made again under the locks (a flood of
+refused guesses is one SELECT each, and never queues behind the line's lock; a refusal on a
+read a moment old is the answer the guess would have had a moment earlier, as counts only
+fall by refunds and age). Rows older than the longest window are deleted by the
 retention job (line_service/privacy).
 """
 
@@ -90,17 +94,12 @@ class DatabaseLedger:
     ) -> T:
         stored = {key: stored_key(key) for key in keys}
         with self._engine.connect() as connection:
+            verdict, charges = decide(self._read(connection, stored, since))
+            if not charges:  # a refusal: nothing to count, no lock to take
+                return verdict
+            connection.rollback()
             self._lock(connection, list(stored.values()))
-            rows = connection.execute(
-                select(TABLE.c.key, TABLE.c.at, TABLE.c.tag)
-                .where(TABLE.c.key.in_(list(stored.values())), TABLE.c.at > _utc(since))
-                .order_by(TABLE.c.at, TABLE.c.id)
-            ).all()
-            found: dict[str, list[tuple[datetime, str]]] = {}
-            for key, when, tag in rows:
-                found.setdefault(key, []).append((_utc(when), tag))
-            seen: dict[str, Seen] = {key: tuple(found.get(stored[key], ())) for key in keys}
-            verdict, charges = decide(seen)
+            verdict, charges = decide(self._read(connection, stored, since))
             if charges:
                 connection.execute(
                     insert(TABLE),
@@ -116,6 +115,19 @@ class DatabaseLedger:
                 )
             connection.commit()
         return verdict
+
+    def _read(
+        self, connection: Connection, stored: dict[str, str], since: datetime
+    ) -> dict[str, Seen]:
+        rows = connection.execute(
+            select(TABLE.c.key, TABLE.c.at, TABLE.c.tag)
+            .where(TABLE.c.key.in_(list(stored.values())), TABLE.c.at > _utc(since))
+            .order_by(TABLE.c.at, TABLE.c.id)
+        ).all()
+        found: dict[str, list[tuple[datetime, str]]] = {}
+        for key, when, tag in rows:
+            found.setdefault(key, []).append((_utc(when), tag))
+        return {key: tuple(found.get(name, ())) for key, name in stored.items()}
 
     def refund(self, charge_id: str) -> None:
         with self._engine.begin() as connection:
