@@ -24,7 +24,8 @@ a code by SMS is only looked up on the lines still open to its sender (`Ticket.l
 
 The counts live in a `Ledger` (line_service/abuse/ledger.py): the service's is the database, so
 a restart, a takeover or another process of a cluster never hands a guesser a fresh budget.
-`judge` is the pure decision over the counts the ledger read, under its lock.
+`judge` is the pure decision over the counts the ledger read (again under its lock, before it
+counts anything).
 """
 
 from __future__ import annotations
