@@ -42,6 +42,7 @@ from line_service.privacy.personal_data import run_retention
 from line_service.settings import EMBEDDED, Settings
 from line_service.sms.channel import SmsChannel, SmsNotifier, build_sms_sender
 from line_service.sms.opt_outs import OptOuts, OptOutSender
+from line_service.storage.abuse_ledger import DatabaseLedger
 from line_service.storage.node_addresses import NodeAddresses
 from line_service.storage.party_store import PartyStore
 from line_service.storage.sms_store import SmsStore
@@ -202,6 +203,8 @@ def build_runtime(
         clock,
         inbox.submit_nowait,
         lambda phone: phone_hash(phone, salt),
+        # In the database: a restart, a takeover or another process counts on (issue #15).
+        ledger=DatabaseLedger(store.engine),
     )
     driver_trips = DriverTrips(store.engine, sms_sender, lambda: engine.state, clock)
     sms = SmsChannel(

@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import ipaddress
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
 from dispatcher.events import CodeGuessingReported, Event
 from dispatcher.model import LineId
-from line_service.abuse.code_guesses import CodeGuesses, GuessLimits, Locked, Ticket
+from line_service.abuse.code_guesses import CodeGuesses, GuessLimits, Locked, Ticket, judge
 from line_service.abuse.gate import AbuseGate
-from line_service.abuse.request_rates import RequestLimiter, RequestRates
+from line_service.abuse.ledger import Charge, MemoryLedger
+from line_service.abuse.request_rates import (
+    RequestLimiter,
+    RequestRates,
+    judge_request,
+    limited_keys,
+)
+from line_service.abuse.windows import free_in, within
 from line_service.web.abuse_guard import client_address
 from sms_gateway import replies
 from sms_gateway.gsm7 import is_gsm7, segments
@@ -167,15 +175,15 @@ async def test_the_gate_tells_the_core_when_an_alarm_opens_and_when_its_sweep_cl
     told: list[Event] = []
     gate = AbuseGate(LIMITS, RequestRates(), clock, told.append, lambda phone: f"h({phone})")
     for n in range(5):
-        ticket = gate.begin_guess(f"addr:10.0.0.{n}", (LINE,))
+        ticket = await gate.begin_guess(f"addr:10.0.0.{n}", (LINE,))
         assert isinstance(ticket, Ticket)
-        gate.guess_was_wrong(ticket)
+        await gate.guess_was_wrong(ticket)
     sources = tuple(f"addr:10.0.0.{n}" for n in range(5))
     assert told == [CodeGuessingReported(LINE, True, 5, sources)]
-    gate.sweep()  # nothing aged out yet: no second report
+    await gate.sweep()  # nothing aged out yet: no second report
     assert len(told) == 1
     clock.now += timedelta(hours=1)
-    gate.sweep()
+    await gate.sweep()
     assert told[-1] == CodeGuessingReported(LINE, False)
     assert (gate.wrong_codes, gate.refused_guesses) == (5, 0)
 
@@ -189,3 +197,79 @@ def test_a_refusal_is_told_once_until_its_wait_is_over() -> None:
     assert gate.first_refusal("phone:a", "request", timedelta(minutes=5))  # another kind
     clock.now += timedelta(minutes=5)
     assert gate.first_refusal("phone:a", "code", timedelta(minutes=5))
+
+
+def seen_at(*minutes: int, tag: str = "") -> tuple[tuple[datetime, str], ...]:
+    return tuple((AT + timedelta(minutes=m), tag) for m in minutes)
+
+
+def test_a_window_counts_events_younger_than_it_and_says_when_one_frees() -> None:
+    window = timedelta(hours=1)
+    events = seen_at(50, 0, 10)  # any order: a database may give them so
+    assert within(events, window, AT + timedelta(minutes=60)) == seen_at(10, 50)
+    assert free_in(events, 3, window, AT + timedelta(minutes=55)) == timedelta(minutes=5)
+    assert free_in(events, 2, window, AT + timedelta(minutes=60)) == timedelta(minutes=10)
+    assert free_in(events, 3, window, AT + timedelta(minutes=60)) == timedelta(0)
+
+
+def test_judging_a_guess_is_pure_and_charges_the_identity_and_each_open_line() -> None:
+    identity, line, other = "phone:a", "code-line:calais-dunkerque", "code-line:boulogne-calais"
+    now = AT + timedelta(minutes=30)
+    closed_line = {line: seen_at(*range(8), tag="phone:x")}  # LIMITS.line_budget wrong codes
+    verdict, charges = judge(LIMITS, identity, (LINE, OTHER), closed_line, now, "c1")
+    assert verdict == Ticket(identity, (OTHER,), now, "c1")
+    assert charges == (Charge("code:phone:a"), Charge(other, identity))
+    # Its own budget spent: refused, nothing charged; the wait ends with its oldest failure.
+    spent = {"code:phone:a": seen_at(0, 5, 10)}
+    assert judge(LIMITS, identity, (LINE,), spent, now, "c2") == (
+        Locked(timedelta(minutes=30), "identity"),
+        (),
+    )
+    # An alarmed line refuses who failed on it, and checks a fresh identity.
+    alarmed = {line: (*seen_at(0, 1, 2, 3, tag="phone:x"), *seen_at(4, tag=identity))}
+    locked, nothing = judge(LIMITS, identity, (LINE,), alarmed, now, "c3")
+    assert (locked, nothing) == (Locked(timedelta(minutes=30), "line"), ())
+    fresh, _charges = judge(LIMITS, "phone:b", (LINE,), alarmed, now, "c4")
+    assert isinstance(fresh, Ticket)
+
+
+def test_judging_a_request_charges_every_key_or_none() -> None:
+    rates = RequestRates(per_identity=2, per_address=3, window=timedelta(minutes=15))
+    keys = limited_keys(rates, "phone:a", "1.2.3.4")
+    assert keys == (("request:phone:a", 2), ("request-address:1.2.3.4", 3))
+    assert judge_request(rates, keys, {}, AT) == (
+        None,
+        (Charge("request:phone:a"), Charge("request-address:1.2.3.4")),
+    )
+    full = {"request-address:1.2.3.4": seen_at(0, 1, 2)}
+    assert judge_request(rates, keys, full, AT + timedelta(minutes=5)) == (
+        timedelta(minutes=10),
+        (),
+    )
+
+
+def test_the_memory_ledger_refunds_a_charge_whole_and_forgets_old_events() -> None:
+    ledger = MemoryLedger()
+    decide = lambda _seen: ("ok", [Charge("k1"), Charge("k2", "t")])  # noqa: E731
+    assert ledger.charge(["k1", "k2"], AT - timedelta(hours=1), AT, "c1", decide) == "ok"
+    ledger.charge(["k1"], AT, AT + timedelta(minutes=1), "c2", lambda _s: (None, [Charge("k1")]))
+    assert ledger.seen("k1", AT - timedelta(hours=1)) == ((AT, ""), (AT + timedelta(minutes=1), ""))
+    ledger.refund("c1")
+    assert ledger.seen("k2", AT - timedelta(hours=1)) == ()
+    assert ledger.forget_before(AT + timedelta(minutes=2)) == 1
+    assert ledger.seen("k1", AT - timedelta(hours=1)) == ()
+
+
+class BrokenLedger(MemoryLedger):
+    """A ledger whose database is gone."""
+
+    def charge(self, *args: object, **kwargs: object) -> Any:
+        raise OSError("connection refused")
+
+
+async def test_a_ledger_that_fails_refuses_codes_and_admits_requests() -> None:
+    told: list[Event] = []
+    gate = AbuseGate(LIMITS, RequestRates(), Clock(), told.append, str, ledger=BrokenLedger())
+    assert await gate.begin_guess("phone:a", (LINE,)) == Locked(timedelta(minutes=1), "unavailable")
+    assert await gate.admit_request("phone:a", "1.2.3.4") is None
+    assert told == []

@@ -1,5 +1,6 @@
 """Guessing a waiting rider's code, by SMS and over HTTP, through the real app and lifespan (a
-real Mosquitto, SQLite, Twilio-signed webhooks): budgets per number/address and per line."""
+real Mosquitto, SQLite, Twilio-signed webhooks): budgets per number/address and per line; and
+through a real `carpool-line serve` that restarts (SQLite and PostgreSQL): the budget stays."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from tests.support.accounts import bearer, issued_tokens
 from tests.support.app import console_sender as console
 from tests.support.app import served_app as served
 from tests.support.brokers import Mosquitto
-from tests.support.service import LINE
+from tests.support.service import LINE, serving
 from tests.support.sms_webhook import RIDER, Sms, webhook_runtime
 from tests.support.waiting import wait_until
 from tests.test_sms_two_lines import LINE_B, RIDER_B, two_lines_file
@@ -206,3 +207,25 @@ async def test_a_code_by_sms_is_looked_up_only_on_lines_still_checking_codes(
         # Line B still checks codes: rider B's driver validates by SMS.
         assert await sms.reply(rider_b.code or "", sender="+33655555555") == replies.CODE_VALIDATED
         assert runtime.engine.state.requests[rider_b.id].state is RequestState.PICKED_UP
+
+
+def test_a_driver_out_of_wrong_codes_is_still_refused_after_the_service_restarts(
+    mosquitto: Mosquitto, tmp_path: Path, database_url: str
+) -> None:
+    with serving(mosquitto.url, tmp_path, database_url) as service:
+        [driver] = issued_tokens(service.database_url, [DRIVER], AccountRole.DRIVER)
+        url = f"{service.base_url}{VALIDATIONS}"
+        for code in wrong_codes(None)[:5]:
+            response = httpx.post(url, json={"code": code}, headers=bearer(driver.token))
+            assert response.status_code == 404
+        response = httpx.post(url, json={"code": "0005"}, headers=bearer(driver.token))
+        assert response.status_code == 429
+        service.stop()
+        service.start()
+        response = httpx.post(url, json={"code": "0006"}, headers=bearer(driver.token))
+        assert response.status_code == 429  # not a fresh budget of five
+        assert 86_000 < int(response.headers["Retry-After"]) <= 86_400
+        # Another driver was never charged: its code is checked.
+        [other] = issued_tokens(service.database_url, ["+33622222222"], AccountRole.DRIVER)
+        response = httpx.post(url, json={"code": "0007"}, headers=bearer(other.token))
+        assert response.status_code == 404

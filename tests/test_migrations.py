@@ -96,7 +96,7 @@ def differences(store: Store) -> list[object]:
         return found
 
 
-LATER_TABLES = frozenset(  # created by revisions 0003 to 0008
+LATER_TABLES = frozenset(  # created by revisions 0003 to 0009
     {
         "sms_opt_out",
         "account",
@@ -109,6 +109,7 @@ LATER_TABLES = frozenset(  # created by revisions 0003 to 0008
         "party",
         "voice_step",
         "cluster_node",
+        "abuse_charge",
     }
 )
 LATER_COLUMNS = {"trip": ("unpaid_reason",)}  # added by revision 0005

@@ -14,10 +14,13 @@ from typer.testing import CliRunner, Result
 
 from dispatcher.model import LineId
 from dispatcher.request_machine import Cause, RequestState, RideRequest, transition
+from line_service.abuse.code_guesses import CodeGuesses, GuessLimits, Ticket
+from line_service.abuse.request_rates import RequestLimiter, RequestRates
 from line_service.authority.trips import TripBook, draft_trip, identity_of
 from line_service.cli import app
 from line_service.network.lines_file import load_network
 from line_service.privacy.personal_data import erase_expired
+from line_service.storage.abuse_ledger import DatabaseLedger
 from line_service.storage.party_store import PartyStore
 from line_service.storage.rpc_outbox_table import RpcJourneyRecord
 from line_service.storage.sms_store import SmsStore
@@ -29,6 +32,7 @@ REPO = Path(__file__).resolve().parents[1]
 NOW = datetime(2026, 11, 23, 7, 0, tzinfo=UTC)
 OLD = NOW - timedelta(days=40)
 RECENT = NOW - timedelta(days=1)
+HOUR_AGO = NOW - timedelta(hours=1)
 SALT = "privacy-test-salt"
 RIDER = "+33612345678"
 DRIVER = "+33698765432"
@@ -76,6 +80,11 @@ def store(database_url: str) -> Iterator[Store]:
     texts.remember("SMoth", phone_hash(OTHER, SALT), "AskRide", "Donnez le code", OLD)
     texts.record_status("SMout1", "delivered", None, OLD)
     texts.opt_out(phone_hash(RIDER, SALT), RECENT)
+    # An hour ago: the rider sent a wrong driver's code and asked a ride (the abuse limits).
+    ledger = DatabaseLedger(opened.engine)
+    rider = f"phone:{phone_hash(RIDER, SALT)}"
+    assert isinstance(CodeGuesses(GuessLimits(), ledger).begin(rider, (LINE,), HOUR_AGO), Ticket)
+    assert RequestLimiter(RequestRates(), ledger).admit(HOUR_AGO, rider) is None
     yield opened
     opened.dispose()
 
@@ -166,6 +175,9 @@ def test_export_gives_requests_with_history_texts_and_trips_of_a_number(
     assert trip["passenger_phone_trunc"] == RIDER[:-2]
     assert data["sms_delivery"] == []
     assert any("MessageSid only" in note for note in data["notes"])
+    charged = sorted(charge["key"] for charge in data["abuse_charges"])
+    rider = f"phone:{phone_hash(RIDER, SALT)}"
+    assert charged == [f"code-line:{LINE}", f"code:{rider}", f"request:{rider}"]
     # After the retention job the same number still finds its (pseudonymised) traces.
     erase_expired(store.engine, SALT, NOW - timedelta(days=30))
     again = exported(database_url, "+33 6 12 34 56 78")
@@ -188,6 +200,7 @@ def test_erase_removes_every_trace_keeps_one_distinct_person_and_is_idempotent(
         "sms_inbound": 2,
         "sms_opt_out": 1,  # the STOP it sent: nothing is left to text
         "trip.passenger": 1,
+        "abuse_charge": 3,  # its own counts, and the wrong code its line still counts
     }
     assert report["open_requests"] == 2  # FALLBACK requests, still open in a running service
     text = dump(store)
@@ -203,6 +216,10 @@ def test_erase_removes_every_trace_keeps_one_distinct_person_and_is_idempotent(
     empty = exported(database_url, RIDER)
     assert (empty["requests"], empty["sms_inbound"], empty["trips"]) == ([], [], [])
     assert empty["sms_opt_out"] is None
+    assert empty["abuse_charges"] == []
+    # The line's budget did not fall: the wrong code stays counted, under the pseudonym.
+    counted = DatabaseLedger(store.engine).seen(f"code-line:{LINE}", HOUR_AGO - timedelta(hours=1))
+    assert [tag for _at, tag in counted] == [f"phone:{pseudonyms.pop()}"]
 
     second = run(database_url, "erase", "--phone", RIDER)
     assert second.exit_code == 0, second.output

@@ -1,4 +1,5 @@
-"""The running service erases old numbers at start; the installed CLI exports and erases."""
+"""The running service erases old numbers (and the abuse limits' counts past their window) at
+start; the installed CLI exports and erases."""
 
 from __future__ import annotations
 
@@ -8,7 +9,10 @@ import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from dispatcher.model import LineId
 from dispatcher.request_machine import Cause, RequestState, RideRequest, transition
+from line_service.abuse.code_guesses import CodeGuesses, GuessLimits, Ticket
+from line_service.storage.abuse_ledger import DatabaseLedger
 from line_service.storage.store import Store
 from sms_gateway.phones import phone_hash
 from tests.support.brokers import Mosquitto
@@ -41,6 +45,10 @@ def test_the_service_erases_numbers_past_retention_at_start_and_logs_counts_only
     for request_id, age in (("r-40-days", timedelta(days=40)), ("r-3-days", timedelta(days=3))):
         asked, taxi = taxi_request(request_id, now - age)
         store.save([(asked, None), (taxi, RequestState.WAITING)])
+    guesses = CodeGuesses(GuessLimits(), DatabaseLedger(store.engine))  # a 24 h window
+    guesser = f"phone:{phone_hash(RIDER, SALT)}"
+    for age in (timedelta(hours=25), timedelta(hours=1)):  # a wrong code then another
+        assert isinstance(guesses.begin(guesser, (LineId("calais-dunkerque"),), now - age), Ticket)
     service = ServiceProcess(
         broker_url=mosquitto.url,
         database_url=database_url,
@@ -55,13 +63,15 @@ def test_the_service_erases_numbers_past_retention_at_start_and_logs_counts_only
         service.stop()
 
     old, recent = store.request("r-40-days"), store.request("r-3-days")
+    kept = DatabaseLedger(store.engine).seen(f"code:{guesser}", now - timedelta(days=3))
+    assert [at for at, _tag in kept] == [now - timedelta(hours=1)]  # the one still counting
     store.dispose()
     assert old is not None
     assert old.phone is None
     assert recent is not None
     assert recent.phone == RIDER
     [line] = [json.loads(row) for row in service.log().splitlines() if "privacy.retention" in row]
-    assert (line["erased"], line["ride_request_phone"]) == (1, 1)
+    assert (line["erased"], line["ride_request_phone"], line["abuse_charge"]) == (3, 1, 2)
     assert RIDER[3:] not in service.log()
 
     exported = carpool_line(database_url, "privacy", "export", "--phone", "06 12 34 56 78")

@@ -5,7 +5,13 @@ their logs, and the line alarms told to the core (which shows operators a CODE_G
 Identities are opaque strings chosen by the channels: `phone:<salted hash>` for a number (SMS,
 later voice, and an app request that gives one), `addr:<client address>` over HTTP until the
 caller has an account (`account:<id>`). Logs name identities only, never a number.
-State lives in memory: a restart forgets the counts (docs/RELIABILITY.md says what that costs).
+
+The counts live in the gate's `Ledger`: the service's is the database (a restart, a takeover
+or another process of a cluster counts on from the same charges), so every count is blocking
+I/O, run in a worker thread. A ledger that fails refuses the code (a minute's wait, logged)
+and admits the request: codes guard money, a ride request only a seat. What stays in memory
+is per process: the metrics, which alarms this process told the core, and whom it told by SMS
+that it was refused (after a restart a refused number may get that one text again).
 """
 
 from __future__ import annotations
@@ -19,12 +25,16 @@ import structlog
 from dispatcher.events import CodeGuessingReported, Event
 from dispatcher.model import LineId
 from line_service.abuse.code_guesses import CodeGuesses, GuessLimits, Locked, Ticket
+from line_service.abuse.ledger import Ledger, MemoryLedger
 from line_service.abuse.request_rates import RequestLimiter, RequestRates
 
 log = structlog.get_logger(__name__)
 
+PHONE = "phone:"
+ACCOUNT = "account:"
 SWEEP_EVERY = timedelta(minutes=1)
 MAX_TOLD = 100_000
+UNAVAILABLE_WAIT = timedelta(minutes=1)
 
 
 class AbuseGate:
@@ -38,14 +48,17 @@ class AbuseGate:
         report: Callable[[Event], None],
         phone_hasher: Callable[[str], str],
         sweep_every: timedelta = SWEEP_EVERY,
+        ledger: Ledger | None = None,
     ) -> None:
-        self.guesses = CodeGuesses(limits)
-        self.requests = RequestLimiter(rates)
+        ledger = ledger if ledger is not None else MemoryLedger()
+        self.guesses = CodeGuesses(limits, ledger)
+        self.requests = RequestLimiter(rates, ledger)
         self._clock = clock
         self._report = report
         self._hash = phone_hasher
         self._sweep_every = sweep_every
         self._sweep: asyncio.TimerHandle | None = None
+        self._sweeping: asyncio.Task[None] | None = None
         self._told_until: dict[str, datetime] = {}
         self.wrong_codes = 0
         self.refused_guesses = 0
@@ -53,11 +66,15 @@ class AbuseGate:
 
     def phone_identity(self, phone: str) -> str:
         """The identity of a phone number (E.164): its salted hash."""
-        return f"phone:{self._hash(phone)}"
+        return PHONE + self._hash(phone)
 
-    def begin_guess(self, identity: str, lines: tuple[LineId, ...]) -> Ticket | Locked:
+    async def begin_guess(self, identity: str, lines: tuple[LineId, ...]) -> Ticket | Locked:
         """Charge a driver's code before it is checked, or refuse it (see `code_guesses`)."""
-        verdict = self.guesses.begin(identity, lines, self._clock())
+        try:
+            verdict = await asyncio.to_thread(self.guesses.begin, identity, lines, self._clock())
+        except Exception as exc:  # no count, no check: a guesser must not gain from an outage
+            log.error("abuse.ledger_failed", action="charge", error=str(exc)[:200])
+            verdict = Locked(UNAVAILABLE_WAIT, "unavailable")
         if isinstance(verdict, Locked):
             self.refused_guesses += 1
             log.debug(  # a flood of refusals must not flood the log: the metrics count them
@@ -68,20 +85,31 @@ class AbuseGate:
             )
         return verdict
 
-    def guess_was_wrong(self, ticket: Ticket) -> None:
+    async def guess_was_wrong(self, ticket: Ticket) -> None:
         """The code matched no rider on the ticket's lines: the charge stays."""
         self.wrong_codes += 1
         log.info("abuse.wrong_code", identity=ticket.identity, lines=list(ticket.lines))
-        self._settle()
+        await self._settle()
 
-    def guess_was_right(self, ticket: Ticket) -> None:
+    async def guess_was_right(self, ticket: Ticket) -> None:
         """The code was a rider's (or no guess): take the charge back."""
-        self.guesses.refund(ticket)
-        self._settle()
+        try:
+            await asyncio.to_thread(self.guesses.refund, ticket)
+        except Exception as exc:  # the charge stays: one try lost, never one gained
+            log.error("abuse.ledger_failed", action="refund", error=str(exc)[:200])
+        await self._settle()
 
-    def admit_request(self, identity: str | None, address: str | None = None) -> timedelta | None:
+    async def admit_request(
+        self, identity: str | None, address: str | None = None
+    ) -> timedelta | None:
         """Count a new ride request; None if allowed, else how long to wait."""
-        wait = self.requests.admit(self._clock(), identity=identity, address=address)
+        try:
+            wait = await asyncio.to_thread(
+                self.requests.admit, self._clock(), identity=identity, address=address
+            )
+        except Exception as exc:
+            log.error("abuse.ledger_failed", action="admit", error=str(exc)[:200])
+            return None
         if wait is not None:
             self.refused_requests += 1
             log.debug(
@@ -107,8 +135,12 @@ class AbuseGate:
         self._told_until[key] = now + retry_after
         return True
 
-    def _settle(self) -> None:
-        opened, closed = self.guesses.alarms(self._clock())
+    async def _settle(self) -> None:
+        try:
+            opened, closed = await asyncio.to_thread(self.guesses.alarms, self._clock())
+        except Exception as exc:  # the next guess, or the sweep, tries again
+            log.error("abuse.ledger_failed", action="alarms", error=str(exc)[:200])
+            opened, closed = [], []
         for alarm in opened:
             log.warning(
                 "abuse.code_guessing",
@@ -122,11 +154,24 @@ class AbuseGate:
         for line_id in closed:
             log.info("abuse.code_guessing_over", line=line_id)
             self._report(CodeGuessingReported(line_id, False))
-        if self.guesses.alarmed and self._sweep is None:
-            loop = asyncio.get_running_loop()
-            self._sweep = loop.call_later(self._sweep_every.total_seconds(), self.sweep)
+        self._arm_sweep()
 
-    def sweep(self) -> None:
-        """Close the alarms whose wrong codes aged out of the window; re-arm while any is open."""
+    def _arm_sweep(self) -> None:
+        if self.guesses.alarmed and self._sweep is None and self._sweeping is None:
+            loop = asyncio.get_running_loop()
+            self._sweep = loop.call_later(self._sweep_every.total_seconds(), self._sweep_later)
+
+    def _sweep_later(self) -> None:
         self._sweep = None
-        self._settle()
+        self._sweeping = asyncio.get_running_loop().create_task(self._swept(), name="abuse-sweep")
+
+    async def _swept(self) -> None:
+        try:
+            await self.sweep()
+        finally:
+            self._sweeping = None
+        self._arm_sweep()
+
+    async def sweep(self) -> None:
+        """Close the alarms whose wrong codes aged out of the window; re-arm while any is open."""
+        await self._settle()

@@ -15,6 +15,9 @@ Where a rider's or driver's number can sit in the database:
   driver who validated in the app; `driver_trip.driver_ref` the same for trips a driver
   announced ("Je passe");
 - `voice_step.phone_hash`: salted hash of the caller of each answered step of a phone call;
+- `abuse_charge`: the abuse limits' counts (wrong drivers' codes, ride requests), keyed by
+  `phone:<salted hash>`, `account:<id>` or a client address; deleted by this job once older
+  than the longest budget window (24 h), so kept at most that plus a day;
 - `party`: the number behind an `sms:<hash>` ref (and a last name, adult or not, if given by
   SMS), kept to attest trips to the national registry;
 - `rpc_journey.payload`: the journey last sent to the registry (truncated numbers, keys).
@@ -41,8 +44,12 @@ from sqlalchemy import func, inspect
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel, col, or_, select
 
+from line_service.abuse.code_guesses import IDENTITY_KEY
+from line_service.abuse.gate import ACCOUNT, PHONE
+from line_service.abuse.request_rates import IDENTITY as REQUEST_IDENTITY
 from line_service.authority.trips import identity_of, phone_in_ref
 from line_service.settings import Settings
+from line_service.storage.abuse_ledger import AbuseChargeRecord, DatabaseLedger, stored_key
 from line_service.storage.account_tables import (
     AccountRecord,
     AccountTokenRecord,
@@ -246,6 +253,7 @@ def export(engine: Engine, keys: PhoneKeys, now: datetime) -> dict[str, Any]:
         if BannedDriverRecord.__tablename__ in tables:
             ban = session.get(BannedDriverRecord, f"tel:{keys.phone}")
             banned = None if ban is None else _plain(ban)
+        charges = [_plain(charge) for charge in _abuse_charges(session, tables, keys)]
         trips = []
         if TripRecord.__tablename__ in tables:
             trips = [
@@ -268,6 +276,7 @@ def export(engine: Engine, keys: PhoneKeys, now: datetime) -> dict[str, Any]:
         "account": account,
         "banned_driver": banned,
         "party": _parties(engine, tables, keys),
+        "abuse_charges": charges,
         "notes": [
             "account: the rider's or driver's account of this number, its tokens (hashes "
             "only) and the sign-in codes texted to it in the last hour (hashes only).",
@@ -280,6 +289,9 @@ def export(engine: Engine, keys: PhoneKeys, now: datetime) -> dict[str, Any]:
             "party: the number kept to attest trips to the national registry, with what was "
             "given by SMS (last name, adult or not) and when.",
             "voice_steps lists the steps of phone calls from this number, with what was said.",
+            "abuse_charges: the last day's wrong drivers' codes and ride requests counted "
+            "against this number or its account (the anti-guessing budgets), deleted at most a "
+            "day after their window ends.",
             "The SMS provider (Twilio) keeps its own message logs: ask it separately.",
         ],
     }
@@ -373,8 +385,55 @@ def erase(engine: Engine, keys: PhoneKeys, pseudonym: str | None = None) -> Eras
                 counts.update(_erase_sent(session, tables, trip.id))
                 session.add(trip)
         counts.update(_erase_parties(session, tables, keys))
+        counts.update(_erase_abuse_charges(session, tables, keys, alias))
         session.commit()
     return Erasure(dict(counts), open_requests)
+
+
+def _abuse_identities(keys: PhoneKeys) -> tuple[str, ...]:
+    """The abuse limits' identities of a number: its salted hash, its account."""
+    return (PHONE + keys.hash, *(ACCOUNT + account_id for account_id in keys.account_ids))
+
+
+def _abuse_charges(session: Session, tables: set[str], keys: PhoneKeys) -> list[AbuseChargeRecord]:
+    """The abuse limits' counts naming the number: against it, or tagged with it on a line."""
+    if AbuseChargeRecord.__tablename__ not in tables:
+        return []
+    identities = _abuse_identities(keys)
+    own = [
+        stored_key(prefix + name)
+        for name in identities
+        for prefix in (IDENTITY_KEY, REQUEST_IDENTITY)
+    ]
+    return list(
+        session.exec(
+            select(AbuseChargeRecord)
+            .where(
+                or_(
+                    col(AbuseChargeRecord.key).in_(own),
+                    col(AbuseChargeRecord.tag).in_([stored_key(name) for name in identities]),
+                )
+            )
+            .order_by(col(AbuseChargeRecord.at))
+        ).all()
+    )
+
+
+def _erase_abuse_charges(
+    session: Session, tables: set[str], keys: PhoneKeys, alias: str
+) -> Counter[str]:
+    """The number's own counts go; a line's wrong codes stay counted under the pseudonym (the
+    line's budget must not fall by an erasure)."""
+    counts: Counter[str] = Counter()
+    identities = {stored_key(name) for name in _abuse_identities(keys)}
+    for charge in _abuse_charges(session, tables, keys):
+        if charge.tag in identities:
+            charge.tag = PHONE + alias
+            session.add(charge)
+        else:
+            session.delete(charge)
+        counts["abuse_charge"] += 1
+    return counts
 
 
 def _party_query(keys: PhoneKeys) -> Any:
@@ -577,12 +636,19 @@ async def retention_loop(
     retention: timedelta,
     clock: Callable[[], datetime],
     every: timedelta = RETENTION_EVERY,
+    charges_kept: timedelta | None = None,
 ) -> None:
-    """Run the retention job now and then every `every`; a failure is logged and retried."""
+    """Run the retention job now and then every `every`; a failure is logged and retried.
+    With `charges_kept`, the abuse limits' counts older than that go too."""
     while True:
-        cutoff = clock() - retention
+        now = clock()
+        cutoff = now - retention
         try:
             counts = await asyncio.to_thread(erase_expired, store.engine, salt, cutoff)
+            if charges_kept is not None:
+                ledger = DatabaseLedger(store.engine)
+                forgotten = await asyncio.to_thread(ledger.forget_before, now - charges_kept)
+                counts = {**counts, "abuse_charge": forgotten}
         except Exception as exc:
             log.error("privacy.retention_failed", error=str(exc)[:200])
             wait = min(every, RETENTION_RETRY)
@@ -604,4 +670,5 @@ async def run_retention(store: Store, settings: Settings, clock: Callable[[], da
         settings.phone_hash_salt.get_secret_value(),
         timedelta(days=settings.phone_retention_days),
         clock,
+        charges_kept=max(settings.guess_limits.window, settings.request_rates.window),
     )

@@ -210,7 +210,7 @@ class SmsChannel:
             await self._store_opt_out(phone, opted_out=True)
             return Answer(replies.OPTED_OUT, name)
         await self._store_opt_out(phone, opted_out=False)
-        limited = self._limited(command, phone)
+        limited = await self._limited(command, phone)
         if limited is not None:
             return Answer(limited or None, "limited")
         try:
@@ -219,14 +219,14 @@ class SmsChannel:
             log.error("sms.engine_timeout", sid=message_sid, command=name)
             return Answer(replies.UNAVAILABLE, name, remember=False)
 
-    def _limited(self, command: commands.Command, phone: str) -> str | None:
+    async def _limited(self, command: commands.Command, phone: str) -> str | None:
         """A ride request past its rate: its one text ("" = silence), or None (go on).
 
         Drivers' codes are limited in `_validate`, which knows whether the code was right."""
         if not isinstance(command, commands.AskRide):
             return None
         identity = self.abuse.phone_identity(phone)
-        wait = self.abuse.admit_request(identity)
+        wait = await self.abuse.admit_request(identity)
         if wait is None:
             return None
         if self.abuse.first_refusal(identity, "request", wait):
@@ -376,7 +376,8 @@ class SmsChannel:
         """A driver's code, charged to the sender and every line it probes before it is looked
         up (`line_service.abuse`); looked up only on the lines still open to the sender."""
         identity = self.abuse.phone_identity(phone)
-        ticket = self.abuse.begin_guess(identity, tuple(line.id for line in self.network.lines))
+        every_line = tuple(line.id for line in self.network.lines)
+        ticket = await self.abuse.begin_guess(identity, every_line)
         if isinstance(ticket, Locked):
             if self.abuse.first_refusal(identity, "code", ticket.retry_after):
                 return replies.codes_locked(ticket.retry_after.total_seconds())
@@ -387,7 +388,7 @@ class SmsChannel:
             if request.line_id in ticket.lines
         ]
         if not holders:
-            self.abuse.guess_was_wrong(ticket)
+            await self.abuse.guess_was_wrong(ticket)
             if len(ticket.lines) < len(self.network.lines):
                 return replies.code_unknown_or_suspended(code)
             return replies.code_unknown(code)
@@ -398,15 +399,15 @@ class SmsChannel:
             return replies.CODE_AMBIGUOUS
         [found] = holders
         if found.phone == phone:
-            self.abuse.guess_was_right(ticket)
+            await self.abuse.guess_was_right(ticket)
             return replies.OWN_CODE
         driver_ref = f"sms:{self.hash(phone)}"
         await vouch(self.parties, driver_ref, phone, self.clock())
         outcome = await self.intake.validate(found.line_id, code, driver_ref=driver_ref)
         if not isinstance(outcome, Accepted):
-            self.abuse.guess_was_wrong(ticket)
+            await self.abuse.guess_was_wrong(ticket)
             return replies.code_unknown(code)
-        self.abuse.guess_was_right(ticket)
+        await self.abuse.guess_was_right(ticket)
         return replies.CODE_VALIDATED
 
 

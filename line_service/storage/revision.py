@@ -9,7 +9,7 @@ from __future__ import annotations
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Engine
 
-HEAD = "0008"
+HEAD = "0009"
 VERSION_TABLE = "alembic_version"
 UPGRADE_HINT = "run `carpool-line db upgrade`"
 

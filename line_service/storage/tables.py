@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import MetaData
 from sqlmodel import SQLModel
 
+import line_service.storage.abuse_ledger
 import line_service.storage.account_tables
 import line_service.storage.driver_trip_table
 import line_service.storage.money_tables

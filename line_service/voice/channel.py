@@ -161,7 +161,7 @@ class VoiceChannel:
                 return voice.goodbye(voice.GOODBYE_UNDERSTOOD)
             return self._ask_destination(line, stop, attempt=LAST_TRY)
         abuse = self.sms.abuse
-        wait = abuse.admit_request(abuse.phone_identity(phone))
+        wait = await abuse.admit_request(abuse.phone_identity(phone))
         if wait is not None:  # the SMS channel's request rate: one policy per number
             return voice.goodbye(replies.requests_limited(wait.total_seconds()), "Au revoir.")
         outcome = await self.sms.intake.request_ride(

@@ -69,10 +69,10 @@ class Caller:
     gate: AbuseGate
     address: str
 
-    def admit_request(self, phone: str | None) -> None:
+    async def admit_request(self, phone: str | None) -> None:
         """Count a new ride request against the phone it names and the address; 429 past it."""
         identity = self.gate.phone_identity(phone) if phone is not None else None
-        wait = self.gate.admit_request(identity, self.address)
+        wait = await self.gate.admit_request(identity, self.address)
         if wait is not None:
             raise too_many(wait, "too many ride requests from this phone or address")
 
@@ -80,14 +80,14 @@ class Caller:
         self, intake: Intake, line_id: LineId, code: str, driver_ref: str, identity: str
     ) -> Outcome:
         """A driver's code, charged before it is checked; 429 once over a budget."""
-        ticket = self.gate.begin_guess(identity, (line_id,))
+        ticket = await self.gate.begin_guess(identity, (line_id,))
         if isinstance(ticket, Locked):
             raise too_many(ticket.retry_after, "too many wrong codes")
         outcome = await intake.validate(line_id, code, driver_ref)
         if isinstance(outcome, Rejected) and outcome.reason is RejectionReason.UNKNOWN_CODE:
-            self.gate.guess_was_wrong(ticket)
+            await self.gate.guess_was_wrong(ticket)
         else:
-            self.gate.guess_was_right(ticket)
+            await self.gate.guess_was_right(ticket)
         return outcome
 
 

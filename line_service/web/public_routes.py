@@ -112,7 +112,7 @@ async def create_request(
     if line.stop(StopId(body.stop_id)) is None:
         raise HTTPException(404, f"unknown stop {body.stop_id!r} on {body.line_id}")
     assert caller.account is not None  # the Rider guard admits accounts only
-    limits.admit_request(caller.account.phone)
+    await limits.admit_request(caller.account.phone)
     request_id, _code = new_request_ids()
     outcome = await intake.request_ride(
         line_id=line.id,
