@@ -114,3 +114,10 @@ def registry() -> Iterator[Registry]:
     stand_in = Registry()
     yield stand_in
     stand_in.close()
+
+
+@pytest.fixture
+def cluster_env() -> dict[str, str]:
+    """Settings both processes of tests/test_cluster.py's `pair` get besides CARPOOL_CLUSTER
+    (a test module may override it)."""
+    return {}

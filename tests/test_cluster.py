@@ -97,12 +97,6 @@ def owns_the_line(process: ServiceProcess) -> bool:
 
 
 @pytest.fixture
-def cluster_env() -> dict[str, str]:
-    """Settings both processes get besides CARPOOL_CLUSTER (a test module may override it)."""
-    return {}
-
-
-@pytest.fixture
 async def pair(
     tmp_path: Path, database_url: str, cluster_env: dict[str, str]
 ) -> AsyncIterator[Pair]:

@@ -14,7 +14,7 @@ from line_service.storage.store import Store
 from line_service.web.operator_accounts import Role, add_operator
 from tests.support.faults import eventually
 from tests.support.service import ServiceProcess
-from tests.test_cluster import Pair, cluster_env, owns_the_line, pair  # noqa: F401 - fixtures
+from tests.test_cluster import Pair, owns_the_line, pair  # noqa: F401 - the fixture, shared
 from tests.test_dashboard_browser import ARTIFACTS, CHROMIUM_ARGS
 
 

@@ -40,7 +40,6 @@ from tests.support.service import LINE, ServiceProcess
 from tests.test_cluster import (
     SIGNS,
     Pair,
-    cluster_env,  # noqa: F401 - the fixture, shared
     owns_the_line,
     pair,  # noqa: F401 - the fixture, shared
     standing_by,

@@ -14,7 +14,7 @@ from tests.support.brokers import free_port
 from tests.support.faults import eventually
 from tests.support.service import LINE, write_lines_file
 from tests.test_cli import run
-from tests.test_cluster import Pair, cluster_env, owns_the_line, pair  # noqa: F401 - fixtures
+from tests.test_cluster import Pair, owns_the_line, pair  # noqa: F401 - the fixture, shared
 
 
 def status(database_url: str, lines: Path, *flags: str, **env: str) -> tuple[int, str, str]:
