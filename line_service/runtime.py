@@ -180,7 +180,8 @@ def build_runtime(
     estimates = WaitEstimator(
         network, store.finished_waits, clock, lambda: load_corridors(corridors_file)
     )
-    screen_waits = ScreenWaits(network, estimates)
+    # No history read while the devices are re-asserted: the warm-up reads them just after.
+    screen_waits = ScreenWaits(network, estimates, reads_allowed=gateway.reasserted.is_set)
     engine = Engine(
         DispatcherState(network=network),
         clock,
