@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -44,6 +45,11 @@ def parse(argv: list[str]) -> tuple[Options, Path, bool, int]:
         type=int,
         help=f"owner SIGKILLs in the cluster failover measure (default {FAILOVERS}; 0: skip)",
     )
+        "--only-recovery",
+        action="store_true",
+        help="measure the restart alone (after --history presses); print, write nothing",
+    )
+    parser.add_argument("--history", type=int, help="presses before the restart, alone")
     parser.add_argument("--output", type=Path, default=Path("BENCHMARKS.md"))
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
@@ -59,9 +65,13 @@ def parse(argv: list[str]) -> tuple[Options, Path, bool, int]:
             "waiting",
             "step_seconds",
             "profile",
+            "only_recovery",
+            "history",
         )
         if getattr(args, key) is not None
     }
+    if not args.only_recovery:
+        chosen.pop("only_recovery")
     if args.steps:
         chosen["steps"] = tuple(float(step) for step in args.steps.split(","))
     failovers = args.failovers
@@ -78,6 +88,9 @@ def main(argv: list[str]) -> list[RunResult]:
     for number in range(1, options.runs + 1):
         say(f"run {number}/{options.runs}")
         runs.append(one_run(options, say))
+    if options.only_recovery:
+        say(_recovery_summary(runs))
+        return runs
     took = failover.measure(options.devices, options.signs_per_stop, failovers, say)
     extra = failover.rows(took)
     command = " ".join(["python -m bench", *argv])
@@ -85,6 +98,17 @@ def main(argv: list[str]) -> list[RunResult]:
     report.write(output, report.results_section(runs, options, command, extra))
     say(f"written to {output}")
     return runs
+
+
+def _recovery_summary(runs: list[RunResult]) -> str:
+    spawn = statistics.median(run.recovery_s for run in runs)
+    connect = statistics.median(run.recovery_after_connect_s for run in runs)
+    cpu = statistics.median(run.recovery_cpu_s for run in runs)
+    each = ", ".join(f"{run.recovery_s:.2f}" for run in runs)
+    return (
+        f"recovery, median of {len(runs)}: {spawn:.2f} s from spawn, {connect:.2f} s after "
+        f"connecting, the service's CPU {cpu:.2f} s (each from spawn: {each})"
+    )
 
 
 if __name__ == "__main__":

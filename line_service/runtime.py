@@ -8,7 +8,7 @@ import gc
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from sqlalchemy.exc import SQLAlchemyError
@@ -23,9 +23,7 @@ from line_service.accounts.sign_in import SignIn, SignInRules
 from line_service.authority.driver_identity import identify_with
 from line_service.authority.trip_links import TripLinker
 from line_service.authority.wiring import AuthorityServices, build_authority
-from line_service.cluster.ownership import LineOwnership
 from line_service.cluster.presence import node_presence
-from line_service.cluster.standby import serving_when_owner
 from line_service.dispatch.device_gateway import DeviceGateway
 from line_service.dispatch.device_limits import DeviceLimiter
 from line_service.dispatch.engine import Clock, Engine, Inbox
@@ -52,6 +50,9 @@ from line_service.storage.write_probe import WriteProbe
 from line_service.voice.channel import VoiceChannel
 from sms_gateway.phones import phone_hash
 from stop_devices.mqtt_link import BrokerAddress
+
+if TYPE_CHECKING:  # imported where a cluster is built: psycopg alone costs ~70 ms of start-up
+    from line_service.cluster.ownership import LineOwnership
 
 log = structlog.get_logger(__name__)
 
@@ -124,6 +125,14 @@ def sign_in_rules(settings: Settings) -> SignInRules:
     )
 
 
+def _ownership(settings: Settings, network: Network) -> LineOwnership:
+    from line_service.cluster.ownership import LineOwnership
+
+    return LineOwnership(
+        settings.database_url, [line.id for line in network.lines], settings.mqtt_client_id
+    )
+
+
 def build_runtime(
     settings: Settings, clock: Clock = utc_now, network: Network | None = None
 ) -> Runtime:
@@ -137,13 +146,7 @@ def build_runtime(
     salt = settings.phone_hash_salt.get_secret_value()
     store = Store(settings.database_url, phone_hasher=lambda phone: phone_hash(phone, salt))
     inbox = Inbox()
-    ownership = (
-        LineOwnership(
-            settings.database_url, [line.id for line in network.lines], settings.mqtt_client_id
-        )
-        if settings.cluster
-        else None
-    )
+    ownership = _ownership(settings, network) if settings.cluster else None
     writer = Writer(
         store,
         refuse_after=settings.storage_refuse_seconds,
@@ -184,7 +187,8 @@ def build_runtime(
     estimates = WaitEstimator(
         network, store.finished_waits, clock, lambda: load_corridors(corridors_file)
     )
-    screen_waits = ScreenWaits(network, estimates)
+    # No history read while the devices are re-asserted: the warm-up reads them just after.
+    screen_waits = ScreenWaits(network, estimates, reads_allowed=gateway.reasserted.is_set)
     engine = Engine(
         DispatcherState(network=network),
         clock,
@@ -332,6 +336,8 @@ async def running(
                 yield runtime
             return
         await advertise(runtime)
+        from line_service.cluster.standby import serving_when_owner
+
         async with serving_when_owner(
             runtime.ownership, lambda: _owning(runtime, background, end_lost_riders)
         ):

@@ -58,3 +58,34 @@ def test_the_core_reads_no_clock_draws_no_randomness_and_does_no_io() -> None:
             if isinstance(node, ast.Attribute) and node.attr in {"now", "utcnow", "today"}:
                 offenders.append(f"{module.name}:{node.lineno}: reads the clock (.{node.attr})")
     assert offenders == []
+
+
+NOT_BEFORE_THE_SIGNS = {
+    "fastapi",
+    "starlette",
+    "uvicorn",
+    "twilio",
+    "matplotlib",
+    "jsonschema",
+    "httpx",
+    "psycopg",
+    "rich",
+    "phonenumbers",
+    "holidays",
+    "alembic",
+}
+"""Packages `serve` does not need before every sign is re-asserted after a restart."""
+
+
+def test_the_dispatch_path_of_serve_imports_nothing_the_signs_do_not_need() -> None:
+    # What `carpool-line serve` imports before it re-asserts the signs (the CLI, the runtime)
+    # is start-up time of every restart; the web side and the adapters come later or on use.
+    probe = (
+        "import sys, line_service.cli, line_service.runtime; "
+        "print(' '.join(sorted({name.split('.')[0] for name in sys.modules})))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, cwd=REPO, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert NOT_BEFORE_THE_SIGNS & set(result.stdout.split()) == set()

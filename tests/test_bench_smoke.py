@@ -43,3 +43,14 @@ def test_tiny_benchmark_run_prints_every_row_and_keeps_hand_written_notes(tmp_pa
     assert "notes before" in text
     assert "notes after" in text
     assert "\nold\n" not in text
+
+
+def test_the_restart_measured_alone_writes_nothing(tmp_path: Path) -> None:
+    output = tmp_path / "BENCHMARKS.md"
+    argv = ["--quick", "--devices", "60", "--only-recovery", "--history", "50"]
+    runs = main([*argv, "--waiting", "10", "--output", str(output), "--quiet"])
+
+    assert [run.recovered_signs for run in runs] == [2 * 20]
+    assert runs[0].recovered_lit == 2 * 10
+    assert runs[0].recovery_cpu_s > 0
+    assert not output.exists()

@@ -99,3 +99,22 @@ def test_a_failing_database_never_stops_the_screen() -> None:
 
     estimator = WaitEstimator(NETWORK, broken, lambda: NOW, dict)
     assert ScreenWaits(NETWORK, estimator).minutes(LINE, MARCK, DUNKERQUE) is None
+
+
+def test_no_history_is_read_while_the_devices_are_re_asserted() -> None:
+    # A restart re-asserts thousands of devices: the screens of that pass read no history (the
+    # warm-up reads every line just after); the first screen after it reads its line's.
+    reads: list[str] = []
+
+    def waits(line: str, _since: datetime) -> list[tuple[StopId, StopId, datetime, datetime]]:
+        reads.append(line)
+        return _history(4)
+
+    reasserted = False
+    estimator = WaitEstimator(NETWORK, waits, lambda: NOW, dict)
+    screens = ScreenWaits(NETWORK, estimator, reads_allowed=lambda: reasserted)
+    assert screens.minutes(LINE, MARCK, DUNKERQUE) is None
+    assert reads == []
+    reasserted = True
+    assert screens.minutes(LINE, MARCK, DUNKERQUE) == 4
+    assert reads == [LINE]

@@ -12,14 +12,16 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from zoneinfo import ZoneInfo
 
-import httpx
 import structlog
 
 from dispatcher.model import Line, LineId, Network, StopId
 from dispatcher.request_machine import RideRequest
+
+if TYPE_CHECKING:  # imported where a request is made: not on the service's start-up path
+    import httpx
 
 log = structlog.get_logger(__name__)
 
@@ -144,6 +146,8 @@ async def _post(
     client: httpx.AsyncClient, url: str, body: dict[str, Any], headers: Mapping[str, str]
 ) -> str | None:
     """None when delivered; else why not ("rejected …" is final, anything else is retried)."""
+    import httpx
+
     try:
         answer = await client.post(url, json=body, headers=dict(headers))
     except httpx.HTTPError as exc:
@@ -165,6 +169,8 @@ class _client_or:  # noqa: N801 (used as a context manager)
     async def __aenter__(self) -> httpx.AsyncClient:
         if self._given is not None:
             return self._given
+        import httpx
+
         self._own = httpx.AsyncClient(timeout=10.0)
         return self._own
 

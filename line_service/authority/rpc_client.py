@@ -19,12 +19,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 import structlog
 
 from line_service.authority.schemas import journey_problems, min_distance_m, rpc_api_version
+
+if TYPE_CHECKING:  # imported where a request is made: not on the service's start-up path
+    import httpx
 
 log = structlog.get_logger(__name__)
 
@@ -111,6 +113,8 @@ class AccessTokens:
 
     async def token(self, client: httpx.AsyncClient, base: str) -> str | None:
         """A valid token, asking a new one when needed (None when the keys are refused)."""
+        import httpx
+
         now = self._clock()
         if self._token is not None and now < self._until - TOKEN_MARGIN:
             return self._token
@@ -178,7 +182,7 @@ class RpcClient:
     ) -> None:
         self._base = base_url.rstrip("/") + "/" + API_VERSION
         self._token = token
-        self._client = client or httpx.AsyncClient(timeout=30.0)
+        self._client = client or _new_client()
         self._owns_client = client is None
         self._max_attempts = max_attempts
         self._first_delay = first_delay
@@ -279,6 +283,8 @@ class RpcClient:
         self, method: str, journey_id: str, url: str, body: dict[str, Any] | None = None
     ) -> httpx.Response | Result:
         """One request with its retries; a 401 renews the token once and tries again."""
+        import httpx
+
         answer = await self._attempts(method, journey_id, url, body, renew=False)
         renewable = isinstance(self._token, AccessTokens)
         if renewable and isinstance(answer, httpx.Response) and answer.status_code == 401:
@@ -294,6 +300,8 @@ class RpcClient:
         body: dict[str, Any] | None,
         renew: bool,
     ) -> httpx.Response | Result:
+        import httpx
+
         delay, detail = self._first_delay, ""
         for attempt in range(1, self._max_attempts + 1):
             try:
@@ -312,6 +320,12 @@ class RpcClient:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self._max_delay)
         return Result(journey_id, Outcome.UNREACHABLE, None, detail)
+
+
+def _new_client() -> httpx.AsyncClient:
+    import httpx
+
+    return httpx.AsyncClient(timeout=30.0)
 
 
 def _json(answer: httpx.Response) -> dict[str, Any]:

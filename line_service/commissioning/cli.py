@@ -8,7 +8,6 @@ from typing import Annotated
 
 import typer
 
-from line_service.commissioning.api_client import ApiError, HttpApi
 from line_service.commissioning.checks import RESULT_FR, DeviceCheck, Json, Result, Walk
 from line_service.commissioning.report import render_report
 
@@ -28,6 +27,9 @@ def commission_command(
     ] = 60.0,
 ) -> None:
     """Test every sign and terminal of the line (or one stop); exit 0 only if all are OK."""
+    # httpx with it: importing the CLI (and so `serve`) does not pay for it.
+    from line_service.commissioning.api_client import ApiError, HttpApi
+
     if not token:
         typer.echo("an operator token is needed (--token or CARPOOL_API_TOKEN)", err=True)
         raise typer.Exit(2)
@@ -74,6 +76,8 @@ def _stops(line: Json, stop_id: str | None) -> list[Json]:
         return stops
     chosen = [stop for stop in stops if stop["id"] == stop_id]
     if not chosen:
+        from line_service.commissioning.api_client import ApiError
+
         raise ApiError(f"no stop {stop_id!r} on line {line['id']}")
     return chosen
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Callable
 
 import structlog
 
@@ -22,9 +23,18 @@ log = structlog.get_logger(__name__)
 class ScreenWaits:
     """`minutes(line, stop, destination)` for the terminals' screens."""
 
-    def __init__(self, network: Network, estimator: WaitEstimator) -> None:
+    def __init__(
+        self,
+        network: Network,
+        estimator: WaitEstimator,
+        reads_allowed: Callable[[], bool] = lambda: True,
+    ) -> None:
+        """`reads_allowed` says whether a stale history may be read now (the service passes
+        "every device re-asserted": reads in worker threads would take the interpreter from the
+        thousands of publications of a restart)."""
         self._network = network
         self._estimator = estimator
+        self._reads_allowed = reads_allowed
         self._reading: set[LineId] = set()
         self._lock = threading.Lock()
 
@@ -34,7 +44,7 @@ class ScreenWaits:
         if line is None:
             return None
         try:
-            if self._estimator.history_is_stale(line):
+            if self._estimator.history_is_stale(line) and self._reads_allowed():
                 self._read_later(line_id)
             found = self._estimator.peek_now(line, stop_id, destination_id)
         except Exception as exc:

@@ -14,8 +14,6 @@ from typing import Any
 
 from sqlalchemy import Column, DateTime, Index, Row, Table, event, insert, text
 from sqlalchemy import select as sql_select
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.sql.expression import Executable
 from sqlmodel import Field, Session, SQLModel, col, create_engine, select
@@ -134,6 +132,18 @@ class TripRecord(SQLModel, table=True):
     flags: str = Field(default="", max_length=200)  # anti-abuse flags, comma-separated
     unpaid_reason: str | None = Field(default=None, max_length=40)  # revision 0005
     operator_class: str = Field(max_length=1)
+
+
+def _dialect_insert(dialect: str) -> Callable[[Table], Any]:
+    """The dialect's own INSERT (with ON CONFLICT), imported once the database is known: the
+    PostgreSQL dialect loads every one of its drivers' modules, which SQLite does without."""
+    if dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert
+    from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+
+    return postgresql_insert
 
 
 def _table(model: type[SQLModel]) -> Table:
@@ -329,8 +339,7 @@ class Store:
         shape: UpsertShape = (model, columns, keys)
         statement = self._upserts.get(shape)
         if statement is None:
-            make = sqlite_insert if self.engine.dialect.name == "sqlite" else postgresql_insert
-            insert_rows = make(_table(model))
+            insert_rows = _dialect_insert(self.engine.dialect.name)(_table(model))
             updates = {name: insert_rows.excluded[name] for name in columns if name not in keys}
             statement = insert_rows.on_conflict_do_update(index_elements=list(keys), set_=updates)
             self._upserts[shape] = statement

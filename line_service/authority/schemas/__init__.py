@@ -6,9 +6,10 @@ import json
 from collections.abc import Mapping
 from functools import cache
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jsonschema  # type: ignore[import-untyped]  # no stubs are published
+if TYPE_CHECKING:  # imported where a document is checked: not on the service's start-up path
+    import jsonschema  # type: ignore[import-untyped]  # no stubs are published
 
 RPC_JOURNEY = "rpc_journey_v3.4.schema.json"
 BNLC_ROW = "bnlc_row_v0.3.0.schema.json"
@@ -24,6 +25,8 @@ def load(name: str) -> dict[str, Any]:
 
 @cache
 def _validator(name: str) -> jsonschema.Draft202012Validator:
+    import jsonschema
+
     schema = load(name)
     jsonschema.Draft202012Validator.check_schema(schema)
     return jsonschema.Draft202012Validator(schema)
@@ -51,6 +54,8 @@ PATCH_OPTIONAL = ("operator_trip_id",)
 @cache
 def _patch_validator() -> jsonschema.Draft202012Validator:
     """`PATCH /journeys/{id}`'s body (v3.4): the journey's own field rules, fewer fields."""
+    import jsonschema
+
     journey = load(RPC_JOURNEY)
     fields = (*PATCH_REQUIRED, *PATCH_OPTIONAL)
     schema = {
