@@ -45,6 +45,7 @@ def parse(argv: list[str]) -> tuple[Options, Path, bool, int]:
         type=int,
         help=f"owner SIGKILLs in the cluster failover measure (default {FAILOVERS}; 0: skip)",
     )
+    parser.add_argument(
         "--only-recovery",
         action="store_true",
         help="measure the restart alone (after --history presses); print, write nothing",

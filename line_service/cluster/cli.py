@@ -4,14 +4,16 @@ owner of each line, as PostgreSQL sees them."""
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from pydantic import ValidationError
 
-from line_service.cluster.status import ClusterStatus, ClusterUnreadableError, read_status
 from line_service.network.lines_file import LinesFileError, load_network
 from line_service.settings import Settings
+
+if TYPE_CHECKING:  # psycopg is imported by the command alone, not by every start of the CLI
+    from line_service.cluster.status import ClusterStatus
 
 cluster_app = typer.Typer(
     help="Many processes on one PostgreSQL (CARPOOL_CLUSTER): who runs, who owns each line.",
@@ -42,6 +44,8 @@ def status_command(
     """List the service's processes (node, client address, since when, session state) and each
     line's owner, from CARPOOL_DATABASE_URL and CARPOOL_LINES_FILE; exit 2 when they cannot be
     read. A line with no owner has no dispatcher now."""
+    from line_service.cluster.status import ClusterUnreadableError, read_status
+
     try:
         settings = Settings()
     except ValidationError as exc:
