@@ -123,8 +123,10 @@ async def test_the_service_sends_the_trip_itself_and_operators_see_and_cancel_it
     assert runtime.authority is not None
     clock.ahead = timedelta(hours=1)  # the passenger has arrived
     runtime.authority.sender.wake()
-    sent = lambda: trip.id in registry.journeys  # noqa: E731
-    await asyncio.to_thread(wait_until, sent, 10, "the journey at the registry")
+    outbox = runtime.authority.outbox
+    # The registry's answer stored, not only the journey received (it is stored just after).
+    sent = lambda: outbox.status_of(trip.id) == "pending"  # noqa: E731
+    await asyncio.to_thread(wait_until, sent, 10, "the journey at the registry, its answer stored")
     body = registry.journeys[trip.id]
     assert body["driver"]["identity"]["phone_trunc"] == DRIVER[:-2]
     headers = {"Authorization": f"Bearer {OPERATOR}"}
