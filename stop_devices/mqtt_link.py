@@ -23,6 +23,8 @@ import aiomqtt
 import paho.mqtt.client as mqtt
 import structlog
 
+from stop_devices.paho_wire import coalesce_writes, write_from_loop
+
 log = structlog.get_logger(__name__)
 
 QOS = 1
@@ -152,9 +154,21 @@ async def connect(
     )
     try:
         async with client:
+            coalesce_writes(client._client)
+            write_from_loop(client._client, asyncio.get_running_loop(), _disconnect_on(client))
             yield Session(client)
     except aiomqtt.MqttError as exc:
         raise LinkError(str(exc)) from exc
+
+
+def _disconnect_on(client: aiomqtt.Client) -> Callable[[Exception], None]:
+    """What aiomqtt does when a write raises: the session ends with that error."""
+
+    def fail(exc: Exception) -> None:
+        if not client._disconnected.done():
+            client._disconnected.set_exception(exc)
+
+    return fail
 
 
 def _raise_if_cancelled() -> None:
