@@ -23,7 +23,7 @@ import aiomqtt
 import paho.mqtt.client as mqtt
 import structlog
 
-from stop_devices.paho_wire import coalesce_writes, write_from_loop
+from stop_devices.paho_wire import acknowledge_cheaply, coalesce_writes, write_from_loop
 
 log = structlog.get_logger(__name__)
 
@@ -155,6 +155,7 @@ async def connect(
     try:
         async with client:
             coalesce_writes(client._client)
+            acknowledge_cheaply(client._client)
             write_from_loop(client._client, asyncio.get_running_loop(), _disconnect_on(client))
             yield Session(client)
     except aiomqtt.MqttError as exc:

@@ -11,13 +11,17 @@ DISCONNECT closing the socket) take paho's own path.
 from __future__ import annotations
 
 import asyncio
+import struct
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import MQTTErrorCode
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
 
 _PUBLISH = 0x30
 _DISCONNECT = 0xE0
@@ -122,3 +126,32 @@ def write_from_loop(
     client.on_socket_register_write = register
     client.on_socket_unregister_write = unregister
     loop.call_soon(take_over)
+
+
+_MID = struct.Struct("!H")
+
+
+def acknowledge_cheaply(client: mqtt.Client) -> None:
+    """From now on, `client` reads a PUBACK (MQTT 3.1.1: a message id, nothing else) directly.
+
+    paho decodes each acknowledgement through its MQTT 5 machinery — a reason code object and
+    an empty properties object built per packet, exceptions converted on the way — then marks
+    the message published. Here the two bytes of the id are read and paho's own bookkeeping
+    (`_do_on_publish`) runs as before, given one shared "success" and one empty set of
+    properties (nobody reads them for 3.1.1). Anything else goes to paho's own handler.
+    """
+    own_handler = client._handle_pubackcomp
+    success = ReasonCode(PacketTypes.PUBACK)
+    no_properties = Properties(PacketTypes.PUBACK)  # type: ignore[no-untyped-call]
+
+    def handle(cmd: Literal["PUBACK", "PUBCOMP"]) -> MQTTErrorCode:
+        body = client._in_packet["packet"]
+        if cmd != "PUBACK" or client._protocol == mqtt.MQTTv5 or len(body) != _MID.size:
+            return own_handler(cmd)
+        (mid,) = _MID.unpack(body)
+        with client._out_message_mutex:
+            if mid in client._out_messages:
+                return client._do_on_publish(mid, success, no_properties)
+        return MQTTErrorCode.MQTT_ERR_SUCCESS
+
+    client._handle_pubackcomp = handle  # type: ignore[method-assign]
