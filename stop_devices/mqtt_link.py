@@ -20,10 +20,15 @@ from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
 import aiomqtt
-import paho.mqtt.client as mqtt
 import structlog
 
-from stop_devices.paho_wire import acknowledge_cheaply, coalesce_writes, write_from_loop
+from stop_devices.paho_wire import (
+    Acknowledgements,
+    WireError,
+    acknowledge_cheaply,
+    coalesce_writes,
+    write_from_loop,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -31,6 +36,7 @@ QOS = 1
 MAX_INFLIGHT = 0  # no limit: paho sends at once, and never rescans its queue on each PUBACK
 TCP_NODELAY = (socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 SUBSCRIBE_HOLD_SECONDS = 5.0
+ACK_TIMEOUT_SECONDS = 10.0  # as aiomqtt's own timeout for an awaited publish
 
 
 class BrokerUrlError(ValueError):
@@ -82,8 +88,9 @@ class Outgoing:
 class Session:
     """A connected client: publish, subscribe, read."""
 
-    def __init__(self, client: aiomqtt.Client) -> None:
+    def __init__(self, client: aiomqtt.Client, acks: Acknowledgements) -> None:
         self._client = client
+        self._acks = acks
 
     async def publish(self, message: Outgoing) -> None:
         """Publish with QoS 1 (returns once the broker acknowledged)."""
@@ -92,25 +99,21 @@ class Session:
     async def publish_all(self, messages: Iterable[Outgoing]) -> None:
         """Publish several messages at once; return when the broker acknowledged every one.
 
-        All but the last are handed to paho without a future of their own: a broker sends QoS 1
-        acknowledgements in the order it received the messages (MQTT 3.1.1 §4.6), so the last
-        one's acknowledgement is every one's. One awaited publish each would cost a future, a
-        timer and a task apiece, and aiomqtt counts its pending calls on every publish: a
-        resync of thousands of displays would be quadratic.
+        They go straight onto paho's socket, tracked by the link itself (`Acknowledgements`):
+        a broker sends QoS 1 acknowledgements in the order it received the messages (MQTT
+        3.1.1 §4.6), so only the last one is awaited. Raises MqttError when the connection
+        drops, or no acknowledgement came within ACK_TIMEOUT_SECONDS.
         """
         batch = list(messages)
         if not batch:
             return
-        paho = self._client._client
-        for message in batch[:-1]:
-            info = paho.publish(message.topic, message.payload, qos=QOS, retain=message.retain)
-            if info.rc != mqtt.MQTT_ERR_SUCCESS:
-                raise aiomqtt.MqttCodeError(info.rc, "Could not publish message")
-        # Through gather, not awaited directly: aiomqtt waits with asyncio.wait_for, which on
-        # Python 3.11 swallows a cancellation arriving together with the acknowledgement, and a
-        # pump that ignored its cancellation would hang its session's shutdown. A cancelled
-        # gather always raises CancelledError.
-        await asyncio.gather(self.publish(batch[-1]))
+        acks = self._acks
+        try:
+            for message in batch:
+                last = acks.publish(message.topic, message.payload, message.retain)
+            await acks.acknowledged(last, ACK_TIMEOUT_SECONDS)
+        except WireError as exc:
+            raise aiomqtt.MqttError(str(exc)) from exc
 
     async def subscribe(self, *filters: str) -> None:
         """Subscribe to topic filters with QoS 1."""
@@ -154,10 +157,16 @@ async def connect(
     )
     try:
         async with client:
+            loop = asyncio.get_running_loop()
+            acks = Acknowledgements(client._client, loop)
+            client._disconnected.add_done_callback(lambda _: acks.fail_all("disconnected"))
             coalesce_writes(client._client)
-            acknowledge_cheaply(client._client)
-            write_from_loop(client._client, asyncio.get_running_loop(), _disconnect_on(client))
-            yield Session(client)
+            acknowledge_cheaply(client._client, acks)
+            write_from_loop(client._client, loop, _disconnect_on(client))
+            try:
+                yield Session(client, acks)
+            finally:
+                acks.fail_all("session closed")
     except aiomqtt.MqttError as exc:
         raise LinkError(str(exc)) from exc
 

@@ -131,14 +131,111 @@ def write_from_loop(
 _MID = struct.Struct("!H")
 
 
-def acknowledge_cheaply(client: mqtt.Client) -> None:
+class WireError(Exception):
+    """A publication that cannot complete: the connection dropped, or no acknowledgement came."""
+
+
+class Acknowledgements:
+    """QoS 1 publications the link tracks itself, by message id, until their PUBACK.
+
+    paho tracks each publication with a message object and a `threading.Condition` it notifies
+    on the acknowledgement (7 us a publish), and aiomqtt adds a future, a timer and a task for
+    each awaited one. The link needs neither: it re-publishes its state on every connection,
+    so a message lost with its connection needs no paho bookkeeping, and a broker acknowledges
+    QoS 1 messages in the order it received them (MQTT 3.1.1 §4.6), so one future for a batch's
+    last message says when the whole batch is stored.
+    """
+
+    def __init__(self, client: mqtt.Client, loop: asyncio.AbstractEventLoop) -> None:
+        self._client = client
+        self._loop = loop
+        # Message id → the future of a batch's last message (None for the others).
+        self._waiting: dict[int, asyncio.Future[None] | None] = {}
+        self._broken: str | None = None
+
+    def publish(self, topic: str, payload: bytes, retain: bool) -> int:
+        """Queue one QoS 1 PUBLISH on paho's socket; returns its message id."""
+        if self._broken is not None:
+            raise WireError(self._broken)
+        client = self._client
+        if client.socket() is None:
+            raise WireError("not connected")
+        mid = client._mid_generate()
+        if mid in self._waiting or mid in client._out_messages:
+            raise WireError("every message id is in flight")
+        name = topic.encode()
+        if not name or b"+" in name or b"#" in name or len(name) > 65535:
+            raise WireError(f"invalid topic {topic[:120]!r}")
+        packet = bytearray((_PUBLISH | 0x02 | (1 if retain else 0),))
+        remaining = 2 + len(name) + 2 + len(payload)
+        while True:
+            digit, remaining = remaining & 0x7F, remaining >> 7
+            packet.append(digit | 0x80 if remaining else digit)
+            if not remaining:
+                break
+        packet += _MID.pack(len(name))
+        packet += name
+        packet += _MID.pack(mid)
+        packet += payload
+        self._waiting[mid] = None
+        client._out_packet.append(
+            {
+                "command": _PUBLISH,
+                "mid": mid,
+                "qos": 1,
+                "pos": 0,
+                "to_process": len(packet),
+                "packet": packet,
+                "info": None,
+            }
+        )
+        client._call_socket_register_write()
+        return mid
+
+    async def acknowledged(self, mid: int, within: float) -> None:
+        """Return once the broker acknowledged `mid` (and every message published before it)."""
+        if mid not in self._waiting:
+            return
+        future: asyncio.Future[None] = self._loop.create_future()
+        self._waiting[mid] = future
+        timer = self._loop.call_later(within, self._time_out, future)
+        try:
+            await future
+        finally:
+            timer.cancel()
+
+    @staticmethod
+    def _time_out(future: asyncio.Future[None]) -> None:
+        if not future.done():
+            future.set_exception(WireError("no acknowledgement in time"))
+
+    def acknowledge(self, mid: int) -> bool:
+        """A PUBACK for `mid`: True if it was one of ours."""
+        if mid not in self._waiting:
+            return False
+        waiter = self._waiting.pop(mid)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+        return True
+
+    def fail_all(self, reason: str) -> None:
+        """The connection is gone: every awaited batch fails, and so does any later publish."""
+        self._broken = reason
+        waiting, self._waiting = self._waiting, {}
+        for waiter in waiting.values():
+            if waiter is not None and not waiter.done():
+                waiter.set_exception(WireError(reason))
+
+
+def acknowledge_cheaply(client: mqtt.Client, ours: Acknowledgements) -> None:
     """From now on, `client` reads a PUBACK (MQTT 3.1.1: a message id, nothing else) directly.
 
     paho decodes each acknowledgement through its MQTT 5 machinery — a reason code object and
     an empty properties object built per packet, exceptions converted on the way — then marks
-    the message published. Here the two bytes of the id are read and paho's own bookkeeping
-    (`_do_on_publish`) runs as before, given one shared "success" and one empty set of
-    properties (nobody reads them for 3.1.1). Anything else goes to paho's own handler.
+    the message published. Here the two bytes of the id are read; an id of `ours` is settled
+    there, any other goes through paho's own bookkeeping (`_do_on_publish`) as before, given
+    one shared "success" and one empty set of properties (nobody reads them for 3.1.1).
+    Anything else goes to paho's own handler.
     """
     own_handler = client._handle_pubackcomp
     success = ReasonCode(PacketTypes.PUBACK)
@@ -149,6 +246,8 @@ def acknowledge_cheaply(client: mqtt.Client) -> None:
         if cmd != "PUBACK" or client._protocol == mqtt.MQTTv5 or len(body) != _MID.size:
             return own_handler(cmd)
         (mid,) = _MID.unpack(body)
+        if ours.acknowledge(mid):
+            return MQTTErrorCode.MQTT_ERR_SUCCESS
         with client._out_message_mutex:
             if mid in client._out_messages:
                 return client._do_on_publish(mid, success, no_properties)
