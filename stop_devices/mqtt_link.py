@@ -159,7 +159,7 @@ async def connect(
         async with client:
             loop = asyncio.get_running_loop()
             acks = Acknowledgements(client._client, loop)
-            client._disconnected.add_done_callback(lambda _: acks.fail_all("disconnected"))
+            client._disconnected.add_done_callback(_failing(acks))
             coalesce_writes(client._client)
             acknowledge_cheaply(client._client, acks)
             write_from_loop(client._client, loop, _disconnect_on(client))
@@ -169,6 +169,17 @@ async def connect(
                 acks.fail_all("session closed")
     except aiomqtt.MqttError as exc:
         raise LinkError(str(exc)) from exc
+
+
+def _failing(acks: Acknowledgements) -> Callable[[asyncio.Future[None]], None]:
+    """When the session's connection ends, its unacknowledged batches fail at once."""
+
+    def fail(disconnected: asyncio.Future[None]) -> None:
+        # Read here (aiomqtt leaves an unexpected disconnection's error unread otherwise).
+        error = None if disconnected.cancelled() else disconnected.exception()
+        acks.fail_all(f"disconnected: {error}" if error else "disconnected")
+
+    return fail
 
 
 def _disconnect_on(client: aiomqtt.Client) -> Callable[[Exception], None]:
