@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
 import aiomqtt
+import paho.mqtt.client as mqtt
 import structlog
 
 from stop_devices.paho_wire import (
@@ -123,6 +124,39 @@ class Session:
         """The TCP socket under the session (diagnostics and fault injection only)."""
         sock = self._client._client.socket()
         return sock if isinstance(sock, socket.socket) else None
+
+    async def deliver(self, handler: Callable[[Received], None]) -> None:
+        """Hand every message to `handler` (which must not raise) as paho reads it, in arrival
+        order, until the connection drops (MqttError) or the session ends.
+
+        `messages()` costs a task and an `asyncio.wait` per message (aiomqtt's iterator) and a
+        hop through its queue; the link's handler only queues an event, so it is called from
+        paho's read directly. What aiomqtt queued before the call is handed over first.
+        """
+        client = self._client
+        while not client._queue.empty():
+            message = client._queue.get_nowait()
+            payload = message.payload
+            raw = payload if isinstance(payload, bytes | bytearray) else str(payload).encode()
+            handler(Received(message.topic.value, bytes(raw), bool(message.retain)))
+
+        def on_message(_client: mqtt.Client, _userdata: object, message: mqtt.MQTTMessage) -> None:
+            try:
+                topic = message.topic
+            except UnicodeDecodeError:
+                log.warning("mqtt.bad_topic", topic=repr(message._topic[:120]))
+                return
+            handler(Received(topic, bytes(message.payload), bool(message.retain)))
+
+        paho = client._client
+        paho.on_message = on_message
+        try:
+            # Shielded: a cancelled delivery must not cancel aiomqtt's own future.
+            await asyncio.shield(client._disconnected)
+        except aiomqtt.MqttError as exc:
+            raise aiomqtt.MqttError("Disconnected during message delivery") from exc
+        finally:
+            paho.on_message = client._on_message
 
     async def messages(self) -> AsyncIterator[Received]:
         """Messages in arrival order, until the connection drops."""
@@ -311,8 +345,7 @@ class MqttLink:
                         await asyncio.wait_for(self._before_subscribing(), SUBSCRIBE_HOLD_SECONDS)
                 await session.subscribe(*self._subscriptions)
                 _raise_if_cancelled()
-            async for received in session.messages():
-                self._deliver(received)
+            await session.deliver(self._deliver)
         finally:
             pump.cancel()
             with contextlib.suppress(asyncio.CancelledError):
