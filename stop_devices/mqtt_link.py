@@ -28,6 +28,7 @@ from stop_devices.paho_wire import (
     WireError,
     acknowledge_cheaply,
     coalesce_writes,
+    read_in_bulk,
     write_from_loop,
 )
 
@@ -196,6 +197,7 @@ async def connect(
             client._disconnected.add_done_callback(_failing(acks))
             coalesce_writes(client._client)
             acknowledge_cheaply(client._client, acks)
+            read_in_bulk(client._client)
             write_from_loop(client._client, loop, _disconnect_on(client))
             try:
                 yield Session(client, acks)

@@ -254,3 +254,51 @@ def acknowledge_cheaply(client: mqtt.Client, ours: Acknowledgements) -> None:
         return MQTTErrorCode.MQTT_ERR_SUCCESS
 
     client._handle_pubackcomp = handle  # type: ignore[method-assign]
+
+
+READ_CHUNK = 65536
+
+
+class _Buffered:
+    """What one `recv` brought and paho has not consumed yet."""
+
+    __slots__ = ("data", "pos")
+
+    def __init__(self) -> None:
+        self.data = b""
+        self.pos = 0
+
+    def __bool__(self) -> bool:
+        return self.pos < len(self.data)
+
+
+def read_in_bulk(client: mqtt.Client) -> None:
+    """From now on, `client` reads its socket a chunk at a time and serves paho from that.
+
+    paho reads each packet in three `recv` calls (its type, its length byte by byte, its body)
+    and a fourth to learn that nothing is left: sixteen system calls a press cycle. Here one
+    `recv` fetches whatever arrived; paho's reads are served from it, and `loop_read` goes on
+    until all of it is read (no packet left behind waiting for the socket to become readable).
+    """
+    own_recv = client._sock_recv
+    own_loop_read = client.loop_read
+    left = _Buffered()
+
+    def recv(bufsize: int) -> bytes:
+        if not left:
+            data = own_recv(READ_CHUNK)  # raises when nothing arrived; b"" when the peer closed
+            if len(data) <= bufsize:
+                return data
+            left.data, left.pos = data, 0
+        start = left.pos
+        left.pos = min(start + bufsize, len(left.data))
+        return left.data[start : left.pos]
+
+    def loop_read(max_packets: int = 1) -> MQTTErrorCode:
+        rc = own_loop_read(max_packets)
+        while left and rc == MQTTErrorCode.MQTT_ERR_SUCCESS and client.socket() is not None:
+            rc = own_loop_read(max_packets)
+        return rc
+
+    client._sock_recv = recv  # type: ignore[method-assign]
+    client.loop_read = loop_read  # type: ignore[method-assign]

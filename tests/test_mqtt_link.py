@@ -319,3 +319,31 @@ async def test_a_batch_whose_connection_drops_fails_at_once_instead_of_hanging(
         sock.shutdown(socket.SHUT_RDWR)
         with pytest.raises(aiomqtt.MqttError):
             await asyncio.wait_for(session.publish_all([Outgoing(f"{topic}/a", b"x")]), 5)
+
+
+async def test_a_burst_read_in_one_go_is_handed_over_whole_and_in_order(
+    mosquitto: Mosquitto,
+) -> None:
+    # The link reads whatever arrived at once and serves paho from it: every message of a
+    # burst must reach the handler, without waiting for the socket to become readable again.
+    topic = f"test/{uuid.uuid4().hex}"
+    received: list[bytes] = []
+    link = MqttLink(
+        BrokerAddress("127.0.0.1", mosquitto.port),
+        client_id=f"burst-{uuid.uuid4().hex[:8]}",
+        subscriptions=(f"{topic}/in",),
+        on_message=lambda message: received.append(message.payload),
+        on_connected=lambda: None,
+        backoff=FAST,
+    )
+    async with running_link(link):
+        await asyncio.wait_for(link.wait_connected(), 5)
+        probe = MqttProbe(mosquitto.port, (f"{topic}/ready",))
+        probe.publish(f"{topic}/in", b"first")
+        await eventually(lambda: received == [b"first"], 5, "subscribed")
+        burst = [str(n).encode() for n in range(500)]
+        for payload in burst:
+            probe.publish(f"{topic}/in", payload)
+        await eventually(lambda: len(received) == 1 + len(burst), 5, "the whole burst")
+        assert received[1:] == burst
+        probe.close()
