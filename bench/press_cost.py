@@ -67,6 +67,7 @@ def main(argv: list[str]) -> dict[str, float]:
     parser.add_argument("--hold", type=float, default=0.0)
     args = parser.parse_args(argv)
     results: dict[str, list[float]] = {SERVICE.name: [], RELAY.name: []}
+    rss: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="carpool-press-cost-") as tmp:
         directory = Path(tmp)
         net = network.build(args.devices)
@@ -99,6 +100,7 @@ def main(argv: list[str]) -> dict[str, float]:
                     # The idle cost of the span, spread over its presses.
                     cost = user + system - idle[target.name] * 1000 / args.rate
                     results[target.name].append(cost)
+                    rss[target.name] = processes.rss_kib(pid) / 1024
                     print(
                         f"round {number} {target.name}: {cost:.3f} ms CPU per press cycle "
                         f"(user {user:.3f}, system {system:.3f})"
@@ -119,7 +121,8 @@ def main(argv: list[str]) -> dict[str, float]:
         f"median of {args.rounds}: service {medians[SERVICE.name]:.3f} ms, relay "
         f"{medians[RELAY.name]:.3f} ms, ratio (median of the rounds' ratios) {ratio:.2f}× "
         f"({args.presses} presses at {args.rate:g}/s, {args.devices} devices, idle subtracted: "
-        f"service {idle[SERVICE.name] * 1000:.1f} ms/s, relay {idle[RELAY.name] * 1000:.1f} ms/s)"
+        f"service {idle[SERVICE.name] * 1000:.1f} ms/s, relay {idle[RELAY.name] * 1000:.1f} ms/s); "
+        f"RSS service {rss[SERVICE.name]:.0f} MiB, relay {rss[RELAY.name]:.0f} MiB"
     )
     return medians
 
