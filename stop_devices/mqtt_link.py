@@ -29,6 +29,7 @@ from stop_devices.paho_wire import (
     acknowledge_cheaply,
     coalesce_writes,
     read_in_bulk,
+    receive_directly,
     write_from_loop,
 )
 
@@ -149,14 +150,19 @@ class Session:
                 return
             handler(Received(topic, bytes(message.payload), bool(message.retain)))
 
+        def on_publish(topic: str, payload: bytes, retain: bool) -> None:
+            handler(Received(topic, payload, retain))
+
         paho = client._client
-        paho.on_message = on_message
+        paho.on_message = on_message  # what paho's own path still delivers (QoS 2, bad UTF-8)
+        undo_receive = receive_directly(paho, on_publish)
         try:
             # Shielded: a cancelled delivery must not cancel aiomqtt's own future.
             await asyncio.shield(client._disconnected)
         except aiomqtt.MqttError as exc:
             raise aiomqtt.MqttError("Disconnected during message delivery") from exc
         finally:
+            undo_receive()
             paho.on_message = client._on_message
 
     async def messages(self) -> AsyncIterator[Received]:

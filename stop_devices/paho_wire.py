@@ -302,3 +302,43 @@ def read_in_bulk(client: mqtt.Client) -> None:
 
     client._sock_recv = recv  # type: ignore[method-assign]
     client.loop_read = loop_read  # type: ignore[method-assign]
+
+
+def receive_directly(
+    client: mqtt.Client, deliver: Callable[[str, bytes, bool], None]
+) -> Callable[[], None]:
+    """`client` hands each QoS 0/1 PUBLISH to `deliver` itself, until the returned undo is called.
+
+    paho decodes a PUBLISH through its MQTT 5 machinery, builds a message object (with its
+    `threading.Condition`), formats two debug lines and looks the topic up in its table of
+    per-filter callbacks before calling `on_message`. Here the topic, the id and the payload
+    are sliced out of the packet and `deliver(topic, payload, retain)` is called; a QoS 1
+    message is then acknowledged as paho would (after the delivery). QoS 2, MQTT 5, manual
+    acknowledgements, a topic that is not UTF-8 and anything malformed take paho's own path.
+    """
+    own_handler = client._handle_publish
+
+    def handle() -> MQTTErrorCode:
+        command = client._in_packet["command"]
+        body = client._in_packet["packet"]
+        qos = (command & 0x06) >> 1
+        if qos > 1 or client._protocol == mqtt.MQTTv5 or client._manual_ack or len(body) < 2:
+            return own_handler()
+        start = 2 + ((body[0] << 8) | body[1])
+        end = start + 2 if qos else start
+        if len(body) < end:
+            return own_handler()  # malformed: paho's decoding says so
+        try:
+            topic = body[2:start].decode()
+        except UnicodeDecodeError:
+            return own_handler()
+        deliver(topic, bytes(body[end:]), bool(command & 0x01))
+        if qos:
+            return client._send_puback((body[start] << 8) | body[start + 1])
+        return MQTTErrorCode.MQTT_ERR_SUCCESS
+
+    def undo() -> None:
+        client._handle_publish = own_handler  # type: ignore[method-assign]
+
+    client._handle_publish = handle  # type: ignore[method-assign]
+    return undo
