@@ -23,12 +23,23 @@ import aiomqtt
 import paho.mqtt.client as mqtt
 import structlog
 
+from stop_devices.paho_wire import (
+    Acknowledgements,
+    WireError,
+    acknowledge_cheaply,
+    coalesce_writes,
+    read_in_bulk,
+    receive_directly,
+    write_from_loop,
+)
+
 log = structlog.get_logger(__name__)
 
 QOS = 1
 MAX_INFLIGHT = 0  # no limit: paho sends at once, and never rescans its queue on each PUBACK
 TCP_NODELAY = (socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 SUBSCRIBE_HOLD_SECONDS = 5.0
+ACK_TIMEOUT_SECONDS = 10.0  # as aiomqtt's own timeout for an awaited publish
 
 
 class BrokerUrlError(ValueError):
@@ -80,8 +91,9 @@ class Outgoing:
 class Session:
     """A connected client: publish, subscribe, read."""
 
-    def __init__(self, client: aiomqtt.Client) -> None:
+    def __init__(self, client: aiomqtt.Client, acks: Acknowledgements) -> None:
         self._client = client
+        self._acks = acks
 
     async def publish(self, message: Outgoing) -> None:
         """Publish with QoS 1 (returns once the broker acknowledged)."""
@@ -90,25 +102,21 @@ class Session:
     async def publish_all(self, messages: Iterable[Outgoing]) -> None:
         """Publish several messages at once; return when the broker acknowledged every one.
 
-        All but the last are handed to paho without a future of their own: a broker sends QoS 1
-        acknowledgements in the order it received the messages (MQTT 3.1.1 §4.6), so the last
-        one's acknowledgement is every one's. One awaited publish each would cost a future, a
-        timer and a task apiece, and aiomqtt counts its pending calls on every publish: a
-        resync of thousands of displays would be quadratic.
+        They go straight onto paho's socket, tracked by the link itself (`Acknowledgements`):
+        a broker sends QoS 1 acknowledgements in the order it received the messages (MQTT
+        3.1.1 §4.6), so only the last one is awaited. Raises MqttError when the connection
+        drops, or no acknowledgement came within ACK_TIMEOUT_SECONDS.
         """
         batch = list(messages)
         if not batch:
             return
-        paho = self._client._client
-        for message in batch[:-1]:
-            info = paho.publish(message.topic, message.payload, qos=QOS, retain=message.retain)
-            if info.rc != mqtt.MQTT_ERR_SUCCESS:
-                raise aiomqtt.MqttCodeError(info.rc, "Could not publish message")
-        # Through gather, not awaited directly: aiomqtt waits with asyncio.wait_for, which on
-        # Python 3.11 swallows a cancellation arriving together with the acknowledgement, and a
-        # pump that ignored its cancellation would hang its session's shutdown. A cancelled
-        # gather always raises CancelledError.
-        await asyncio.gather(self.publish(batch[-1]))
+        acks = self._acks
+        try:
+            for message in batch:
+                last = acks.publish(message.topic, message.payload, message.retain)
+            await acks.acknowledged(last, ACK_TIMEOUT_SECONDS)
+        except WireError as exc:
+            raise aiomqtt.MqttError(str(exc)) from exc
 
     async def subscribe(self, *filters: str) -> None:
         """Subscribe to topic filters with QoS 1."""
@@ -118,6 +126,44 @@ class Session:
         """The TCP socket under the session (diagnostics and fault injection only)."""
         sock = self._client._client.socket()
         return sock if isinstance(sock, socket.socket) else None
+
+    async def deliver(self, handler: Callable[[Received], None]) -> None:
+        """Hand every message to `handler` (which must not raise) as paho reads it, in arrival
+        order, until the connection drops (MqttError) or the session ends.
+
+        `messages()` costs a task and an `asyncio.wait` per message (aiomqtt's iterator) and a
+        hop through its queue; the link's handler only queues an event, so it is called from
+        paho's read directly. What aiomqtt queued before the call is handed over first.
+        """
+        client = self._client
+        while not client._queue.empty():
+            message = client._queue.get_nowait()
+            payload = message.payload
+            raw = payload if isinstance(payload, bytes | bytearray) else str(payload).encode()
+            handler(Received(message.topic.value, bytes(raw), bool(message.retain)))
+
+        def on_message(_client: mqtt.Client, _userdata: object, message: mqtt.MQTTMessage) -> None:
+            try:
+                topic = message.topic
+            except UnicodeDecodeError:
+                log.warning("mqtt.bad_topic", topic=repr(message._topic[:120]))
+                return
+            handler(Received(topic, bytes(message.payload), bool(message.retain)))
+
+        def on_publish(topic: str, payload: bytes, retain: bool) -> None:
+            handler(Received(topic, payload, retain))
+
+        paho = client._client
+        paho.on_message = on_message  # what paho's own path still delivers (QoS 2, bad UTF-8)
+        undo_receive = receive_directly(paho, on_publish)
+        try:
+            # Shielded: a cancelled delivery must not cancel aiomqtt's own future.
+            await asyncio.shield(client._disconnected)
+        except aiomqtt.MqttError as exc:
+            raise aiomqtt.MqttError("Disconnected during message delivery") from exc
+        finally:
+            undo_receive()
+            paho.on_message = client._on_message
 
     async def messages(self) -> AsyncIterator[Received]:
         """Messages in arrival order, until the connection drops."""
@@ -152,9 +198,40 @@ async def connect(
     )
     try:
         async with client:
-            yield Session(client)
+            loop = asyncio.get_running_loop()
+            acks = Acknowledgements(client._client, loop)
+            client._disconnected.add_done_callback(_failing(acks))
+            coalesce_writes(client._client)
+            acknowledge_cheaply(client._client, acks)
+            read_in_bulk(client._client)
+            write_from_loop(client._client, loop, _disconnect_on(client))
+            try:
+                yield Session(client, acks)
+            finally:
+                acks.fail_all("session closed")
     except aiomqtt.MqttError as exc:
         raise LinkError(str(exc)) from exc
+
+
+def _failing(acks: Acknowledgements) -> Callable[[asyncio.Future[None]], None]:
+    """When the session's connection ends, its unacknowledged batches fail at once."""
+
+    def fail(disconnected: asyncio.Future[None]) -> None:
+        # Read here (aiomqtt leaves an unexpected disconnection's error unread otherwise).
+        error = None if disconnected.cancelled() else disconnected.exception()
+        acks.fail_all(f"disconnected: {error}" if error else "disconnected")
+
+    return fail
+
+
+def _disconnect_on(client: aiomqtt.Client) -> Callable[[Exception], None]:
+    """What aiomqtt does when a write raises: the session ends with that error."""
+
+    def fail(exc: Exception) -> None:
+        if not client._disconnected.done():
+            client._disconnected.set_exception(exc)
+
+    return fail
 
 
 def _raise_if_cancelled() -> None:
@@ -276,8 +353,7 @@ class MqttLink:
                         await asyncio.wait_for(self._before_subscribing(), SUBSCRIBE_HOLD_SECONDS)
                 await session.subscribe(*self._subscriptions)
                 _raise_if_cancelled()
-            async for received in session.messages():
-                self._deliver(received)
+            await session.deliver(self._deliver)
         finally:
             pump.cancel()
             with contextlib.suppress(asyncio.CancelledError):

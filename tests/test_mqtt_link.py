@@ -9,6 +9,7 @@ import socket
 import uuid
 from collections.abc import AsyncIterator, Callable
 
+import aiomqtt
 import pytest
 
 from stop_devices.mqtt_link import (
@@ -283,3 +284,66 @@ async def test_a_shut_gate_holds_every_publication_back(mosquitto: Mosquitto) ->
         await eventually(lambda: f"{topic}/marker" in probe.messages, 5, "the marker")
         assert f"{topic}/sign" not in probe.messages
     probe.close()
+
+
+async def test_a_batch_larger_than_the_socket_buffer_arrives_whole_in_order_and_retained(
+    mosquitto: Mosquitto,
+) -> None:
+    # One write carries every queued packet; a kernel that takes only part of it must not lose
+    # or reorder the rest, and the batch counts as sent only once the broker acknowledged all.
+    topic = f"test/{uuid.uuid4().hex}"
+    probe = MqttProbe(mosquitto.port, (f"{topic}/#",))
+    batch = [Outgoing(f"{topic}/sign-{n}", bytes([65 + n % 26]) * 3000) for n in range(400)]
+    async with connect(BrokerAddress("127.0.0.1", mosquitto.port)) as session:
+        sock = session.raw_socket()
+        assert sock is not None
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        await asyncio.wait_for(session.publish_all(batch), 30)
+    await eventually(lambda: len(probe.received) == len(batch), 10, "every message")
+    assert [(m.topic, m.payload) for m in probe.received] == [(m.topic, m.payload) for m in batch]
+    probe.close()
+    late = MqttProbe(mosquitto.port, (f"{topic}/#",))  # retained: a newcomer gets every one
+    await eventually(lambda: len(late.messages) == len(batch), 10, "retained messages")
+    late.close()
+
+
+async def test_a_batch_whose_connection_drops_fails_at_once_instead_of_hanging(
+    mosquitto: Mosquitto,
+) -> None:
+    # The link re-queues a failed batch for the next connection: it must hear of the failure
+    # when the connection dies, not wait for an acknowledgement that cannot come.
+    topic = f"test/{uuid.uuid4().hex}"
+    async with connect(BrokerAddress("127.0.0.1", mosquitto.port)) as session:
+        sock = session.raw_socket()
+        assert sock is not None
+        sock.shutdown(socket.SHUT_RDWR)
+        with pytest.raises(aiomqtt.MqttError):
+            await asyncio.wait_for(session.publish_all([Outgoing(f"{topic}/a", b"x")]), 5)
+
+
+async def test_a_burst_read_in_one_go_is_handed_over_whole_and_in_order(
+    mosquitto: Mosquitto,
+) -> None:
+    # The link reads whatever arrived at once and serves paho from it: every message of a
+    # burst must reach the handler, without waiting for the socket to become readable again.
+    topic = f"test/{uuid.uuid4().hex}"
+    received: list[bytes] = []
+    link = MqttLink(
+        BrokerAddress("127.0.0.1", mosquitto.port),
+        client_id=f"burst-{uuid.uuid4().hex[:8]}",
+        subscriptions=(f"{topic}/in",),
+        on_message=lambda message: received.append(message.payload),
+        on_connected=lambda: None,
+        backoff=FAST,
+    )
+    async with running_link(link):
+        await asyncio.wait_for(link.wait_connected(), 5)
+        probe = MqttProbe(mosquitto.port, (f"{topic}/ready",))
+        probe.publish(f"{topic}/in", b"first")
+        await eventually(lambda: received == [b"first"], 5, "subscribed")
+        burst = [str(n).encode() for n in range(500)]
+        for payload in burst:
+            probe.publish(f"{topic}/in", payload)
+        await eventually(lambda: len(received) == 1 + len(burst), 5, "the whole burst")
+        assert received[1:] == burst
+        probe.close()

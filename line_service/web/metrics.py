@@ -7,7 +7,7 @@ counters other parts already keep (MQTT drops, engine step time) are read at scr
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Protocol
+from typing import Any, Protocol
 
 from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
@@ -240,24 +240,35 @@ class ServiceMetrics:
             registry=self.registry,
         )
         self.registry.register(_ServiceCollector(network, engine, gateway, writer, live, abuse))
+        # A metric's `labels()` validates and joins its values on every call (a lock, a dict):
+        # each label set's child is looked up once, then kept here.
+        self._children: dict[tuple[object, ...], Any] = {}
+
+    def _child(self, metric: Counter | Histogram, *values: str) -> Any:
+        key = (metric, *values)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*values)
+        return child
 
     def observe_step(self, event: str, seconds: float) -> None:
         """Engine step timer: one observation per event processed."""
-        self.step_duration.labels(event).observe(seconds)
+        self._child(self.step_duration, event).observe(seconds)
 
     def on_step(self, _event: Event | None, effects: list[Effect], _state: DispatcherState) -> None:
         """Engine listener: count what the step did."""
         for effect in effects:
             if isinstance(effect, SaveRequest):
                 request = effect.request
-                self.requests.labels(request.line_id, request.state.value).inc()
+                self._child(self.requests, request.line_id, request.state.value).inc()
                 if effect.previous_state is RequestState.WAITING and not request.is_waiting:
                     waited = (request.updated_at - request.created_at).total_seconds()
-                    self.wait.labels(request.line_id, request.state.value).observe(max(0.0, waited))
+                    outcome = request.state.value
+                    self._child(self.wait, request.line_id, outcome).observe(max(0.0, waited))
             elif isinstance(effect, ShowOnSign):
-                self.sign_updates.labels(effect.line_id).inc()
+                self._child(self.sign_updates, effect.line_id).inc()
             elif isinstance(effect, RaiseAlert):
-                self.alerts.labels(effect.alert.kind.value).inc()
+                self._child(self.alerts, effect.alert.kind.value).inc()
 
     def exposition(self) -> bytes:
         """The text format Prometheus scrapes."""
