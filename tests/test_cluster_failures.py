@@ -89,6 +89,14 @@ async def one_owner_and_one_standby(cluster: Pair) -> tuple[ServiceProcess, Serv
     return owner, (cluster.second if owner is cluster.first else cluster.first)
 
 
+async def riders_on_the_signs(cluster: Pair, owner: Rig) -> set[tuple[str, str]]:
+    """One rider per terminal, each press answered and shown on the signs; who was told to wait."""
+    press_everywhere(cluster)
+    await eventually(lambda: all_confirmed(owner), 10, "every press answered")
+    await eventually(owner.signs_converged, 10, "the riders on the signs")
+    return told_waiting(owner)
+
+
 @ON_SHARED_POSTGRES
 async def test_sigterm_drains_the_owner_and_the_standby_takes_over_without_a_dark_gap(
     pair: Pair,  # noqa: F811
@@ -98,10 +106,7 @@ async def test_sigterm_drains_the_owner_and_the_standby_takes_over_without_a_dar
         httpx.AsyncClient(base_url=pair.first.base_url) as http,
     ):
         owner = pair.rig(pair.first, http)
-        press_everywhere(pair)
-        await eventually(lambda: all_confirmed(owner), 10, "every press answered")
-        await eventually(owner.signs_converged, 10, "the riders on the signs")
-        waiting = told_waiting(owner)
+        waiting = await riders_on_the_signs(pair, owner)
         codes = {t: dict(terminal.codes) for t, terminal in pair.fleet.terminals.items()}
         assert len(waiting) == len(pair.fleet.terminals)
         signs = list(pair.fleet.signs)
@@ -290,10 +295,7 @@ async def test_broker_restarted_with_two_processes_one_owner_publishes_and_says_
         httpx.AsyncClient(base_url=pair.first.base_url) as http,
     ):
         owner = pair.rig(pair.first, http)
-        press_everywhere(pair)
-        await eventually(lambda: all_confirmed(owner), 10, "every press answered")
-        await eventually(owner.signs_converged, 10, "the riders on the signs")
-        waiting = told_waiting(owner)
+        waiting = await riders_on_the_signs(pair, owner)
         last_seq = {sign: values[-1] for sign, values in pair.seqs().items()}
 
         await asyncio.to_thread(pair.broker.kill)
