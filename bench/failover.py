@@ -1,11 +1,11 @@
 """Shell: failover time of a CARPOOL_CLUSTER pair — SIGKILL the owner, time until every sign of
 the network was told its display again by the process that took over.
 
-Two `carpool-line serve` processes share a PostgreSQL server of the bench's own (bench/postgres)
-and the bench's Mosquitto. For each failover the harness finds the owner (/readyz 200, role
-`owner`), kills it, waits until a display arrived for every sign after the kill, checks that the
-other process now owns the lines, and starts the killed one again (as a supervisor would) and
-waits until it stands by before the next kill.
+Two `carpool-line serve` processes share a throwaway PostgreSQL server (the test suite's own,
+tests/support/postgres.py) and the bench's Mosquitto. For each failover the harness finds the
+owner (/readyz 200, role `owner`), kills it, waits until a display arrived for every sign after
+the kill, checks that the other process now owns the lines, and starts the killed one again (as
+a supervisor would) and waits until it stands by before the next kill.
 """
 
 from __future__ import annotations
@@ -27,9 +27,9 @@ from typing import Any
 import paho.mqtt.client as mqtt
 
 from bench import mqtt_client, network, processes
-from bench.postgres import BenchPostgres
 from bench.report import Row, table
 from bench.scenarios import Say, median
+from tests.support.postgres import ThrowawayPostgres  # the suite's own throwaway server
 
 DISPLAYS = "carpool/v1/+/signs/+/display"
 FAILOVER_TARGET_SECONDS = 5.0  # the takeover bound of tests/test_cluster.py
@@ -143,16 +143,17 @@ def measure(devices: int, signs_per_stop: int, failovers: int, say: Say) -> Fail
         for sign in stop.sign_ids
     ]
     result.signs = len(sign_topics)
-    database = BenchPostgres()
+    database = ThrowawayPostgres()
     with tempfile.TemporaryDirectory(prefix="carpool-bench-failover-") as tmp:
         directory = Path(tmp)
         port = processes.free_port()
         lines = network.write_lines_file(net, directory / "lines.yaml")
         broker = processes.mosquitto(directory, port)
-        nodes = [_node(directory, name, port, lines, database.url) for name in ("a", "b")]
+        nodes: list[_Node] = []
         displays: _Displays | None = None
         try:
             database.start()
+            nodes = [_node(directory, name, port, lines, database.url) for name in ("a", "b")]
             processes.start_mosquitto(broker, port)
             displays = _Displays(port)
             nodes[0].child.spawn()

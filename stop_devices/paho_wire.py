@@ -167,14 +167,11 @@ class Acknowledgements:
         if not name or b"+" in name or b"#" in name or len(name) > 65535:
             raise WireError(f"invalid topic {topic[:120]!r}")
         packet = bytearray((_PUBLISH | 0x02 | (1 if retain else 0),))
-        remaining = 2 + len(name) + 2 + len(payload)
-        while True:
-            digit, remaining = remaining & 0x7F, remaining >> 7
-            packet.append(digit | 0x80 if remaining else digit)
-            if not remaining:
-                break
-        packet += _MID.pack(len(name))
-        packet += name
+        try:  # paho's own encoders: the length's varint (and its 256 MB cap), the topic
+            client._pack_remaining_length(packet, 2 + len(name) + 2 + len(payload))
+        except ValueError as exc:
+            raise WireError(f"payload of {len(payload)} bytes: {exc}") from exc
+        client._pack_str16(packet, name)
         packet += _MID.pack(mid)
         packet += payload
         self._waiting[mid] = None

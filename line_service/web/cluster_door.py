@@ -123,9 +123,14 @@ class OwnerDoor:
         self._untrusted_peers.add(peer)
         log.warning("cluster.peer_not_trusted", peer=peer, setting="CARPOOL_TRUSTED_PROXIES")
 
-    def forget(self, target: Forward) -> None:
-        """Read the owner's address again next time (it did not answer there)."""
+    def failed(self, target: Forward, exc: Exception) -> Refuse:
+        """The owner did not answer at its address: read it again next time, count and log the
+        refusal, and say why to the client."""
         self._addresses.pop(target.owner, None)
+        self.refused += 1
+        reason = type(exc).__name__
+        log.warning("cluster.forward_failed", owner=target.owner, url=target.url, error=reason)
+        return unreachable(target.owner, target.url, reason)
 
     def client(self) -> httpx.AsyncClient:
         """The HTTP client of forwards (made on first use: in the server's event loop)."""
@@ -236,11 +241,7 @@ async def _forward_http(
         finally:
             await response.aclose()
     except (httpx.HTTPError, httpx.InvalidURL) as exc:
-        door.forget(target)
-        door.refused += 1
-        reason = type(exc).__name__
-        log.warning("cluster.forward_failed", owner=target.owner, url=target.url, error=reason)
-        await _refuse_http(send, unreachable(target.owner, target.url, reason))
+        await _refuse_http(send, door.failed(target, exc))
         return
     door.forwarded += 1
     answer = [
@@ -316,11 +317,7 @@ async def _forward_socket(
         await _refuse_socket_accepted(send, unreachable(target.owner, target.url, str(status)))
         return
     except (OSError, TimeoutError, WebSocketException) as exc:
-        door.forget(target)
-        door.refused += 1
-        reason = type(exc).__name__
-        log.warning("cluster.forward_failed", owner=target.owner, url=target.url, error=reason)
-        await _refuse_socket_accepted(send, unreachable(target.owner, target.url, reason))
+        await _refuse_socket_accepted(send, door.failed(target, exc))
         return
     door.forwarded += 1
     await send({"type": "websocket.accept", "subprotocol": upstream.subprotocol})
@@ -332,6 +329,11 @@ async def _refuse_socket_accepted(send: Send, refusal: Refuse) -> None:
     reason = _reason(refusal.detail)
     await send({"type": "websocket.accept"})
     await send({"type": "websocket.close", "code": CLOSE_TRY_AGAIN, "reason": reason})
+
+
+def _sendable(code: int) -> bool:
+    """A close code one may put in a close frame (RFC 6455 §7.4: the defined ones, or 3000–4999)."""
+    return code in _SENDABLE_CLOSE or 3000 <= code < 5000
 
 
 async def _pump(upstream: ClientConnection, receive: Receive, send: Send) -> None:
@@ -353,7 +355,7 @@ async def _client_to_owner(upstream: ClientConnection, receive: Receive) -> None
         message: Message = await receive()
         if message["type"] == "websocket.disconnect":
             code = int(message.get("code") or 1000)
-            await upstream.close(code if code in _SENDABLE_CLOSE or 3000 <= code < 5000 else 1000)
+            await upstream.close(code if _sendable(code) else 1000)
             return
         if message["type"] != "websocket.receive":
             continue
@@ -375,7 +377,7 @@ async def _owner_to_client(upstream: ClientConnection, send: Send) -> None:
     except ConnectionClosed:
         pass
     code = upstream.close_code or CLOSE_TRY_AGAIN
-    if code not in _SENDABLE_CLOSE and not 3000 <= code < 5000:
+    if not _sendable(code):
         code = CLOSE_TRY_AGAIN  # the owner went away without a close frame (killed)
     with contextlib.suppress(OSError, RuntimeError):
         await send({"type": "websocket.close", "code": code, "reason": upstream.close_reason or ""})
