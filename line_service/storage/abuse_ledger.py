@@ -135,12 +135,7 @@ class DatabaseLedger:
 
     def seen(self, key: str, since: datetime) -> Seen:
         with self._engine.connect() as connection:
-            rows = connection.execute(
-                select(TABLE.c.at, TABLE.c.tag)
-                .where(TABLE.c.key == stored_key(key), TABLE.c.at > _utc(since))
-                .order_by(TABLE.c.at, TABLE.c.id)
-            ).all()
-        return tuple((_utc(when), tag) for when, tag in rows)
+            return self._read(connection, {key: stored_key(key)}, since)[key]
 
     def forget_before(self, cutoff: datetime) -> int:
         with self._engine.begin() as connection:
