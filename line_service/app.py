@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
+from starlette.types import Scope
 
 from line_service.cluster.metrics import OwnedLines
 from line_service.cluster.ownership import LineOwnership
@@ -17,7 +18,7 @@ from line_service.settings import Settings
 from line_service.sms.routes import sms
 from line_service.voice.routes import voice
 from line_service.web import account_routes, attestation_routes, driver_trip_routes
-from line_service.web.cluster_door import ClusterDoor, DoorCounts, OwnerDoor
+from line_service.web.cluster_door import ClusterDoor, DoorCounts, Locate, OwnerDoor
 from line_service.web.dashboard import Operations, install_operations
 from line_service.web.deps import lifespan_state, not_owner, storage_unavailable
 from line_service.web.http_guard import HttpGuard, validation_failed
@@ -27,7 +28,9 @@ from line_service.web.public_routes import api, health
 from line_service.web.views import Placement, nowhere
 
 
-def _web_state(runtime: Runtime, operations: Operations) -> dict[str, object]:
+def _web_state(
+    runtime: Runtime, operations: Operations, door: OwnerDoor | None
+) -> dict[str, object]:
     """The lifespan state the routes read (`request.state.<name>`): narrow pieces, no runtime."""
     engine = runtime.engine
     return {
@@ -51,6 +54,7 @@ def _web_state(runtime: Runtime, operations: Operations) -> dict[str, object]:
         "rpc_outbox": runtime.authority.outbox if runtime.authority else None,
         "voice": runtime.voice,
         "placement": placement_of(runtime.ownership),
+        "peers": door.ask_peers if door is not None else None,
     }
 
 
@@ -61,23 +65,40 @@ def _door(runtime: Runtime) -> OwnerDoor | None:
         return None
     return OwnerDoor(
         ownership.node,
-        owner_here=lambda: ownership.role == "owner",
-        owner=lambda: ownership.owner_hint,
+        owns=ownership.owns,
+        owner_of=ownership.owner_of,
         address_of=addresses.address_of,
         proxies=runtime.settings.proxies,
+        locate=_path_line(runtime),
     )
 
 
+def _path_line(runtime: Runtime) -> Locate:
+    known = {line.id for line in runtime.network.lines}
+
+    async def locate(scope: Scope, _body: bytes | None) -> str | None:
+        path = str(scope["path"])
+        if not path.startswith("/api/v1/lines/"):
+            return None
+        line = path.removeprefix("/api/v1/lines/").split("/", 1)[0]
+        return line if line in known else None
+
+    return locate
+
+
 def placement_of(ownership: LineOwnership | None) -> Placement:
-    """Who dispatches each line, for the dashboard: this process when it owns the lines, else
-    the owner a standby last saw holding them (all-or-nothing: the same for every line)."""
+    """Who dispatches each line, for the dashboard: this process, or the owner it last saw
+    holding the line's lock."""
     if ownership is None:
         return nowhere
 
-    def place(_line_id: str) -> ClusterPlaceOut:
-        role = ownership.role
-        owner = ownership.node if role == "owner" else ownership.owner_hint
-        return ClusterPlaceOut(node=ownership.node, role=role, owner=owner)
+    def place(line_id: str) -> ClusterPlaceOut:
+        here = ownership.owns(line_id)
+        return ClusterPlaceOut(
+            node=ownership.node,
+            role="owner" if here else "standby",
+            owner=ownership.owner_of(line_id),
+        )
 
     return place
 
@@ -106,11 +127,11 @@ def create_app(
                 stack.push_async_callback(door.aclose)
             if not already_running:
                 live = await stack.enter_async_context(running(built, (*background, run_hub)))
-                yield _web_state(live, operations)
+                yield _web_state(live, operations, door)
                 return
             hub = asyncio.create_task(operations.hub.run(), name="live-hub")
             try:
-                yield _web_state(built, operations)
+                yield _web_state(built, operations, door)
             finally:
                 hub.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

@@ -28,6 +28,7 @@ from line_service.dispatch.device_gateway import DeviceGateway
 from line_service.dispatch.device_limits import DeviceLimiter
 from line_service.dispatch.engine import Clock, Engine, Inbox
 from line_service.dispatch.intake import Intake
+from line_service.dispatch.line_share import LineShare
 from line_service.dispatch.screen_waits import WaitOnScreens
 from line_service.dispatch.timers import Timers
 from line_service.dispatch.writer import Writer
@@ -59,6 +60,7 @@ log = structlog.get_logger(__name__)
 RESTORE_WINDOW = timedelta(hours=2)
 SHUTDOWN_FLUSH_SECONDS = 5.0
 HOUSEKEEPING_WAIT = timedelta(minutes=1)
+OPT_OUTS_REFRESH_SECONDS = 2.0  # a cluster: a STOP taken by another process holds here within
 
 BackgroundJob = Callable[["Runtime"], Coroutine[Any, Any, None]]
 
@@ -92,6 +94,7 @@ class Runtime:
     abuse: AbuseGate | None = None  # wrong-code budgets and request rates (SMS, HTTP)
     voice: VoiceChannel | None = None  # the phone line (Twilio Voice), riding on the SMS channel
     ownership: LineOwnership | None = None  # CARPOOL_CLUSTER: the lines' locks; None: all lines
+    share: LineShare | None = None  # CARPOOL_CLUSTER: the lines dispatched here, as they change
     node_addresses: NodeAddresses | None = None  # CARPOOL_CLUSTER: where each process answers
 
     async def ready(self) -> dict[str, object]:
@@ -167,6 +170,7 @@ def build_runtime(
         will=node_presence(settings.mqtt_client_id, False) if ownership else None,
         announcements=(node_presence(settings.mqtt_client_id, True),) if ownership else (),
         gate=ownership.fence if ownership else None,
+        per_line=ownership is not None,  # a cluster process serves the lines it holds only
     )
     timers = Timers(inbox.submit_nowait, settings.lease_refresh)
     sms_store = SmsStore(store.engine)
@@ -190,7 +194,8 @@ def build_runtime(
     # No history read while the devices are re-asserted: the warm-up reads them just after.
     screen_waits = ScreenWaits(network, estimates, reads_allowed=gateway.reasserted.is_set)
     engine = Engine(
-        DispatcherState(network=network),
+        # A cluster process holds no line until it takes some (line_service/cluster).
+        DispatcherState(network=Network(()) if ownership else network),
         clock,
         inbox,
         WaitOnScreens(gateway, network, screen_waits.minutes),
@@ -254,6 +259,21 @@ def build_runtime(
         ownership=ownership,
         node_addresses=NodeAddresses(store.engine) if ownership else None,
     )
+    if ownership is not None:
+        runtime.share = LineShare(
+            network,
+            store,
+            engine,
+            gateway,
+            writer,
+            clock,
+            RESTORE_WINDOW,
+            # Say again where this process answers: peers forward these lines' requests there.
+            on_adopted=lambda: advertise(runtime),
+        )
+        # One process at a time sends to the registry: the first line's owner.
+        first = network.lines[0].id if network.lines else None
+        authority.sender.active = lambda: first is not None and ownership.owns(first)
     return runtime
 
 
@@ -321,8 +341,8 @@ async def running(
 
     Riders waiting on a place the lines file lost raise LostRidersError before anything runs;
     with `end_lost_riders` they are cancelled by the operator instead, and told by SMS.
-    In a cluster (CARPOOL_CLUSTER) all of that waits until this process owns the lines: it
-    yields at once and stands by meanwhile (see line_service/cluster/standby.py).
+    In a cluster (CARPOOL_CLUSTER) the process starts holding no line and takes its share in
+    the background, each line restored as it is taken (see line_service/cluster/standby.py).
     """
     settings = runtime.settings
     async with contextlib.AsyncExitStack() as stack:
@@ -331,27 +351,22 @@ async def running(
 
             await stack.enter_async_context(embedded_broker(settings.embedded_mqtt_port))
         await asyncio.to_thread(runtime.store.check_schema)
-        if runtime.ownership is None:
-            async with _dispatching(runtime, background, end_lost_riders):
-                yield runtime
-            return
         await advertise(runtime)
-        from line_service.cluster.standby import serving_when_owner
-
-        async with serving_when_owner(
-            runtime.ownership, lambda: _owning(runtime, background, end_lost_riders)
-        ):
+        async with _dispatching(runtime, background, end_lost_riders):
             yield runtime
 
 
 @contextlib.asynccontextmanager
-async def _owning(
-    runtime: Runtime, background: tuple[BackgroundJob, ...], end_lost_riders: bool
-) -> AsyncIterator[Runtime]:
-    """Now the owner: say again where it answers (peers forward there), then dispatch."""
-    await advertise(runtime)
-    async with _dispatching(runtime, background, end_lost_riders) as live:
-        yield live
+async def _sharing(runtime: Runtime) -> AsyncIterator[None]:
+    """In a cluster, take this process's share of the lines while the block runs, and hand
+    them over at its end (line_service/cluster/standby.py); alone, every line is here."""
+    if runtime.ownership is None or runtime.share is None:
+        yield
+        return
+    from line_service.cluster.standby import sharing_lines
+
+    async with sharing_lines(runtime.ownership, runtime.share):
+        yield
 
 
 @contextlib.asynccontextmanager
@@ -373,10 +388,11 @@ async def _dispatching(
         runtime.timers.start()
         stack.callback(runtime.timers.shutdown)
         stack.callback(runtime.store.dispose)
-        aliases = await asyncio.to_thread(
-            runtime.store.aliases_of, [request.id for request in stored]
-        )
-        runtime.engine.restore(stored, aliases)
+        if runtime.share is None:  # one process: every line now; a cluster's as it takes them
+            aliases = await asyncio.to_thread(
+                runtime.store.aliases_of, [request.id for request in stored]
+            )
+            runtime.engine.restore(stored, aliases)
         # What start-up built (modules, the network, restored state) lives as long as the process:
         # keep it out of the cyclic collector's full passes, which otherwise stall dispatch. No
         # collection first: start-up leaves no cycles to free (measured: 0 unreachable), and a
@@ -406,6 +422,16 @@ async def _dispatching(
                 ),
                 *([group.create_task(runtime.sms.run(), name="sms-sender")] if runtime.sms else []),
                 *(
+                    [
+                        group.create_task(
+                            runtime.sms.follow_opt_outs(OPT_OUTS_REFRESH_SECONDS),
+                            name="sms-opt-outs",
+                        )
+                    ]
+                    if runtime.sms and runtime.ownership
+                    else []
+                ),
+                *(
                     [group.create_task(runtime.authority.run(), name="authority")]
                     if runtime.authority
                     else []
@@ -422,7 +448,8 @@ async def _dispatching(
                 database=runtime.store.engine.dialect.name,
             )
             try:
-                yield runtime
+                async with _sharing(runtime):
+                    yield runtime
             finally:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(runtime.writer.drained(), SHUTDOWN_FLUSH_SECONDS)

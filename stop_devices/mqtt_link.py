@@ -122,6 +122,10 @@ class Session:
         """Subscribe to topic filters with QoS 1."""
         await self._client.subscribe([(topic_filter, QOS) for topic_filter in filters])
 
+    async def unsubscribe(self, *filters: str) -> None:
+        """End the subscriptions to these filters (one that does not exist is no error)."""
+        await self._client.unsubscribe(list(filters))
+
     def raw_socket(self) -> socket.socket | None:
         """The TCP socket under the session (diagnostics and fault injection only)."""
         sock = self._client._client.socket()
@@ -276,10 +280,17 @@ class MqttLink:
         persistent: bool = False,
         backoff: Backoff = Backoff(),
         gate: Callable[[], Awaitable[bool]] | None = None,
+        unsubscribe_first: Callable[[], tuple[str, ...]] | None = None,
     ) -> None:
+        """`unsubscribe_first` names, at each connection, filters a persistent session may
+        still hold from an earlier life and that are not wanted now (they are ended before
+        the wanted ones are subscribed)."""
         self._address = address
         self._client_id = client_id
         self._subscriptions = subscriptions
+        self._unsubscribe_first = unsubscribe_first
+        self._session: Session | None = None
+        self._subscribed = False  # the current session's subscriptions were sent
         self._on_message = on_message
         self._on_connected = on_connected
         self._before_subscribing = before_subscribing
@@ -316,6 +327,39 @@ class MqttLink:
         """Return once every message queued so far is acknowledged by the broker."""
         await self._flushed.wait()
 
+    def forget(self, topic_prefixes: tuple[str, ...]) -> int:
+        """Drop the queued messages whose topic starts with one of the prefixes (a line handed
+        to another process: its owner publishes there now); how many were dropped."""
+        dropped = [topic for topic in self._pending if topic.startswith(topic_prefixes)]
+        for topic in dropped:
+            del self._pending[topic]
+        if not self._pending:
+            self._flushed.set()
+        return len(dropped)
+
+    async def subscribe(self, filters: tuple[str, ...]) -> None:
+        """Add subscriptions: sent now on a session already subscribed, else with the others
+        when the session subscribes (and again on every reconnection)."""
+        new = tuple(f for f in filters if f not in self._subscriptions)
+        self._subscriptions = (*self._subscriptions, *new)
+        session = self._session
+        if new and session is not None and self._subscribed:
+            try:
+                await session.subscribe(*new)
+            except aiomqtt.MqttError as exc:  # the reconnection subscribes them
+                log.warning("mqtt.subscribe_failed", error=str(exc)[:200])
+
+    async def unsubscribe(self, filters: tuple[str, ...]) -> None:
+        """End subscriptions, now on a live session, and at every reconnection."""
+        gone = set(filters)
+        self._subscriptions = tuple(f for f in self._subscriptions if f not in gone)
+        session = self._session
+        if filters and session is not None and self._subscribed:
+            try:
+                await session.unsubscribe(*filters)
+            except aiomqtt.MqttError as exc:  # `unsubscribe_first` ends them on reconnecting
+                log.warning("mqtt.unsubscribe_failed", error=str(exc)[:200])
+
     async def run(self) -> None:
         """Stay connected until cancelled."""
         attempt = 0
@@ -330,6 +374,8 @@ class MqttLink:
                 log.warning("mqtt.disconnected", error=str(exc)[:200], client_id=self._client_id)
             finally:
                 self._connected.clear()
+                self._session = None
+                self._subscribed = False
             await asyncio.sleep(self._backoff.delay(attempt))
             attempt += 1
 
@@ -337,6 +383,8 @@ class MqttLink:
         if self._birth is not None:
             await session.publish(self._birth)
         self.connections += 1
+        self._session = session
+        self._subscribed = False
         self._connected.set()
         log.info(
             "mqtt.connected",
@@ -347,11 +395,20 @@ class MqttLink:
         self._on_connected()
         pump = asyncio.create_task(self._pump(session), name=f"mqtt-pump-{self._client_id}")
         try:
-            if self._subscriptions:
+            dynamic = self._unsubscribe_first is not None
+            if self._subscriptions or dynamic:
                 if self._before_subscribing is not None:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._before_subscribing(), SUBSCRIBE_HOLD_SECONDS)
-                await session.subscribe(*self._subscriptions)
+                # From here `subscribe()` sends its own: none is lost between the two.
+                self._subscribed = True
+                wanted = self._subscriptions
+                if self._unsubscribe_first is not None:
+                    stale = tuple(f for f in self._unsubscribe_first() if f not in wanted)
+                    if stale:
+                        await session.unsubscribe(*stale)
+                if wanted:
+                    await session.subscribe(*wanted)
                 _raise_if_cancelled()
             await session.deliver(self._deliver)
         finally:

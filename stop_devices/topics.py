@@ -46,6 +46,24 @@ DEVICE_UPLINKS: tuple[str, ...] = (
 )
 
 
+def line_uplinks(line_id: str) -> tuple[str, ...]:
+    """What the dispatcher listens to for one line only (a cluster process owning it)."""
+    return tuple(f"{PREFIX}/{line_id}/{up.removeprefix(PREFIX + '/+/')}" for up in DEVICE_UPLINKS)
+
+
+def line_of(topic: str) -> str | None:
+    """The line segment of a device topic (not checked further), or None."""
+    parts = topic.split("/", 3)
+    if len(parts) < 4 or f"{parts[0]}/{parts[1]}" != PREFIX:
+        return None
+    return parts[2]
+
+
+def line_prefix(line_id: str) -> str:
+    """The start of every topic of one line's devices."""
+    return f"{PREFIX}/{line_id}/"
+
+
 @dataclass(frozen=True, slots=True)
 class DeviceTopic:
     """A parsed device topic; valid by construction."""

@@ -28,29 +28,37 @@ from line_service.web.cluster_door import ClusterDoor, OwnerDoor
 OWNER = "dispatcher-a"
 
 
-def test_the_owner_serves_everything_itself() -> None:
-    assert route("/api/v1/requests", True, False, None) == Serve()
-    assert route("/api/v1/requests", True, True, OWNER) == Serve()  # forwarded once: served
+LINE = "calais-dunkerque"
 
 
-def test_a_standby_serves_its_own_health_and_metrics_and_forwards_the_rest() -> None:
+def test_a_line_s_owner_serves_its_requests_itself() -> None:
+    assert route("/api/v1/lines/x/live", LINE, True, False, None) == Serve()
+    assert route("/api/v1/lines/x/live", LINE, True, True, OWNER) == Serve()  # forwarded once
+
+
+def test_health_metrics_and_requests_about_no_line_are_served_where_they_land() -> None:
     for path in ("/healthz", "/readyz", "/metrics"):
-        assert route(path, False, False, OWNER) == Serve()
-    for path in ("/", "/api/v1/requests", "/sms/twilio", "/api/v1/lines/x/live/ws", "/docs"):
-        assert route(path, False, False, OWNER) == Toward(OWNER)
+        assert route(path, LINE, False, False, OWNER) == Serve()
+    for path in ("/", "/api/v1/auth/otp", "/docs", "/gtfs/feed.zip"):
+        assert route(path, None, False, False, OWNER) == Serve()
+
+
+def test_a_request_about_a_line_owned_elsewhere_goes_to_its_owner() -> None:
+    for path in ("/api/v1/requests", "/sms/twilio", f"/api/v1/lines/{LINE}/live/ws"):
+        assert route(path, LINE, False, False, OWNER) == Toward(OWNER)
 
 
 def test_a_forwarded_request_is_never_forwarded_again() -> None:
-    refused = route("/api/v1/requests", False, True, OWNER)
+    refused = route("/api/v1/requests", LINE, False, True, OWNER)
     assert isinstance(refused, Refuse)
     assert refused.retry_after == 1
-    assert "does not own the lines" in refused.detail
+    assert f"does not dispatch line {LINE!r}" in refused.detail
 
 
 def test_without_an_owner_or_its_address_a_standby_refuses_and_says_why() -> None:
-    unknown = route("/api/v1/requests", False, False, None)
+    unknown = route("/api/v1/requests", LINE, False, False, None)
     assert isinstance(unknown, Refuse)
-    assert "does not know yet" in unknown.detail
+    assert f"no process dispatches line {LINE!r}" in unknown.detail
     unrecorded = destination(OWNER, None)
     assert isinstance(unrecorded, Refuse)
     assert OWNER in unrecorded.detail
@@ -141,8 +149,8 @@ async def test_the_owner_warns_once_about_a_standby_whose_address_is_not_trusted
     def door(proxies: str) -> ClusterDoor:
         owner = OwnerDoor(
             "dispatcher-a",
-            owner_here=lambda: True,
-            owner=lambda: "dispatcher-a",
+            owns=lambda _line: True,
+            owner_of=lambda _line: "dispatcher-a",
             address_of=lambda _node: None,
             proxies=Settings(trusted_proxies=proxies).proxies,
         )

@@ -122,3 +122,32 @@ async def test_one_holder_the_owner_named_and_the_fence_shut_once_the_session_di
     finally:
         await first.close()
         await second.close()
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_lines_are_held_one_by_one_seen_by_the_others_and_handed_back(
+    database_url: str,
+) -> None:
+    first = LineOwnership(database_url, LINES, "node-a")
+    second = LineOwnership(database_url, LINES, "node-b")
+    try:
+        assert await first.take([LINES[0]]) == (LINES[0],)
+        seen = await second.survey()
+        assert seen.nodes == {"node-a", "node-b"}
+        assert seen.holders == {LINES[0]: "node-a"}
+        assert await second.take(LINES) == (LINES[1],)  # the held one is not taken
+        assert (first.owned, second.owned) == ((LINES[0],), (LINES[1],))
+        assert second.owner_of(LINES[0]) == "node-a" and second.owner_of(LINES[1]) == "node-b"
+        assert second.refusal(LINES[1]) is None
+        refused = second.refusal(LINES[0])
+        assert refused is not None and "'node-a'" in refused
+        assert await first.verify() and await second.verify()  # each holds what it owns
+        await first.give([LINES[0]])
+        assert first.owned == () and first.role == "standby"
+        assert await first.verify()  # holding nothing, there is nothing to lose
+        assert await second.take([LINES[0]]) == (LINES[0],)
+        assert second.owned == LINES
+        assert (await first.survey()).holders == dict.fromkeys(LINES, "node-b")
+    finally:
+        await first.close()
+        await second.close()

@@ -321,9 +321,14 @@ class RpcSender:
         poll: timedelta = timedelta(seconds=30),
         backoff: Backoff = Backoff(),
         draw: Callable[[], float] = random.random,
+        active: Callable[[], bool] = lambda: True,
     ) -> None:
+        """`active` says whether this process works the outbox now: in a cluster, one process
+        at a time does (the owner of the network's first line), so that no journey is sent
+        twice by two processes at once."""
         self.outbox = outbox
         self.client = client
+        self.active = active
         self.poll = poll
         self.backoff = backoff
         self.draw = draw
@@ -350,6 +355,8 @@ class RpcSender:
 
     async def tick(self) -> int:
         """Queue new trips, then do what every due row needs; how many rows were worked."""
+        if not self.active():
+            return 0
         await asyncio.to_thread(self.outbox.queue_new)
         self.outbox.forget_ledgers()
         rows = await asyncio.to_thread(self.outbox.due)

@@ -1,13 +1,14 @@
 """Pure: "any door" — where an HTTP request or a WebSocket that reached this process goes.
 
-In a cluster one process owns the lines; every process serves every request. The owner handles
-what reaches it. A standby hands each request to the owner (at the URL the owner recorded with
-its lock, `cluster_node`) and passes the answer back, except its own health and metrics, which
-describe the standby itself. A forwarded request carries `FORWARDED_BY`: a process that gets
-one and does not own the lines (any more) refuses it with 503 + Retry-After — one hop at most,
-never a loop. When the owner is not known, has no address, or does not answer, the client gets
-503 + Retry-After naming the owner when known: within a takeover (about a second), trying again
-reaches the new owner.
+In a cluster each line has one owner process; every process serves every request. A request
+about one line (which one: line_service/cluster/request_lines.py) is handled by that line's
+owner: a process that does not own it hands it over (at the URL the owner recorded,
+`cluster_node`) and passes the answer back. A request about no line in particular (sign-in, open
+data, the dashboard's page) and a process's own health and metrics are served where they land.
+A forwarded request carries `FORWARDED_BY`: a process that gets one for a line it does not own
+(any more) refuses it with 503 + Retry-After — one hop at most, never a loop. When the owner is
+not known, has no address, or does not answer, the client gets 503 + Retry-After naming the
+owner when known: within a takeover (about a second), trying again reaches the new owner.
 
 This module decides and shapes headers; `line_service/web/cluster_door.py` does the I/O.
 """
@@ -84,20 +85,21 @@ class Refuse:
 
 
 def route(
-    path: str, owner_here: bool, forwarded: bool, owner: str | None
+    path: str, line: str | None, here: bool, forwarded: bool, owner: str | None
 ) -> Serve | Toward | Refuse:
-    """Where a request for `path` goes, from this process's role and what it knows."""
-    if owner_here or path in LOCAL_PATHS:
+    """Where a request for `path` about `line` goes (`here`: this process owns that line;
+    `owner`: the line's owner as last seen)."""
+    if line is None or here or path in LOCAL_PATHS:
         return Serve()
     if forwarded:
         return Refuse(
-            "a standby forwarded this request here, but this process does not own the lines "
-            "(any more): they are changing hands; try again shortly"
+            f"a process forwarded this request here, but this process does not dispatch line "
+            f"{line!r} (any more): it is changing hands; try again shortly"
         )
     if owner is None:
         return Refuse(
-            "this process is a standby and does not know yet which process owns the lines "
-            "(CARPOOL_CLUSTER); try again shortly"
+            f"no process dispatches line {line!r} at the moment (CARPOOL_CLUSTER: it is being "
+            "taken over); try again shortly"
         )
     return Toward(owner)
 
@@ -106,8 +108,8 @@ def destination(owner: str, url: str | None) -> Forward | Refuse:
     """The owner at its recorded address, or a refusal when it recorded none."""
     if not url:
         return Refuse(
-            f"this process is a standby; the owner, process {owner!r}, has not recorded its "
-            "address yet (CARPOOL_ADVERTISE_URL); try again shortly"
+            f"the line's owner, process {owner!r}, has not recorded its address yet "
+            "(CARPOOL_ADVERTISE_URL); try again shortly"
         )
     return Forward(owner, url.rstrip("/"))
 
@@ -115,8 +117,8 @@ def destination(owner: str, url: str | None) -> Forward | Refuse:
 def unreachable(owner: str, url: str, reason: str) -> Refuse:
     """The owner did not answer at its address (down, taking over, too slow)."""
     return Refuse(
-        f"this process is a standby; the owner, process {owner!r} at {url}, did not answer "
-        f"({reason}); try again shortly"
+        f"the line's owner, process {owner!r} at {url}, did not answer ({reason}); "
+        "try again shortly"
     )
 
 

@@ -2,8 +2,9 @@
 deposed owner quiet.
 
 Each line is owned by the process holding `pg_try_advisory_lock(lock_key(line))` on a dedicated
-connection kept for the process's life. In this slice a process owns every line of the network
-or none (all-or-nothing: two processes can never split the lines and both wait for the rest).
+connection kept for the process's life (one session per process, whatever its number of lines:
+a hundred lines cost one connection, not a hundred). Which lines a process reaches for is
+line_service/cluster/placement.py's rule; this module takes, holds, gives back and checks.
 
 The lock connection stays inside an open transaction with `idle_in_transaction_session_timeout`:
 PostgreSQL ends the session (and frees its locks) when the process stops sending statements —
@@ -18,7 +19,8 @@ import asyncio
 import hashlib
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 
 import psycopg
 import structlog
@@ -46,8 +48,28 @@ def libpq_url(database_url: str) -> str:
     return make_url(database_url).set(drivername="postgresql").render_as_string(False)
 
 
+@dataclass(frozen=True, slots=True)
+class Survey:
+    """What the server says at one look: the connected processes and who holds which line."""
+
+    nodes: frozenset[str]  # every process with a lock session, this one included
+    holders: dict[str, str]  # line → node holding its lock (lines nobody holds are absent)
+
+
+# A bigint advisory key shows as classid (its high 32 bits) and objid (its low 32 bits); put
+# back together in a bigint, it is the signed key again (the shift wraps as two's complement).
+_SURVEY = (
+    "SELECT a.application_name, l.key FROM pg_stat_activity a LEFT JOIN ("
+    " SELECT pid, (classid::bigint << 32) | objid::bigint AS key FROM pg_locks"
+    " WHERE locktype = 'advisory' AND granted AND objsubid = 1"
+    " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+    ") l ON l.pid = a.pid WHERE a.application_name LIKE %s"
+)
+
+
 class LineOwnership:
-    """Takes, holds and checks the lines' locks; `lost` is set once they are not held any more."""
+    """Takes, holds, gives back and checks the lines' locks on one session; `lost` is set once
+    the session's locks are not held any more (then every line is lost at once)."""
 
     def __init__(
         self,
@@ -57,52 +79,127 @@ class LineOwnership:
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._url = libpq_url(database_url)
-        self._lines = tuple(line_ids)
-        self._keys = tuple(lock_key(line) for line in self._lines)
+        self.lines = tuple(line_ids)
+        self._keys = {line: lock_key(line) for line in self.lines}
+        self._lines_by_key = {key: line for line, key in self._keys.items()}
         self.node = node
         self._monotonic = monotonic
         self._connection: psycopg.AsyncConnection[tuple[object, ...]] | None = None
         self._checked_at = -math.inf
         self._checking = asyncio.Lock()
-        self.owned: tuple[str, ...] = ()
-        self.owner_hint: str | None = None  # who holds the lines, when a standby could tell
-        self.tried = asyncio.Event()  # set after the first attempt, won or not
+        self.owned: tuple[str, ...] = ()  # in the lines file's order
+        self.holders: dict[str, str] = {}  # lines held elsewhere at the last look → their node
+        self.nodes: frozenset[str] = frozenset()  # processes connected at the last look
+        self.tried = asyncio.Event()  # set after the first look and take, won or not
         self.lost = asyncio.Event()
 
     @property
     def role(self) -> str:
-        """`owner` while the lines are held, `standby` otherwise."""
+        """`owner` while this process holds at least one line, `standby` otherwise."""
         return "owner" if self.owned and not self.lost.is_set() else "standby"
 
-    def refusal(self) -> str | None:
-        """Why this process takes no change now: a standby names the owner when it knows it."""
-        if self.role == "owner":
+    def owns(self, line_id: str) -> bool:
+        """Whether this process dispatches the line now."""
+        return line_id in self.owned and not self.lost.is_set()
+
+    def owner_of(self, line_id: str) -> str | None:
+        """The node dispatching the line: this one, or the holder seen at the last look."""
+        return self.node if self.owns(line_id) else self.holders.get(line_id)
+
+    @property
+    def owner_hint(self) -> str | None:
+        """A node seen holding a line (a standby names it to clients), or None."""
+        return next(iter(self.holders.values()), None)
+
+    def refusal(self, line_id: str | None = None) -> str | None:
+        """Why this process takes no change for the line now (None: it takes it). Without a
+        line, whether it takes changes at all."""
+        if (line_id is None and self.role == "owner") or (
+            line_id is not None and self.owns(line_id)
+        ):
             return None
-        owner = f"process {self.owner_hint!r}" if self.owner_hint else "another process"
+        known = self.owner_of(line_id) if line_id is not None else self.owner_hint
+        owner = f"process {known!r}" if known else "another process"
+        what = f"line {line_id!r}" if line_id is not None else f"lines {list(self.lines)}"
         return (
-            f"this process is a standby: {owner} dispatches lines {list(self._lines)}; send "
-            "changes to the owner (GET /readyz answers 200 there), or try again shortly"
+            f"this process does not dispatch {what}: {owner} does; send changes to it "
+            "(GET /readyz answers 200 there), or try again shortly"
         )
 
+    async def survey(self) -> Survey:
+        """Ask the server who is connected and who holds which line (one statement)."""
+        connection = await self._connected()
+        cursor = await connection.execute(_SURVEY, (f"{APPLICATION_PREFIX}%",))
+        nodes: set[str] = {self.node}
+        holders: dict[str, str] = {}
+        for name, key in await cursor.fetchall():
+            node = str(name).removeprefix(APPLICATION_PREFIX)
+            nodes.add(node)
+            line = self._lines_by_key.get(int(str(key))) if key is not None else None
+            if line is not None and node != self.node:
+                holders[line] = node
+        self.nodes = frozenset(nodes)
+        self.holders = holders
+        return Survey(self.nodes, holders)
+
+    async def take(self, line_ids: Iterable[str]) -> tuple[str, ...]:
+        """Try each line's lock; the lines won (added to `owned`)."""
+        connection = await self._connected()
+        won: list[str] = []
+        for line in line_ids:
+            if line in self.owned or line not in self._keys:
+                continue  # session locks count: a second take would need a second give
+            cursor = await connection.execute(
+                "SELECT pg_try_advisory_lock(%s)", (self._keys[line],)
+            )
+            row = await cursor.fetchone()
+            if row is not None and row[0] is True:
+                won.append(line)
+        if won:
+            self._checked_at = self._monotonic()
+            self.owned = self._in_order({*self.owned, *won})
+            for line in won:
+                self.holders.pop(line, None)
+            log.info("cluster.lines_taken", lines=won, owned=len(self.owned), node=self.node)
+        return tuple(won)
+
+    async def give(self, line_ids: Iterable[str]) -> None:
+        """Hand lines back (the caller stopped dispatching them first): their locks released,
+        a peer takes them at its next look."""
+        given = [line for line in line_ids if line in self.owned]
+        if not given:
+            return
+        self.owned = self._in_order(set(self.owned) - set(given))
+        connection = await self._connected()
+        for line in given:
+            await connection.execute("SELECT pg_advisory_unlock(%s)", (self._keys[line],))
+        log.info("cluster.lines_given", lines=given, owned=len(self.owned), node=self.node)
+
+    def _in_order(self, lines: set[str]) -> tuple[str, ...]:
+        return tuple(line for line in self.lines if line in lines)
+
     async def acquire(self) -> None:
-        """Return once every line's lock is held; try again every RETRY_SECONDS until then."""
+        """Return once every line's lock is held (a process alone, or tests); try again every
+        RETRY_SECONDS until then."""
         while True:
             try:
-                if await self._try_all():
-                    self._checked_at = self._monotonic()
-                    self.owned = self._lines
-                    self.tried.set()
-                    log.info("cluster.lines_owned", lines=list(self._lines), node=self.node)
-                    return
-                self.owner_hint = await self._holder()
+                await self.survey()
+                await self.take(line for line in self.lines if line not in self.holders)
             except (psycopg.Error, OSError) as exc:
                 log.warning("cluster.lock_attempt_failed", error=str(exc)[:200])
                 await self.close()
             self.tried.set()
+            if len(self.owned) == len(self.lines):
+                return
             await asyncio.sleep(RETRY_SECONDS)
 
     async def _connected(self) -> psycopg.AsyncConnection[tuple[object, ...]]:
+        if self.lost.is_set():
+            raise OSError("the lock session was lost: this process holds no line any more")
         if self._connection is None or self._connection.closed:
+            if self.owned:  # the session (and its locks) went away under us
+                self._step_down()
+                raise OSError("the lock session was lost: this process holds no line any more")
             application = f"{APPLICATION_PREFIX}{self.node}"[:63]
             self._connection = await psycopg.AsyncConnection.connect(
                 self._url, application_name=application, connect_timeout=5
@@ -112,36 +209,6 @@ class LineOwnership:
                 f"SET idle_in_transaction_session_timeout = '{IDLE_TIMEOUT_SECONDS}s'"
             )
         return self._connection
-
-    async def _try_all(self) -> bool:
-        connection = await self._connected()
-        taken: list[int] = []
-        for key in self._keys:
-            cursor = await connection.execute("SELECT pg_try_advisory_lock(%s)", (key,))
-            row = await cursor.fetchone()
-            if row is None or row[0] is not True:
-                for held in taken:  # all or nothing
-                    await connection.execute("SELECT pg_advisory_unlock(%s)", (held,))
-                return False
-            taken.append(key)
-        return True
-
-    async def _holder(self) -> str | None:
-        """The node holding the first line's lock, from its session's application name."""
-        connection = await self._connected()
-        key = self._keys[0]
-        cursor = await connection.execute(
-            "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
-            " WHERE l.locktype = 'advisory' AND l.granted"
-            " AND l.classid = ((%s::bigint >> 32) & 4294967295)::oid"
-            " AND l.objid = (%s::bigint & 4294967295)::oid AND l.objsubid = 1",
-            (key, key),
-        )
-        row = await cursor.fetchone()
-        name = str(row[0]) if row is not None else ""
-        if not name.startswith(APPLICATION_PREFIX):
-            return None
-        return name.removeprefix(APPLICATION_PREFIX)
 
     async def fence(self) -> bool:
         """True when this process may publish for its lines now: the locks were confirmed less
@@ -154,10 +221,13 @@ class LineOwnership:
         return await self.verify()
 
     async def verify(self) -> bool:
-        """Ask the lock session whether it still holds every lock; step down when it does not."""
+        """Ask the lock session whether it still holds every lock; step down when it does not.
+        Holding no line, there is nothing to lose: True."""
         async with self._checking:
             if self.lost.is_set():
                 return False
+            if not self.owned:
+                return True
             try:
                 held = await asyncio.wait_for(self._held(), CHECK_TIMEOUT_SECONDS)
             except (psycopg.Error, OSError, TimeoutError) as exc:
@@ -166,33 +236,30 @@ class LineOwnership:
             if held:
                 self._checked_at = self._monotonic()
                 return True
-            self.owned = ()
-            self.lost.set()
-            log.error("cluster.ownership_lost", node=self.node)
+            self._step_down()
             return False
+
+    def _step_down(self) -> None:
+        self.owned = ()
+        self.lost.set()
+        log.error("cluster.ownership_lost", node=self.node)
 
     async def _held(self) -> bool:
         connection = self._connection
         if connection is None or connection.closed:
             return False
+        wanted = len(self.owned)
         cursor = await connection.execute(
             "SELECT count(*) FROM pg_locks"
             " WHERE locktype = 'advisory' AND granted AND pid = pg_backend_pid()"
         )
         row = await cursor.fetchone()
-        return row is not None and int(str(row[0])) >= len(self._keys)
-
-    async def keep(self) -> None:
-        """The owner's heartbeat: confirm the locks every HEARTBEAT_SECONDS until they are lost
-        (each check is a statement, which also keeps the idle timeout from ending the session)."""
-        while True:
-            if not await self.verify():
-                return
-            await asyncio.sleep(HEARTBEAT_SECONDS)
+        return row is not None and int(str(row[0])) >= wanted
 
     async def close(self) -> None:
         """Close the lock session (its locks go with it)."""
         connection, self._connection = self._connection, None
+        self.owned = ()
         if connection is not None:
             try:
                 await connection.close()

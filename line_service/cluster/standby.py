@@ -1,11 +1,16 @@
-"""Shell: a cluster process stands by until it owns the lines, dispatches them while it does,
-and leaves at once when it stops owning them.
+"""Shell: a cluster process takes its share of the lines, hands over what it has too much of,
+and leaves at once when it stops holding its locks.
 
-The simplest correct shape for this slice: nothing of the dispatch side (restore, engine,
-timers, MQTT link, subscriptions, re-assertion) exists in a standby; it starts, whole, once every
-line's lock is held. Losing a lock ends the process (exit code EXIT_LOST) without a last
-publication or write: a supervisor starts it again, as a standby. A fresh process is the only
-way back that cannot carry state from the time it did not own the lines.
+Every HEARTBEAT_SECONDS the lock session is asked whether it still holds this process's locks
+(the statement also keeps the server's idle timeout away); every RETRY_SECONDS the process
+looks at who is connected and who holds what, and moves by line_service/cluster/placement.py's
+rule: lines taken are adopted by the dispatch side, lines given are first released by it.
+
+Losing the session loses every lock at once: the process ends (exit code EXIT_LOST) without
+a last publication or write, and a supervisor starts it again, fresh. A fresh process is the
+only way back that cannot carry state from the time it did not hold the lines. On SIGTERM the
+process hands every line over (released, then unlocked) before it stops: a peer takes them
+within RETRY_SECONDS.
 """
 
 from __future__ import annotations
@@ -14,18 +19,28 @@ import asyncio
 import contextlib
 import os
 import sys
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager
-from typing import NoReturn
+from collections.abc import AsyncIterator
+from typing import NoReturn, Protocol
 
+import psycopg
 import structlog
 
-from line_service.cluster.ownership import LineOwnership
+from line_service.cluster.ownership import HEARTBEAT_SECONDS, RETRY_SECONDS, LineOwnership
+from line_service.cluster.placement import moves
 
 log = structlog.get_logger(__name__)
 
 EXIT_LOST = 75  # EX_TEMPFAIL: the locks went to another process; start again as a standby
-EXIT_FAILED = 70  # EX_SOFTWARE: dispatching failed once owned
+EXIT_FAILED = 70  # EX_SOFTWARE: dispatching failed
+LOOKS_EVERY = max(1, round(RETRY_SECONDS / HEARTBEAT_SECONDS))  # heartbeats between looks
+
+
+class LineCells(Protocol):
+    """The dispatch side of the lines this process holds."""
+
+    async def adopt(self, lines: tuple[str, ...]) -> None: ...
+
+    async def release(self, lines: tuple[str, ...], *, leaving: bool = False) -> bool: ...
 
 
 def stand_down(code: int) -> NoReturn:
@@ -35,14 +50,42 @@ def stand_down(code: int) -> NoReturn:
     os._exit(code)
 
 
-async def _own_and_dispatch(
-    ownership: LineOwnership, dispatching: Callable[[], AbstractAsyncContextManager[object]]
-) -> None:
-    await ownership.acquire()
-    async with dispatching():
-        await ownership.keep()  # returns only once the locks are lost
-        log.error("cluster.standing_down", node=ownership.node, exit_code=EXIT_LOST)
-        stand_down(EXIT_LOST)
+async def look(ownership: LineOwnership, cells: LineCells) -> None:
+    """One look: who is there, then give and take by the placement rule."""
+    survey = await ownership.survey()
+    planned = moves(
+        ownership.lines, ownership.node, ownership.owned, survey.holders, len(survey.nodes)
+    )
+    if planned.give and await cells.release(planned.give):
+        await ownership.give(planned.give)
+    if planned.take:
+        won = await ownership.take(planned.take)
+        if won:
+            try:
+                await cells.adopt(won)
+            except Exception:
+                # Held but not dispatched is the one state never to stay in: give them back.
+                log.exception("cluster.adoption_failed", lines=list(won))
+                await cells.release(won, leaving=True)
+                await ownership.give(won)
+
+
+async def _steer(ownership: LineOwnership, cells: LineCells) -> None:
+    beats = 0
+    while True:
+        if not await ownership.verify():
+            log.error("cluster.standing_down", node=ownership.node, exit_code=EXIT_LOST)
+            stand_down(EXIT_LOST)
+        if beats % LOOKS_EVERY == 0:
+            try:
+                await look(ownership, cells)
+            except (psycopg.Error, OSError) as exc:
+                log.warning("cluster.look_failed", error=str(exc)[:200])
+                if not ownership.owned:  # nothing held: a fresh session at the next look
+                    await ownership.close()
+            ownership.tried.set()
+        beats += 1
+        await asyncio.sleep(HEARTBEAT_SECONDS)
 
 
 def _ended(task: asyncio.Task[None]) -> None:
@@ -52,14 +95,23 @@ def _ended(task: asyncio.Task[None]) -> None:
     stand_down(EXIT_FAILED)
 
 
+async def hand_over(ownership: LineOwnership, cells: LineCells) -> None:
+    """Release every held line, then close the lock session (the locks go with it)."""
+    held = ownership.owned
+    if held and not ownership.lost.is_set():
+        try:
+            await cells.release(held, leaving=True)
+        except Exception:
+            log.exception("cluster.handover_failed", lines=list(held))
+        log.info("cluster.handed_over", lines=list(held), node=ownership.node)
+    await ownership.close()
+
+
 @contextlib.asynccontextmanager
-async def serving_when_owner(
-    ownership: LineOwnership, dispatching: Callable[[], AbstractAsyncContextManager[object]]
-) -> AsyncIterator[None]:
-    """Yield at once (HTTP may serve); dispatch in the background from the moment the lines are
-    owned. On exit (SIGTERM) dispatching stops cleanly, then the locks are released: a standby
-    takes over within RETRY_SECONDS."""
-    task = asyncio.create_task(_own_and_dispatch(ownership, dispatching), name="cluster-owner")
+async def sharing_lines(ownership: LineOwnership, cells: LineCells) -> AsyncIterator[None]:
+    """Take and keep this process's share of the lines in the background while the block
+    runs; on exit (SIGTERM) hand them all over."""
+    task = asyncio.create_task(_steer(ownership, cells), name="cluster-lines")
     task.add_done_callback(_ended)
     try:
         yield
@@ -68,4 +120,4 @@ async def serving_when_owner(
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-        await ownership.close()
+        await hand_over(ownership, cells)

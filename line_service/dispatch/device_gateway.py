@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 
 import structlog
 
@@ -34,11 +34,16 @@ class DeviceGateway:
         will: Outgoing | None = None,
         announcements: tuple[Outgoing, ...] = (),
         gate: Callable[[], Awaitable[bool]] | None = None,
+        per_line: bool = False,
     ) -> None:
         """`will` replaces the service's presence as last will, `announcements` are published
         on each connection, and `gate` is asked before each publication (a cluster's owner
-        passes its fence: see line_service/cluster)."""
+        passes its fence: see line_service/cluster). With `per_line` the gateway serves no line
+        until told (`own`): it subscribes to the owned lines' topics only, and drops whatever
+        reaches it, or would leave it, for another line."""
         self._network = network
+        self._owned: frozenset[str] | None = frozenset() if per_line else None
+        self._listening: set[str] = set()
         self._inbox = inbox
         # Each device's messages beyond its rate are dropped here, before decoding.
         self.limiter = limiter
@@ -57,7 +62,7 @@ class DeviceGateway:
         self.link = MqttLink(
             address,
             client_id=client_id,
-            subscriptions=topics.DEVICE_UPLINKS,
+            subscriptions=() if per_line else topics.DEVICE_UPLINKS,
             on_message=self._on_message,
             on_connected=self._on_connected,
             before_subscribing=self._wait_reasserted,
@@ -65,15 +70,60 @@ class DeviceGateway:
             will=will or translate.presence(False),
             persistent=True,
             gate=gate,
+            unsubscribe_first=self._not_wanted if per_line else None,
         )
+
+    @property
+    def owned(self) -> frozenset[str] | None:
+        """The lines served (None: every line of the network)."""
+        return self._owned
+
+    async def own(self, lines: frozenset[str]) -> None:
+        """Serve these lines from now on: the others' messages are dropped both ways, their
+        queued displays forgotten and their subscriptions ended. Lines new here are listened
+        to only on `listen()`, once the caller re-asserted their devices (a subscription
+        brings every retained message at once)."""
+        before = self._owned or frozenset()
+        self._owned = frozenset(lines)
+        gone = sorted(before - self._owned)
+        if gone:
+            self.link.forget(tuple(topics.line_prefix(line) for line in gone))
+            await self.link.unsubscribe(_uplinks(gone))
+            self._listening -= set(gone)
+
+    async def listen(self) -> None:
+        """Subscribe to the topics of the served lines not listened to yet."""
+        new = sorted((self._owned or frozenset()) - self._listening)
+        if new:
+            self._listening |= set(new)
+            await self.link.subscribe(_uplinks(new))
+
+    def _not_wanted(self) -> tuple[str, ...]:
+        """Filters a persistent session may hold from an earlier life: the whole tree's, and
+        every line's not served now."""
+        owned = self._owned or frozenset()
+        others = (line.id for line in self._network.lines if line.id not in owned)
+        return (*topics.DEVICE_UPLINKS, *_uplinks(others))
+
+    def _serves(self, kind: DeviceKind, device_id: str) -> bool:
+        if self._owned is None:
+            return True
+        place = self._network.device(kind, device_id)
+        return place is not None and place.line_id in self._owned
 
     def show_on_sign(self, effect: ShowOnSign) -> None:
         """Publish a sign's display (retained), unless a newer one went out already."""
+        if not self._serves(DeviceKind.SIGN, effect.sign_id):
+            self.dropped["not_owned"] += 1
+            return
         if self._newer(("sign", effect.sign_id), effect.display.seq):
             self.link.publish(translate.encode_sign(effect))
 
     def show_on_terminal(self, effect: ShowOnTerminal) -> None:
         """Publish a terminal's screen (retained), unless a newer one went out already."""
+        if not self._serves(DeviceKind.TERMINAL, effect.terminal_id):
+            self.dropped["not_owned"] += 1
+            return
         if self._newer(("terminal", effect.terminal_id), effect.screen.seq):
             self.link.publish(translate.encode_terminal(effect))
 
@@ -94,6 +144,9 @@ class DeviceGateway:
             # which keeps a region's heartbeats off the engine.
             self.repeated_statuses += 1
             return
+        if self._owned is not None and not self._for_owned(received.topic):
+            self.dropped["not_owned"] += 1
+            return
         if not self._admitted(received.topic):
             return
         decoded = translate.decode(self._network, received, new_request_ids)
@@ -110,6 +163,11 @@ class DeviceGateway:
         if isinstance(decoded, DeviceStatusReported):
             self._last_status[received.topic] = received.payload
         self._inbox.submit_nowait(decoded)
+
+    def _for_owned(self, topic: str) -> bool:
+        """A topic of a line this process serves (a persistent session may still bring others
+        from an earlier life, or from a line just handed over)."""
+        return topics.line_of(topic) in (self._owned or ())
 
     def _admitted(self, topic: str) -> bool:
         """Take a token from the device's bucket; on the first drop of an episode, say so."""
@@ -165,3 +223,7 @@ class DeviceGateway:
             log.exception("mqtt.resync_failed")
             return
         self.reasserted.set()
+
+
+def _uplinks(lines: Iterable[str]) -> tuple[str, ...]:
+    return tuple(f for line in lines for f in topics.line_uplinks(line))

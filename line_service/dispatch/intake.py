@@ -71,17 +71,18 @@ class Intake:
         self,
         engine: Engine,
         timeout: timedelta = SUBMIT_TIMEOUT,
-        refusal: Callable[[], str | None] = lambda: None,
+        refusal: Callable[[str | None], str | None] = lambda _line: None,
     ) -> None:
-        """`refusal` says why this process takes no change now (None: it takes them)."""
+        """`refusal` says why this process takes no change for a line now (None: it takes
+        it; a cluster process dispatches some lines only)."""
         self._engine = engine
         self._timeout = timeout
         self._refusal = refusal
 
     async def submit(self, event: Event) -> list[Effect]:
         """The event's effects once stored; raises StorageTimeout past the timeout, and
-        NotOwnerError when this process does not dispatch the lines."""
-        refused = self._refusal()
+        NotOwnerError when this process does not dispatch the event's line."""
+        refused = self._refusal(getattr(event, "line_id", None))
         if refused is not None:
             raise NotOwnerError(refused)
         try:

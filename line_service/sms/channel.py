@@ -152,6 +152,16 @@ class SmsChannel:
             log.error("sms.opt_outs_unavailable", error=str(exc)[:200])
         await self.sender.run()
 
+    async def follow_opt_outs(self, every_seconds: float) -> None:
+        """Read the stored STOP list again and again (a cluster: a STOP another process took
+        holds here within `every_seconds`)."""
+        while True:
+            await asyncio.sleep(every_seconds)
+            try:
+                self.opt_outs.replace(await asyncio.to_thread(self.store.opted_out))
+            except Exception as exc:  # the list in memory stays as it was
+                log.warning("sms.opt_outs_unread", error=str(exc)[:200])
+
     async def handle(self, message_sid: str, sender: str, body: str) -> str | None:
         """The answer to one inbound SMS (None = answer nothing); idempotent per MessageSid."""
         running = self._inflight.get(message_sid)

@@ -28,6 +28,11 @@ class OptOuts:
         """Adopt the stored list (at start)."""
         self._hashes.update(hashes)
 
+    def replace(self, hashes: Iterable[str]) -> None:
+        """Take the stored list as it is now (a cluster: another process may have taken a
+        STOP or a new text since)."""
+        self._hashes = set(hashes)
+
     def add(self, phone: str) -> str:
         """The number wrote STOP; its hash, to store."""
         hashed = self._hasher(phone)

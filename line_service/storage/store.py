@@ -368,9 +368,11 @@ class Store:
         with self.engine.begin() as connection:
             self._upsert(connection, DeviceStatusRecord, rows, ["kind", "device_id"])
 
-    def live_requests(self, now: datetime, recent: timedelta) -> list[RideRequest]:
+    def live_requests(
+        self, now: datetime, recent: timedelta, lines: Iterable[str] | None = None
+    ) -> list[RideRequest]:
         """Requests to restore: those waiting or announced, and the others changed within
-        `recent`."""
+        `recent` (of these lines only, when given: a cluster process adopting them)."""
         # Waiting requests at any age (their deadlines fire at once); FALLBACK ones, whose code a
         # late driver may still send, only within `recent` like every other finished request.
         # Plain rows, not ORM records: after a busy hour a restart reads tens of thousands, and
@@ -380,6 +382,8 @@ class Store:
             table.c.state.in_([RequestState.WAITING.value, RequestState.ANNOUNCED.value])
             | (table.c.updated_at >= now - recent)
         )
+        if lines is not None:
+            query = query.where(table.c.line_id.in_(list(lines)))
         with self.engine.connect() as connection:
             return [from_record(row) for row in connection.execute(query)]
 

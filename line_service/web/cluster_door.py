@@ -1,6 +1,8 @@
-"""Adapter: a cluster's any-door — a standby passes HTTP requests and the dashboard's live
-WebSocket to the owner of the lines, and their answers back (the decisions are pure:
-line_service/cluster/door.py).
+"""Adapter: a cluster's any-door — a process passes HTTP requests and the dashboard's live
+WebSocket about a line it does not dispatch to that line's owner, and their answers back (the
+decisions are pure: line_service/cluster/door.py; which line a request is about:
+line_service/cluster/request_lines.py, which may need the body — read here, then replayed to
+the app when the request is served here).
 
 HTTP: the body (already bounded by HttpGuard, which sits outside this middleware) is read whole
 and sent with the method, path, query and the headers that matter (Authorization,
@@ -8,7 +10,7 @@ X-Twilio-Signature, cookies, content type…) by one shared httpx client; the an
 headers and body come back as they are. Every process shares CARPOOL_PUBLIC_URL, so the owner
 checks a Twilio signature exactly as if Twilio had called it.
 
-WebSocket: the standby opens a second socket to the owner (the `websockets` client that comes
+WebSocket: the process opens a second socket to the owner (the `websockets` client that comes
 with uvicorn[standard]), accepts the client's with the subprotocol the owner chose, then copies
 messages both ways until one side closes, and passes the close code on.
 
@@ -22,7 +24,7 @@ import asyncio
 import contextlib
 import ipaddress
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from ipaddress import IPv4Network, IPv6Network
 
 import httpx
@@ -52,6 +54,7 @@ log = structlog.get_logger(__name__)
 
 CONNECT_SECONDS = 2.0  # the owner's address does not take a connection: it is down
 ANSWER_SECONDS = 15.0  # above the intake's storage timeout (CARPOOL_STORAGE_REFUSE_SECONDS)
+PEER_SECONDS = 2.0  # a peer's own part of a list (the lines it dispatches), at most
 SOCKET_MAX_BYTES = 16 * 1024 * 1024  # uvicorn's own limit for a WebSocket message
 CLOSE_TRY_AGAIN = 1013
 _SENDABLE_CLOSE = frozenset({1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013})
@@ -60,33 +63,53 @@ NO_BODY = frozenset({204, 304})  # answers that carry no Content-Length
 WARNED_PEERS = 64  # untrusted standby addresses named in the log at most
 
 
+Locate = Callable[[Scope, bytes | None], Awaitable[str | None]]
+"""The line a request is about (None: no line in particular), from its scope and, when
+`wants_body` says so, its body."""
+
+
+def _nothing_located(_scope: Scope, _body: bytes | None) -> Awaitable[str | None]:
+    async def none() -> str | None:
+        return None
+
+    return none()
+
+
 class OwnerDoor:
-    """What a process needs to pass requests to the owner: its role, the owner's node id (from
-    the lock), the owners' recorded addresses, and one HTTP client."""
+    """What a process needs to pass requests to a line's owner: which line a request is
+    about, which lines it owns, each line's owner (from the locks), the owners' recorded
+    addresses, and one HTTP client."""
 
     def __init__(
         self,
         node: str,
-        owner_here: Callable[[], bool],
-        owner: Callable[[], str | None],
+        owns: Callable[[str], bool],
+        owner_of: Callable[[str], str | None],
         address_of: Callable[[str], str | None],
         proxies: tuple[IPv4Network | IPv6Network, ...] = (),
+        locate: Locate = _nothing_located,
+        wants_body: Callable[[Scope], bool] = lambda _scope: False,
     ) -> None:
         self.node = node
         self._proxies = proxies
         self._untrusted_peers: set[str] = set()
-        self._owner_here = owner_here
-        self._owner = owner
+        self._owns = owns
+        self._owner_of = owner_of
+        self.locate = locate
+        self.wants_body = wants_body
         self._address_of = address_of  # blocking: reads the database
         self._addresses: dict[str, str] = {}
         self._client: httpx.AsyncClient | None = None
         self.forwarded = 0  # requests and sockets handed to the owner
         self.refused = 0  # answered 503 here for want of an owner
 
-    def route(self, scope: Scope) -> Serve | Forward | Refuse | Toward:
-        """Serve here, forward, or refuse; Toward when the owner's address is still to be read."""
+    def route(self, scope: Scope, line: str | None) -> Serve | Forward | Refuse | Toward:
+        """Serve here, forward, or refuse a request about `line`; Toward when the owner's
+        address is still to be read."""
         forwarded = any(name.lower() == FORWARDED_BY.encode() for name, _ in scope["headers"])
-        decision = route(scope["path"], self._owner_here(), forwarded, self._owner())
+        here = line is not None and self._owns(line)
+        owner = self._owner_of(line) if line is not None and not here else None
+        decision = route(scope["path"], line, here, forwarded, owner)
         if forwarded and isinstance(decision, Serve):
             self._check_peer(_peer(scope))
         if isinstance(decision, Serve | Refuse):
@@ -132,6 +155,37 @@ class OwnerDoor:
         log.warning("cluster.forward_failed", owner=target.owner, url=target.url, error=reason)
         return unreachable(target.owner, target.url, reason)
 
+    async def ask_peers(
+        self, path: str, headers: list[tuple[str, str]], nodes: Iterable[str]
+    ) -> dict[str, object]:
+        """GET `path` from each of these nodes (marked as forwarded: each answers for itself);
+        their JSON answers by node. A node that cannot be reached or says no is left out (and
+        its address read again next time)."""
+
+        async def one(node: str) -> tuple[str, object] | None:
+            found = await self.resolve(node)
+            if isinstance(found, Refuse):
+                return None
+            try:
+                answer = await self.client().get(
+                    found.url + path,
+                    headers=[*headers, (FORWARDED_BY, self.node)],
+                    timeout=PEER_SECONDS,
+                )
+            except httpx.HTTPError as exc:
+                self._addresses.pop(node, None)
+                log.warning("cluster.peer_unanswered", owner=node, error=type(exc).__name__)
+                return None
+            if answer.status_code != 200:
+                return None
+            try:
+                return node, answer.json()
+            except ValueError:
+                return None
+
+        answers = await asyncio.gather(*(one(node) for node in set(nodes) if node != self.node))
+        return dict(answer for answer in answers if answer is not None)
+
     def client(self) -> httpx.AsyncClient:
         """The HTTP client of forwards (made on first use: in the server's event loop)."""
         if self._client is None:
@@ -158,7 +212,7 @@ class DoorCounts(Collector):
     def collect(self) -> Iterable[Metric]:
         yield CounterMetricFamily(
             "carpool_door_forwarded",
-            "Requests and live sockets this standby passed to the owner (CARPOOL_CLUSTER)",
+            "Requests and live sockets this process passed to their line's owner (CARPOOL_CLUSTER)",
             value=self._door.forwarded,
         )
         yield CounterMetricFamily(
@@ -179,7 +233,12 @@ class ClusterDoor:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        decision = self.door.route(scope)
+        body: bytes | None = None
+        if scope["type"] == "http" and self.door.wants_body(scope):
+            body = await _body(receive)
+            receive = _replay(body, receive)
+        line = await self.door.locate(scope, body)
+        decision = self.door.route(scope, line)
         if isinstance(decision, Toward):
             decision = await self.door.resolve(decision.owner)
         if isinstance(decision, Serve):
@@ -221,6 +280,20 @@ async def _body(receive: Receive) -> bytes:
         chunks.append(message.get("body", b""))
         if not message.get("more_body", False):
             return b"".join(chunks)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """A receive that gives the body read already, then the client's own (its disconnect)."""
+    given = False
+
+    async def replayed() -> Message:
+        nonlocal given
+        if not given:
+            given = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replayed
 
 
 async def _forward_http(

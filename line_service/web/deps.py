@@ -6,7 +6,7 @@ keys named by `lifespan_state`); no router sees the whole runtime, and none impo
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -69,6 +69,15 @@ def lifespan_state(
         "sign_in": sign_in,
         "driver_trips": driver_trips,
     }
+
+
+PeerAnswers = Callable[[str, list[tuple[str, str]], Iterable[str]], Awaitable[dict[str, Any]]]
+"""A cluster: GET a path from other processes (by node), with the caller's headers."""
+
+
+def _peers(request: Request) -> PeerAnswers | None:
+    peers: PeerAnswers | None = getattr(request.state, "peers", None)
+    return peers
 
 
 def _placement(request: Request) -> Placement:
@@ -164,6 +173,8 @@ def _rpc_outbox(request: Request) -> RpcOutbox:
 
 RpcOutboxDep = Annotated[RpcOutbox, Depends(_rpc_outbox)]
 NetworkDep = Annotated[Network, Depends(_network)]
+PeersDep = Annotated[PeerAnswers | None, Depends(_peers)]
+"""A cluster's other processes, asked for their part of a list (None: one process)."""
 PlacementDep = Annotated[Placement, Depends(_placement)]
 StateDep = Annotated[DispatcherState, Depends(_state)]
 """The engine's state when the request is handled (an immutable value)."""

@@ -6,12 +6,14 @@ import uuid
 from datetime import datetime, timedelta
 
 import structlog
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter, HTTPException, Request, status
+from pydantic import ValidationError
 
 from dispatcher.effects import RejectionReason
 from dispatcher.events import OperatorMessageCleared, OperatorMessagePosted
 from dispatcher.model import Direction, Line, SignId, SignSpec, Stop
 from dispatcher.state import DispatcherState
+from line_service.cluster.door import FORWARDED_BY
 from line_service.dispatch.intake import Rejected, outcome_of
 from line_service.web.auth import Operator, SignedIn, Viewer
 from line_service.web.deps import (
@@ -19,6 +21,7 @@ from line_service.web.deps import (
     LatestStateDep,
     NetworkDep,
     NowDep,
+    PeersDep,
     PlacementDep,
     StateDep,
     line_of,
@@ -72,10 +75,42 @@ async def whoami(caller: SignedIn) -> PrincipalOut:
 
 @router.get("/lines", responses=AUTH_ERRORS)
 async def list_lines(
-    network: NetworkDep, state: StateDep, now: NowDep, placement: PlacementDep, _caller: Viewer
+    request: Request,
+    network: NetworkDep,
+    state: StateDep,
+    now: NowDep,
+    placement: PlacementDep,
+    peers: PeersDep,
+    _caller: Viewer,
 ) -> list[LineSummaryOut]:
-    """Every line served here (in a cluster, with the process dispatching each)."""
-    return [line_summary(line, state, now, placement(line.id)) for line in network.lines]
+    """Every line of the network (in a cluster, with the process dispatching each: a line
+    dispatched by another process is as that process tells it)."""
+    summaries = [line_summary(line, state, now, placement(line.id)) for line in network.lines]
+    if peers is None or FORWARDED_BY in request.headers:  # a peer asks for this process's part
+        return summaries
+    elsewhere = {
+        s.id: s.cluster.owner
+        for s in summaries
+        if s.cluster is not None and s.cluster.role != "owner" and s.cluster.owner is not None
+    }
+    if not elsewhere:
+        return summaries
+    asked = [(k, v) for k, v in request.headers.items() if k.lower() == "authorization"]
+    answers = await peers(request.url.path, asked, set(elsewhere.values()))
+    theirs: dict[str, LineSummaryOut] = {}
+    for node, answer in answers.items():
+        for item in answer if isinstance(answer, list) else []:
+            told = _summary(item)
+            if told is not None and elsewhere.get(told.id) == node:
+                theirs[told.id] = told.model_copy(update={"cluster": placement(told.id)})
+    return [theirs.get(summary.id, summary) for summary in summaries]
+
+
+def _summary(item: object) -> LineSummaryOut | None:
+    try:
+        return LineSummaryOut.model_validate(item)
+    except ValidationError:
+        return None
 
 
 @router.get("/lines/{line_id}", responses=AUTH_ERRORS | NOT_FOUND)
