@@ -18,7 +18,8 @@ file), and every sweep of the core (resync, lease refresh, waiting riders) walks
 
 Seqs stay increasing across owners without any hand-over: a display's seq is at least the
 current time in ms (`sign_pages.next_seq`), so the new owner's first seq exceeds the seqs the
-old owner published before it, given clocks in step.
+old owner published before it, given clocks in step (and a hand-over longer than the few ms a
+burst of displays to one sign runs its seq ahead of the clock: a lock and a read take more).
 """
 
 from __future__ import annotations

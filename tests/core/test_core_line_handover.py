@@ -10,6 +10,10 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime, timedelta
 
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import rule
+
 from dispatcher.effects import (
     ArmDeadline,
     DisarmDeadline,
@@ -40,7 +44,7 @@ from dispatcher.events import (
     SignReported,
 )
 from dispatcher.model import DeviceKind, LineId, Network, RequestId
-from dispatcher.request_machine import Cause, RequestState, RideRequest
+from dispatcher.request_machine import Cause, Channel, RequestState, RideRequest, Source
 from tests.core.core_kit import (
     BOULOGNE,
     CALAIS,
@@ -65,6 +69,7 @@ from tests.core.core_kit import (
     press,
     sms,
 )
+from tests.core.test_core_properties import DispatcherMachine
 
 LEASE = timedelta(seconds=90)
 MAX_WAIT = timedelta(minutes=30)
@@ -192,6 +197,8 @@ def test_requests_of_lines_held_or_not_owned_are_not_taken_from_the_database(
         replace(in_memory, state=RequestState.CANCELLED),  # an older copy of a held rider
         replace(in_memory, id=RequestId("r2"), code="0002"),  # a held line's row memory lacks
         replace(dead.request("r5"), id=RequestId("r9"), line_id=LineId("nowhere")),
+        # An adopted line's row under a held rider's id: memory wins there too.
+        replace(dead.request("r5"), id=in_memory.id, source=Source(Channel.API, "x"), code="0009"),
     )
 
     effects = adopt(core, network, rows, ADOPTED)
@@ -201,6 +208,7 @@ def test_requests_of_lines_held_or_not_owned_are_not_taken_from_the_database(
     assert {effect.request_id for effect in only(effects, ArmDeadline)} == {"r5", "r6"}
     assert core.state.waiting_at(CALAIS) == (in_memory,)
     assert core.state.request_by_code(LINE, "0002") is None
+    assert core.state.request_by_code(OTHER_LINE, "0009") is None
 
 
 def test_an_empty_adoption_or_drop_changes_nothing(network: Network) -> None:
@@ -210,6 +218,24 @@ def test_an_empty_adoption_or_drop_changes_nothing(network: Network) -> None:
     assert core.state is state
     assert core.run(LinesDropped(owning(network, LINE)), DIED) == []
     assert core.state is state
+
+
+def test_the_network_given_says_what_is_owned(network: Network) -> None:
+    dead = boulogne_owner(network)
+    core = survivor(network)
+    # A drop naming a line not held adopts nothing: its riders would be missing from its signs.
+    assert core.run(LinesDropped(network), DIED) == []
+    assert core.state.network == owning(network, LINE)
+    # An adoption whose network lacks a held line drops that line.
+    effects = adopt(core, owning(network, OTHER_LINE), stored(dead, OTHER_LINE), ADOPTED)
+    assert effects[0] == DisarmDeadline(RequestId("r1"))
+    assert set(core.state.requests) == {"r5", "r6"}
+    assert {effect.line_id for effect in only(effects, ShowOnSign)} == {OTHER_LINE}
+    # Dropping boulogne-calais while naming calais-dunkerque (no longer held) leaves nothing.
+    effects = core.run(LinesDropped(owning(network, LINE)), ADOPTED)
+    assert effects == [DisarmDeadline(RequestId("r5")), DisarmDeadline(RequestId("r6"))]
+    assert core.state.network == Network(())
+    assert core.run(LeaseRefreshDue(), ADOPTED) == []
 
 
 def both_lines(network: Network) -> tuple[Core, Core]:
@@ -331,3 +357,59 @@ def test_adopt_drop_adopt_brings_the_same_riders_back_with_fresh_seqs(network: N
     assert sign_after.display.seq > sign_before.display.seq
     [screen_before], [screen_after] = only(first, ShowOnTerminal), only(second, ShowOnTerminal)
     assert screen_after.screen == replace(screen_before.screen, seq=ms(again_at))
+
+
+class HandoverMachine(DispatcherMachine):
+    """The core's state machine (test_core_properties), with lines changing hands at any point:
+    every invariant there (signs show who waits, codes, deadlines armed, seqs increasing per
+    device across owners) must hold through drops and adoptions."""
+
+    @rule(line=st.sampled_from([LINE, OTHER_LINE]), gap=st.sampled_from([1, 30, 600]))
+    def the_line_changes_hands(self, line: LineId, gap: float) -> None:
+        """Its owner drops the line; `gap` seconds later the next owner adopts it from the
+        database (the rows as the drop left them, within the restore window).
+
+        At least a second apart: seqs are time-based, and a burst of displays to one sign in
+        one millisecond puts its seq a few units ahead of the clock; a new owner speaking
+        within those milliseconds would repeat a seq. Taking a line over (a lock released or
+        timed out, the rows read back) takes far longer.
+        """
+        rows = [request for request in self.state.requests.values() if request.line_id == line]
+        live = {request.id for request in rows if self.riders[request.id].live}
+        kept = Network(tuple(other for other in self.network.lines if other.id != line))
+
+        dropped = self.run(LinesDropped(kept))
+
+        assert {effect.request_id for effect in only(dropped, DisarmDeadline)} == live
+        assert len(dropped) == len(live), "a drop tells no device and stores nothing"
+        signs = {sign for sign, owner in self.sign_line.items() if owner == line}
+        for sign in signs:
+            self.messages.pop(sign, None)  # operator messages live in one process's memory
+        self.message_timers = {
+            key: timer for key, timer in self.message_timers.items() if key[0] not in signs
+        }
+        self.advance_to(self.now + timedelta(seconds=gap))  # the other line goes on meanwhile
+        rows = [request for request in rows if request.id in self.riders]
+        ids = {request.id for request in rows}
+        aliases = tuple((source, rid) for source, rid in self.aliases if rid in ids)
+        for index in (self.waiting, self.announced):
+            for stop, rids in index.items():
+                if self.stop_line[stop] == line:
+                    rids.sort(key=lambda rid: (self.riders[rid].asked_at, rid))
+
+        adopted = self.run(LinesAdopted(self.network, tuple(rows), aliases))
+
+        signs_told, terminals_told = only(adopted, ShowOnSign), only(adopted, ShowOnTerminal)
+        told = {e.line_id for e in signs_told} | {e.line_id for e in terminals_told}
+        assert told == {line}, "a held line's device was told"
+        assert {effect.sign_id for effect in signs_told} == signs
+        self.advance_to(self.now)  # deadlines that passed meanwhile fire now
+
+
+TestHandoverMachine = HandoverMachine.TestCase
+TestHandoverMachine.settings = settings(
+    max_examples=100,
+    stateful_step_count=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
