@@ -10,6 +10,7 @@ of a request it shows, nor after the operator message's expiry.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import replace
 from datetime import datetime
 
@@ -105,12 +106,13 @@ def refresh_leases(state: DispatcherState, now: datetime) -> Step:
     return replace(state, signs=signs), effects
 
 
-def resync(state: DispatcherState, now: datetime) -> Step:
-    """Send every configured sign and terminal its desired display again, with fresh seqs."""
+def resync(state: DispatcherState, now: datetime, lines: Iterable[Line] | None = None) -> Step:
+    """Send every sign and terminal of `lines` (by default every owned line) its desired display
+    again, with fresh seqs."""
     effects: list[Effect] = []
     signs = state.signs
     screens = state.screens
-    for line in state.network.lines:
+    for line in state.network.lines if lines is None else lines:
         for stop in line.all_stops():
             for spec in stop.signs:
                 pages, bounds = desired(state, line, stop, spec, now)

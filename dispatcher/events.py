@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from dispatcher.model import DeviceKind, LineId, RequestId, SignId, StopId, TerminalId
-from dispatcher.request_machine import Source
+from dispatcher.model import DeviceKind, LineId, Network, RequestId, SignId, StopId, TerminalId
+from dispatcher.request_machine import RideRequest, Source
 
 
 class Actor(StrEnum):
@@ -176,6 +176,32 @@ class StorageFailed:
     request_ids: tuple[RequestId, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class LinesAdopted:
+    """This process now owns more lines (a peer died, or they were free): drive them too.
+
+    `network` is every line owned from now on (those held and the adopted ones, in the lines
+    file's order). `requests` are the adopted lines' requests read back from the database (any
+    states, as for a restart) and `aliases` their other sources; those of lines already held
+    are ignored (the memory of a held line is newer than the database).
+    """
+
+    network: Network
+    requests: tuple[RideRequest, ...] = ()
+    aliases: tuple[tuple[Source, RequestId], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class LinesDropped:
+    """This process hands lines over (rebalancing, shutting down): forget them.
+
+    `network` is what stays owned. The dropped lines' riders stay stored as they are: their
+    next owner restores them.
+    """
+
+    network: Network
+
+
 Event = (
     RideRequested
     | RiderArrived
@@ -192,4 +218,6 @@ Event = (
     | OperatorMessagePosted
     | OperatorMessageCleared
     | StorageFailed
+    | LinesAdopted
+    | LinesDropped
 )

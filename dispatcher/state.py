@@ -69,6 +69,7 @@ class DispatcherState:
     """Everything the core knows; never mutated (each step builds a new one)."""
 
     network: Network
+    """The lines this process drives: every line of the file, or in a cluster those it owns."""
     requests: PersistentMap[RequestId, RideRequest] = field(default_factory=PersistentMap)
     by_source: PersistentMap[Source, RequestId] = field(default_factory=PersistentMap)
     waiting_by_stop: PersistentMap[StopId, tuple[RequestId, ...]] = field(

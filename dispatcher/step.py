@@ -27,6 +27,9 @@ Invariants kept by every step:
   no screen changes. They become WAITING when at the stop: a press for that destination there,
   the same phone asking again, or `RiderArrived`; else their deadline (the announced time plus
   the line's grace) lapses them (EXPIRED) and the signs go dark at that time.
+- Each process of a cluster drives the lines it owns, `state.network`: lines are adopted with
+  their stored riders and dropped whole (`line_handover`); an event about a line not owned is
+  rejected as unknown.
 - A stop in commissioning (itself or its whole line) serves no rider: SMS and API asks are
   REFUSED (`COMMISSIONING`); a press on its terminal is a test, recorded in
   `commissioning_presses` and answered on the terminal's screen, and makes no request.
@@ -38,7 +41,7 @@ from collections.abc import Iterable
 from dataclasses import replace
 from datetime import datetime, timedelta
 
-from dispatcher import announcements, displays, line_alarms
+from dispatcher import announcements, displays, line_alarms, line_handover
 from dispatcher.device_reports import (
     device_flood,
     device_status,
@@ -66,6 +69,8 @@ from dispatcher.events import (
     Event,
     FallbackRequested,
     LeaseRefreshDue,
+    LinesAdopted,
+    LinesDropped,
     OperatorMessageCleared,
     OperatorMessagePosted,
     RideCancelled,
@@ -134,6 +139,10 @@ def step(state: DispatcherState, event: Event, now: datetime) -> Step:
             return displays.clear_operator_message(state, event, now)
         case StorageFailed():
             return _storage_failed(state, event, now)
+        case LinesAdopted():
+            return line_handover.lines_adopted(state, event, now)
+        case LinesDropped():
+            return line_handover.lines_dropped(state, event)
 
 
 def restore(
