@@ -25,7 +25,14 @@ from line_service.cluster.ownership import IDLE_TIMEOUT_SECONDS, RETRY_SECONDS
 from line_service.cluster.standby import EXIT_LOST
 from line_service.network.lines_file import load_network
 from stop_devices import topics
-from tests.support.faults import DeviceClient, Fleet, SecureBroker, eventually, figure
+from tests.support.faults import (
+    DeviceClient,
+    Fleet,
+    SecureBroker,
+    dispatcher,
+    eventually,
+    figure,
+)
 from tests.support.service import LINE, ServiceProcess, write_lines_file
 from tests.test_faults import LEASE_SECONDS, Rig
 
@@ -108,11 +115,11 @@ async def pair(
     assert observer.wait_connected()
     observer.subscribe(DISPLAYS, PRESENCE)
 
-    def process(name: str) -> ServiceProcess:
+    def process(name: str, number: int) -> ServiceProcess:
         directory = tmp_path / name
         directory.mkdir()
         return ServiceProcess(
-            broker_url=broker.url(),
+            broker_url=broker.url(dispatcher(number)),  # an account each: one session each
             database_url=database_url,
             lines_file=lines,
             directory=directory,
@@ -123,7 +130,7 @@ async def pair(
             },
         )
 
-    first, second = process("first"), process("second")
+    first, second = process("first", 1), process("second", 2)
     await asyncio.to_thread(first.start)  # alone: it takes the line
     await asyncio.to_thread(second.start, False)
     await eventually(lambda: asyncio.to_thread(standing_by, second), 30, "the second stands by")

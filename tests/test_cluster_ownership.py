@@ -131,22 +131,29 @@ async def test_lines_are_held_one_by_one_seen_by_the_others_and_handed_back(
     first = LineOwnership(database_url, LINES, "node-a")
     second = LineOwnership(database_url, LINES, "node-b")
     try:
+        assert (await first.survey()).nodes == {"node-a"}  # alone so far
         assert await first.take([LINES[0]]) == (LINES[0],)
         seen = await second.survey()
         assert seen.nodes == {"node-a", "node-b"}
         assert seen.holders == {LINES[0]: "node-a"}
         assert await second.take(LINES) == (LINES[1],)  # the held one is not taken
         assert (first.owned, second.owned) == ((LINES[0],), (LINES[1],))
-        assert second.owner_of(LINES[0]) == "node-a" and second.owner_of(LINES[1]) == "node-b"
+        assert second.owner_of(LINES[0]) == "node-a"
+        assert second.owner_of(LINES[1]) == "node-b"
         assert second.refusal(LINES[1]) is None
         refused = second.refusal(LINES[0])
-        assert refused is not None and "'node-a'" in refused
-        assert await first.verify() and await second.verify()  # each holds what it owns
+        assert refused is not None
+        assert "'node-a'" in refused
+        assert await first.verify()
+        assert await second.verify()
         await first.give([LINES[0]])
-        assert first.owned == () and first.role == "standby"
+        assert first.owned == ()
+        assert first.role == "standby"
         assert await first.verify()  # holding nothing, there is nothing to lose
         assert await second.take([LINES[0]]) == (LINES[0],)
         assert second.owned == LINES
+        # In its long transaction, the first still sees the second arrive and take both.
+        assert (await first.survey()).nodes == {"node-a", "node-b"}
         assert (await first.survey()).holders == dict.fromkeys(LINES, "node-b")
     finally:
         await first.close()

@@ -61,7 +61,8 @@ def _settle(nodes: list[str], holders: dict[str, str], rounds: int = 20) -> dict
 
 def test_processes_joining_and_leaving_end_with_every_line_held_once_within_shares() -> None:
     holders = _settle(["a"], {})
-    assert set(holders) == set(LINES) and set(holders.values()) == {"a"}
+    assert set(holders) == set(LINES)
+    assert set(holders.values()) == {"a"}
     holders = _settle(["a", "b", "c"], holders)
     assert set(holders) == set(LINES)
     counts = {node: list(holders.values()).count(node) for node in "abc"}

@@ -7,6 +7,7 @@ sign ever goes back in `seq`, and the safety monitor sees no phantom passenger t
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import signal
 import time
@@ -22,11 +23,13 @@ from dispatcher.model import Network, StopId
 from line_service.broker.mosquitto_config import DEFAULT_OBSERVER_USER as OBSERVER
 from line_service.network.lines_file import load_network
 from stop_devices import topics
+from stop_devices.sim.simulator import VirtualTerminal
 from tests.support.faults import (
     DeviceClient,
     Fleet,
     SecureBroker,
     assert_safe,
+    dispatcher,
     eventually,
     figure,
     watched_through,
@@ -80,6 +83,10 @@ class Spread:
                     found[topic] = [d["seq"] for d in self.observer.received(topic)]
         return found
 
+    async def holds_all(self, process: ServiceProcess) -> bool:
+        """The process dispatches every line."""
+        return await asyncio.to_thread(owned, process) == self.lines
+
     def split(self) -> bool:
         """Each process dispatches one line, and together both."""
         a, b = owned(self.first), owned(self.second)
@@ -121,11 +128,11 @@ async def spread(
     assert observer.wait_connected()
     observer.subscribe(DISPLAYS)
 
-    def process(name: str) -> ServiceProcess:
+    def process(name: str, number: int) -> ServiceProcess:
         directory = tmp_path / name
         directory.mkdir()
         return ServiceProcess(
-            broker_url=broker.url(),
+            broker_url=broker.url(dispatcher(number)),  # an account each: one session each
             database_url=database_url,
             lines_file=lines,
             directory=directory,
@@ -137,7 +144,7 @@ async def spread(
             },
         )
 
-    first, second = process("first"), process("second")
+    first, second = process("first", 1), process("second", 2)
     await asyncio.to_thread(first.start)
     fleet = Fleet.of(network, broker.address)
     try:
@@ -149,6 +156,10 @@ async def spread(
         await asyncio.to_thread(broker.stop)
 
 
+def _answered(terminal: VirtualTerminal, press: str) -> bool:
+    return terminal.outcomes.get(press) == "waiting"
+
+
 async def _both_lines_waiting(spread: Spread) -> dict[str, str]:
     """A rider pressed at a terminal of each line; line → the terminal's code."""
     codes: dict[str, str] = {}
@@ -156,9 +167,7 @@ async def _both_lines_waiting(spread: Spread) -> dict[str, str]:
         terminal_id, destination = spread.terminal_of(line_id)
         terminal = spread.fleet.terminals[terminal_id]
         press = terminal.press(destination)
-        await eventually(
-            lambda t=terminal, p=press: t.outcomes.get(p) == "waiting", 10, f"press on {line_id}"
-        )
+        await eventually(functools.partial(_answered, terminal, press), 10, f"on {line_id}")
         codes[line_id] = terminal.codes[press]
     return codes
 
@@ -166,16 +175,21 @@ async def _both_lines_waiting(spread: Spread) -> dict[str, str]:
 async def test_two_processes_take_a_line_each_and_either_door_answers_for_both(
     spread: Spread,
 ) -> None:
-    await eventually(lambda: asyncio.to_thread(owned, spread.first) == spread.lines, 20, "alone")
+    await eventually(lambda: spread.holds_all(spread.first), 20, "alone")
     await asyncio.to_thread(spread.second.start, False)
-    await eventually(lambda: asyncio.to_thread(spread.split), 20, "one line each")
+    try:
+        await eventually(lambda: asyncio.to_thread(spread.split), 20, "one line each")
+    except AssertionError:
+        print("FIRST", spread.first.log()[-6000:])
+        print("SECOND", spread.second.log()[-6000:])
+        raise
     await _both_lines_waiting(spread)
     headers = {"Authorization": f"Bearer {TOKEN}"}
     for process in (spread.first, spread.second):
         async with httpx.AsyncClient(base_url=process.base_url, headers=headers) as http:
             for line_id in spread.lines:
                 await eventually(
-                    lambda h=http, line=line_id: spread.signs_converged(h, line), 10, "signs"
+                    functools.partial(spread.signs_converged, http, line_id), 10, "signs"
                 )
                 live = (await http.get(f"/api/v1/lines/{line_id}/live")).json()
                 assert len(live["waiting"]) == 1, (process.base_url, line_id, live)
@@ -184,13 +198,14 @@ async def test_two_processes_take_a_line_each_and_either_door_answers_for_both(
             assert {s["id"]: s["waiting"] for s in summaries} == dict.fromkeys(spread.lines, 1)
             owners = {s["id"]: s["cluster"]["owner"] for s in summaries}
             assert len(set(owners.values())) == 2
-    metrics = httpx.get(f"{spread.second.base_url}/metrics", timeout=2).text
+    async with httpx.AsyncClient() as http:
+        metrics = (await http.get(f"{spread.second.base_url}/metrics", timeout=2)).text
     samples = [row for row in metrics.splitlines() if row.startswith("carpool_line_owned{")]
     assert sorted(row.rsplit(" ", 1)[1] for row in samples) == ["0.0", "1.0"]
 
 
 async def test_a_killed_process_line_goes_to_the_other_with_its_rider(spread: Spread) -> None:
-    await eventually(lambda: asyncio.to_thread(owned, spread.first) == spread.lines, 20, "alone")
+    await eventually(lambda: spread.holds_all(spread.first), 20, "alone")
     await asyncio.to_thread(spread.second.start, False)
     await eventually(lambda: asyncio.to_thread(spread.split), 20, "one line each")
     async with watched_through(spread.network, spread.observer) as ledger:
@@ -224,7 +239,7 @@ async def test_a_killed_process_line_goes_to_the_other_with_its_rider(spread: Sp
 
 
 async def test_a_drained_process_hands_its_line_over_at_once(spread: Spread) -> None:
-    await eventually(lambda: asyncio.to_thread(owned, spread.first) == spread.lines, 20, "alone")
+    await eventually(lambda: spread.holds_all(spread.first), 20, "alone")
     await asyncio.to_thread(spread.second.start, False)
     await eventually(lambda: asyncio.to_thread(spread.split), 20, "one line each")
     async with watched_through(spread.network, spread.observer) as ledger:
@@ -233,9 +248,7 @@ async def test_a_drained_process_hands_its_line_over_at_once(spread: Spread) -> 
         assert spread.second.process is not None
         drained_at = time.monotonic()
         spread.second.process.send_signal(signal.SIGTERM)
-        await eventually(
-            lambda: asyncio.to_thread(owned, spread.first) == spread.lines, 10, "handed over"
-        )
+        await eventually(lambda: spread.holds_all(spread.first), 10, "handed over")
         handover = time.monotonic() - drained_at
         figure("spread: a drained process's line taken by the other", f"{handover:.2f} s")
         assert await asyncio.to_thread(spread.second.process.wait, 10) == 0

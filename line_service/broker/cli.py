@@ -15,6 +15,7 @@ from line_service.broker.mosquitto_config import (
     FileOwner,
     TlsListener,
     default_owner,
+    dispatcher_users,
     write_broker_config,
 )
 from line_service.network.lines_file import LinesFileError, load_network
@@ -32,6 +33,14 @@ def mosquitto_config(
     observer_user: Annotated[
         str, typer.Option(help="a read-only account (monitoring, the safety monitor)")
     ] = DEFAULT_OBSERVER_USER,
+    processes: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="service processes of a cluster (CARPOOL_CLUSTER): one dispatcher account "
+            "each, named USER, USER-2, USER-3…",
+        ),
+    ] = 1,
     broker_dir: Annotated[
         Path | None,
         typer.Option(help="where the broker will read these files (default: --out)"),
@@ -71,6 +80,7 @@ def mosquitto_config(
             out,
             dispatcher_user=dispatcher_user,
             observer_user=observer_user,
+            processes=processes,
             owner=file_owner,
             broker_dir=broker_dir,
             port=port,
@@ -88,9 +98,11 @@ def mosquitto_config(
     except PermissionError as exc:
         typer.echo(f"cannot hand the files to {owner!r} ({exc}): run as root", err=True)
         raise typer.Exit(1) from exc
-    devices = len(written.accounts) - 2
+    dispatchers = dispatcher_users(dispatcher_user, processes)
+    devices = len(written.accounts) - len(dispatchers) - 1
+    named = ", ".join(f"'{user}'" for user in dispatchers)
     typer.echo(
-        f"{out}: mosquitto.conf, passwords, acl for {devices} devices, '{dispatcher_user}' and "
+        f"{out}: mosquitto.conf, passwords, acl for {devices} devices, {named} and "
         f"'{observer_user}' (read-only); {len(written.created)} new password(s)"
     )
     readable = "you only (0600)" if file_owner is None else f"uid {file_owner.uid} (0640)"
@@ -101,4 +113,5 @@ def mosquitto_config(
     typer.echo(
         f"dispatcher: CARPOOL_MQTT_URL=mqtt://{dispatcher_user}:<password from "
         f"{CREDENTIALS_FILE}>@<broker host>:{port} CARPOOL_MQTT_CLIENT_ID={dispatcher_user}"
+        + (" (each cluster process with its own account and client id)" if processes > 1 else "")
     )

@@ -127,8 +127,11 @@ class LineOwnership:
         )
 
     async def survey(self) -> Survey:
-        """Ask the server who is connected and who holds which line (one statement)."""
+        """Ask the server who is connected and who holds which line."""
         connection = await self._connected()
+        # The session idles in one long transaction, and PostgreSQL keeps the first view of
+        # pg_stat_activity a transaction took: ask for a fresh one.
+        await connection.execute("SELECT pg_stat_clear_snapshot()")
         cursor = await connection.execute(_SURVEY, (f"{APPLICATION_PREFIX}%",))
         nodes: set[str] = {self.node}
         holders: dict[str, str] = {}
@@ -213,9 +216,12 @@ class LineOwnership:
     async def fence(self) -> bool:
         """True when this process may publish for its lines now: the locks were confirmed less
         than FRESH_SECONDS ago (monotonic: a process resumed after SIGSTOP sees the gap), or
-        are confirmed now. False once lost."""
-        if self.lost.is_set() or not self.owned:
+        are confirmed now. False once lost. Holding no line, nothing can be published for one
+        (the gateway sends displays for held lines only): True."""
+        if self.lost.is_set():
             return False
+        if not self.owned:
+            return True
         if self._monotonic() - self._checked_at < FRESH_SECONDS:
             return True
         return await self.verify()

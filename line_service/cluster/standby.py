@@ -2,9 +2,9 @@
 and leaves at once when it stops holding its locks.
 
 Every HEARTBEAT_SECONDS the lock session is asked whether it still holds this process's locks
-(the statement also keeps the server's idle timeout away); every RETRY_SECONDS the process
-looks at who is connected and who holds what, and moves by line_service/cluster/placement.py's
-rule: lines taken are adopted by the dispatch side, lines given are first released by it.
+(the statement also keeps the server's idle timeout away); apart from that, every RETRY_SECONDS
+the process looks at who is connected and who holds what, and moves by the placement rule
+(line_service/cluster/placement.py): lines taken are adopted by the dispatch side, lines given are first released by it.
 
 Losing the session loses every lock at once: the process ends (exit code EXIT_LOST) without
 a last publication or write, and a supervisor starts it again, fresh. A fresh process is the
@@ -32,7 +32,6 @@ log = structlog.get_logger(__name__)
 
 EXIT_LOST = 75  # EX_TEMPFAIL: the locks went to another process; start again as a standby
 EXIT_FAILED = 70  # EX_SOFTWARE: dispatching failed
-LOOKS_EVERY = max(1, round(RETRY_SECONDS / HEARTBEAT_SECONDS))  # heartbeats between looks
 
 
 class LineCells(Protocol):
@@ -70,22 +69,32 @@ async def look(ownership: LineOwnership, cells: LineCells) -> None:
                 await ownership.give(won)
 
 
-async def _steer(ownership: LineOwnership, cells: LineCells) -> None:
-    beats = 0
+async def _beat(ownership: LineOwnership) -> None:
+    """The heartbeat, apart from the looks: a long adoption must not let the idle timeout end
+    the session."""
     while True:
         if not await ownership.verify():
             log.error("cluster.standing_down", node=ownership.node, exit_code=EXIT_LOST)
             stand_down(EXIT_LOST)
-        if beats % LOOKS_EVERY == 0:
-            try:
-                await look(ownership, cells)
-            except (psycopg.Error, OSError) as exc:
-                log.warning("cluster.look_failed", error=str(exc)[:200])
-                if not ownership.owned:  # nothing held: a fresh session at the next look
-                    await ownership.close()
-            ownership.tried.set()
-        beats += 1
         await asyncio.sleep(HEARTBEAT_SECONDS)
+
+
+async def _look_again_and_again(ownership: LineOwnership, cells: LineCells) -> None:
+    while True:
+        try:
+            await look(ownership, cells)
+        except (psycopg.Error, OSError) as exc:
+            log.warning("cluster.look_failed", error=str(exc)[:200])
+            if not ownership.owned:  # nothing held: a fresh session at the next look
+                await ownership.close()
+        ownership.tried.set()
+        await asyncio.sleep(RETRY_SECONDS)
+
+
+async def _steer(ownership: LineOwnership, cells: LineCells) -> None:
+    async with asyncio.TaskGroup() as group:
+        group.create_task(_beat(ownership), name="cluster-heartbeat")
+        group.create_task(_look_again_and_again(ownership, cells), name="cluster-looks")
 
 
 def _ended(task: asyncio.Task[None]) -> None:

@@ -27,6 +27,7 @@ from line_service.broker.mosquitto_config import (
     DEFAULT_DISPATCHER_USER,
     DEFAULT_OBSERVER_USER,
     Written,
+    dispatcher_users,
     write_broker_config,
 )
 from stop_devices.mqtt_link import BrokerAddress, Received
@@ -59,6 +60,14 @@ async def eventually(
         await asyncio.sleep(poll)
 
 
+CLUSTER_PROCESSES = 3  # dispatcher accounts: one per process of a test cluster
+
+
+def dispatcher(number: int) -> str:
+    """The broker account of a test cluster's process number `number` (1, 2, 3)."""
+    return dispatcher_users(DEFAULT_DISPATCHER_USER, CLUSTER_PROCESSES)[number - 1]
+
+
 @dataclass
 class SecureBroker:
     """Mosquitto started with the config `carpool-line mosquitto-config` generates."""
@@ -78,6 +87,7 @@ class SecureBroker:
             bind="127.0.0.1",
             run_as=getpass.getuser(),
             persistence=False,
+            processes=CLUSTER_PROCESSES,
         )
         return self.written
 
