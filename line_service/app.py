@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
+import structlog
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.types import Scope
 
 from line_service.cluster.metrics import OwnedLines
@@ -26,6 +28,8 @@ from line_service.web.models import ClusterPlaceOut
 from line_service.web.open_data_routes import feeds, standard
 from line_service.web.public_routes import api, health
 from line_service.web.views import Placement, nowhere
+
+log = structlog.get_logger(__name__)
 
 
 def _web_state(
@@ -63,27 +67,48 @@ def _door(runtime: Runtime) -> OwnerDoor | None:
     ownership, addresses = runtime.ownership, runtime.node_addresses
     if ownership is None or addresses is None:
         return None
+    locate, wants_body = _finder(runtime)
     return OwnerDoor(
         ownership.node,
         owns=ownership.owns,
         owner_of=ownership.owner_of,
         address_of=addresses.address_of,
         proxies=runtime.settings.proxies,
-        locate=_path_line(runtime),
+        locate=locate,
+        wants_body=wants_body,
     )
 
 
-def _path_line(runtime: Runtime) -> Locate:
-    known = {line.id for line in runtime.network.lines}
+def _finder(runtime: Runtime) -> tuple[Locate, Callable[[Scope], bool]]:
+    """Which line a request is about (line_service/cluster/request_lines.py), and whether that
+    needs its body; a database that cannot say leaves the request here (logged)."""
+    from line_service.cluster.request_lines import Later, line_of_path, request_line
+    from line_service.storage.request_lines import RequestLineLookup
 
-    async def locate(scope: Scope, _body: bytes | None) -> str | None:
-        path = str(scope["path"])
-        if not path.startswith("/api/v1/lines/"):
+    network = runtime.network
+    lookup = RequestLineLookup(runtime.store.engine, network, runtime.clock)
+
+    def wants_body(scope: Scope) -> bool:
+        found = line_of_path(scope["method"], scope["path"], scope["query_string"], network)
+        return isinstance(found, Later) and found.body
+
+    async def locate(scope: Scope, body: bytes | None) -> str | None:
+        method = str(scope.get("method", "GET"))
+        try:
+            return await request_line(
+                method,
+                scope["path"],
+                scope["query_string"],
+                scope["headers"],
+                body or b"",
+                network,
+                lookup,
+            )
+        except (SQLAlchemyError, OSError) as exc:
+            log.warning("cluster.line_unknown", path=scope["path"][:120], error=str(exc)[:200])
             return None
-        line = path.removeprefix("/api/v1/lines/").split("/", 1)[0]
-        return line if line in known else None
 
-    return locate
+    return locate, wants_body
 
 
 def placement_of(ownership: LineOwnership | None) -> Placement:

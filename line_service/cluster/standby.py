@@ -4,7 +4,8 @@ and leaves at once when it stops holding its locks.
 Every HEARTBEAT_SECONDS the lock session is asked whether it still holds this process's locks
 (the statement also keeps the server's idle timeout away); apart from that, every RETRY_SECONDS
 the process looks at who is connected and who holds what, and moves by the placement rule
-(line_service/cluster/placement.py): lines taken are adopted by the dispatch side, lines given are first released by it.
+(line_service/cluster/placement.py): lines taken are adopted by the dispatch side, lines given
+are first released by it.
 
 Losing the session loses every lock at once: the process ends (exit code EXIT_LOST) without
 a last publication or write, and a supervisor starts it again, fresh. A fresh process is the
