@@ -202,6 +202,15 @@ class LinesDropped:
     network: Network
 
 
+@dataclass(frozen=True, slots=True)
+class ForeignCodesSeen:
+    """The codes riders hold now on lines other processes dispatch (a cluster): a new code is
+    chosen among the others, so that a code stays unique over the whole network (a driver's
+    SMS names no line)."""
+
+    codes: frozenset[str]
+
+
 Event = (
     RideRequested
     | RiderArrived
@@ -220,4 +229,5 @@ Event = (
     | StorageFailed
     | LinesAdopted
     | LinesDropped
+    | ForeignCodesSeen
 )

@@ -92,6 +92,8 @@ class DispatcherState:
     commissioning_presses: PersistentMap[TerminalId, CommissioningPress] = field(
         default_factory=PersistentMap
     )
+    foreign_codes: frozenset[str] = frozenset()
+    """Codes held on lines other processes dispatch (a cluster): never given here."""
 
     def operator_message(self, sign_id: SignId, now: datetime) -> OperatorMessage | None:
         """The operator message a sign shows now: highest priority, then newest; None if none."""

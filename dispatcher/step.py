@@ -68,6 +68,7 @@ from dispatcher.events import (
     DeviceStatusReported,
     Event,
     FallbackRequested,
+    ForeignCodesSeen,
     LeaseRefreshDue,
     LinesAdopted,
     LinesDropped,
@@ -137,6 +138,8 @@ def step(state: DispatcherState, event: Event, now: datetime) -> Step:
             return displays.post_operator_message(state, event, now)
         case OperatorMessageCleared():
             return displays.clear_operator_message(state, event, now)
+        case ForeignCodesSeen():
+            return replace(state, foreign_codes=event.codes), []
         case StorageFailed():
             return _storage_failed(state, event, now)
         case LinesAdopted():
@@ -321,7 +324,9 @@ def _free_code(state: DispatcherState, candidate: str) -> str | None:
     lines = [line.id for line in state.network.lines]
     for offset in range(CODE_SPACE):
         code = f"{(start + offset) % CODE_SPACE:04d}"
-        if all((line_id, code) not in state.codes for line_id in lines):
+        if code not in state.foreign_codes and all(
+            (line_id, code) not in state.codes for line_id in lines
+        ):
             return code
     return None
 
