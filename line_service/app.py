@@ -86,7 +86,9 @@ def _finder(runtime: Runtime) -> tuple[Locate, Callable[[Scope], bool]]:
     from line_service.storage.request_lines import RequestLineLookup
 
     network = runtime.network
-    lookup = RequestLineLookup(runtime.store.engine, network, runtime.clock)
+    lookup = runtime.request_lines or RequestLineLookup(
+        runtime.store.engine, network, runtime.clock
+    )
 
     def wants_body(scope: Scope) -> bool:
         found = line_of_path(scope["method"], scope["path"], scope["query_string"], network)

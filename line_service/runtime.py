@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from sqlalchemy.exc import SQLAlchemyError
 
-from dispatcher.events import StorageFailed
+from dispatcher.events import ForeignCodesSeen, StorageFailed
 from dispatcher.model import Network
 from dispatcher.request_machine import Cause, RideRequest, transition
 from dispatcher.state import DispatcherState
@@ -44,6 +44,7 @@ from line_service.sms.opt_outs import OptOuts, OptOutSender
 from line_service.storage.abuse_ledger import DatabaseLedger
 from line_service.storage.node_addresses import NodeAddresses
 from line_service.storage.party_store import PartyStore
+from line_service.storage.request_lines import RequestLineLookup
 from line_service.storage.sms_store import SmsStore
 from line_service.storage.store import Store
 from line_service.storage.voice_store import VoiceStore
@@ -61,6 +62,7 @@ RESTORE_WINDOW = timedelta(hours=2)
 SHUTDOWN_FLUSH_SECONDS = 5.0
 HOUSEKEEPING_WAIT = timedelta(minutes=1)
 OPT_OUTS_REFRESH_SECONDS = 2.0  # a cluster: a STOP taken by another process holds here within
+FOREIGN_CODES_SECONDS = 1.0  # a cluster: codes held on other processes' lines, read this often
 
 BackgroundJob = Callable[["Runtime"], Coroutine[Any, Any, None]]
 
@@ -95,6 +97,7 @@ class Runtime:
     voice: VoiceChannel | None = None  # the phone line (Twilio Voice), riding on the SMS channel
     ownership: LineOwnership | None = None  # CARPOOL_CLUSTER: the lines' locks; None: all lines
     share: LineShare | None = None  # CARPOOL_CLUSTER: the lines dispatched here, as they change
+    request_lines: RequestLineLookup | None = None  # CARPOOL_CLUSTER: which line a request is of
     node_addresses: NodeAddresses | None = None  # CARPOOL_CLUSTER: where each process answers
 
     async def ready(self) -> dict[str, object]:
@@ -271,6 +274,7 @@ def build_runtime(
             # Say again where this process answers: peers forward these lines' requests there.
             on_adopted=lambda: advertise(runtime),
         )
+        runtime.request_lines = RequestLineLookup(store.engine, network, clock)
         # One process at a time sends to the registry: the first line's owner.
         first = network.lines[0].id if network.lines else None
         authority.sender.active = lambda: first is not None and ownership.owns(first)
@@ -356,6 +360,25 @@ async def running(
             yield runtime
 
 
+async def _follow_foreign_codes(runtime: Runtime) -> None:
+    """A cluster: tell the engine, again and again, which codes riders hold on the lines of
+    other processes (none is then given here: one code, one rider, over the network)."""
+    lookup, ownership = runtime.request_lines, runtime.ownership
+    if lookup is None or ownership is None:
+        return
+    told: frozenset[str] | None = None
+    while True:
+        try:
+            codes = await asyncio.to_thread(lookup.codes_held_elsewhere, ownership.owned)
+        except (SQLAlchemyError, OSError) as exc:
+            log.warning("cluster.codes_unread", error=str(exc)[:200])
+        else:
+            if codes != told:
+                runtime.engine.submit_nowait(ForeignCodesSeen(codes))
+                told = codes
+        await asyncio.sleep(FOREIGN_CODES_SECONDS)
+
+
 @contextlib.asynccontextmanager
 async def _sharing(runtime: Runtime) -> AsyncIterator[None]:
     """In a cluster, take this process's share of the lines while the block runs, and hand
@@ -421,6 +444,11 @@ async def _dispatching(
                     else []
                 ),
                 *([group.create_task(runtime.sms.run(), name="sms-sender")] if runtime.sms else []),
+                *(
+                    [group.create_task(_follow_foreign_codes(runtime), name="foreign-codes")]
+                    if runtime.ownership
+                    else []
+                ),
                 *(
                     [
                         group.create_task(

@@ -12,7 +12,7 @@ no rider command acts on. Calls are blocking (call them from a worker thread).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 
 from sqlalchemy import Table, bindparam, select
@@ -57,6 +57,11 @@ class RequestLineLookup:
         self._recent_code = select(table.c.line_id, table.c.state, table.c.updated_at).where(
             (table.c.code == bindparam("code")) & (table.c.updated_at >= bindparam("since"))
         )
+        self._live_codes = select(table.c.code, table.c.line_id).where(table.c.state.in_(_LIVE))
+        self._recent_fallbacks = select(table.c.code, table.c.line_id, table.c.updated_at).where(
+            (table.c.state == RequestState.FALLBACK.value)
+            & (table.c.updated_at >= bindparam("since"))
+        )
         # No ORDER BY … LIMIT: a planner would walk the `created_at` index through every
         # request ever made; a number has one or two live requests, sorted here.
         self._by_phone = select(table.c.line_id, table.c.created_at, table.c.id).where(
@@ -85,6 +90,25 @@ class RequestLineLookup:
             (line for line in holding if line in self._order), key=self._order.__getitem__
         )
         return [LineId(line_id) for line_id in ordered]
+
+    def codes_held_elsewhere(self, here: Iterable[str]) -> frozenset[str]:
+        """Every code held now (as `lines_holding_code` counts holding) on a line not in
+        `here`: a cluster process gives none of them to its own riders."""
+        mine = set(here)
+        now = self._clock()
+        codes: set[str] = set()
+        with self._engine.connect() as connection:
+            for code, line_id in connection.execute(self._live_codes):
+                if line_id not in mine and code is not None:
+                    codes.add(code)
+            since = {"since": now - self._longest}
+            for code, line_id, updated_at in connection.execute(self._recent_fallbacks, since):
+                kept = self._kept.get(line_id)
+                if line_id in mine or code is None or kept is None:
+                    continue
+                if now - as_utc(updated_at) <= kept:
+                    codes.add(code)
+        return frozenset(codes)
 
     def line_of_phone(self, phone_e164: str) -> LineId | None:
         """The line of this number's live request (waiting or announced; the newest if it has
