@@ -587,3 +587,21 @@ def test_random_urls_never_fail(method: str, path: str, query: bytes) -> None:
     found = line_of_path(method, path, query, NETWORK)
     assert found in LINES or isinstance(found, Later)
     assert line_of_request(method, path, query, [], b"", NETWORK, FUZZ_LOOKUP) in LINES
+
+
+def test_the_codes_held_on_other_processes_lines_are_the_ones_a_process_must_not_give(
+    store: Store,
+) -> None:
+    _save(
+        store,
+        on_b("on-b", code="4821"),
+        ended(on_b("taxi-b", NOW - timedelta(minutes=10), code="7777"), *FALLBACK),
+        ended(on_b("old-taxi-b", NOW - timedelta(hours=3), code="3333"), *FALLBACK),
+        ride_request("on-a", NOW, code="5555"),
+        ride_request("done-a", NOW, state=RequestState.PICKED_UP, cause=Cause.CODE_VALIDATED,
+                     code="1111"),
+    )  # fmt: skip
+    lookup = _lookup(store)
+    assert lookup.codes_held_elsewhere([A.id]) == {"4821", "7777"}  # B's, held now
+    assert lookup.codes_held_elsewhere([B.id]) == {"5555"}
+    assert lookup.codes_held_elsewhere([A.id, B.id]) == frozenset()
