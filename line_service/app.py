@@ -76,6 +76,7 @@ def _door(runtime: Runtime) -> OwnerDoor | None:
         proxies=runtime.settings.proxies,
         locate=locate,
         wants_body=wants_body,
+        look_again=ownership.look_again,
     )
 
 

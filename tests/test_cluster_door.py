@@ -225,7 +225,7 @@ async def test_a_request_forwarded_to_a_process_that_does_not_own_the_lines_is_r
         )
     assert hopped.status_code == 503, hopped.text
     assert hopped.headers["Retry-After"] == "1"
-    assert "does not own the lines" in hopped.json()["detail"]
+    assert f"does not dispatch line {LINE!r}" in hopped.json()["detail"]
     async with httpx.AsyncClient(base_url=pair.first.base_url) as http:
         assert (await live_view(http))["waiting"] == []  # nothing reached the owner
 

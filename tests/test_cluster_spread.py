@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import itertools
+import re
 import signal
 import time
 from collections.abc import AsyncIterator
@@ -19,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
-from dispatcher.model import Network, StopId
+from dispatcher.model import LineId, Network, StopId
 from line_service.broker.mosquitto_config import DEFAULT_OBSERVER_USER as OBSERVER
 from line_service.network.lines_file import load_network
 from stop_devices import topics
@@ -35,6 +36,8 @@ from tests.support.faults import (
     watched_through,
 )
 from tests.support.service import ServiceProcess
+from tests.support.sms_webhook import PUBLIC_URL, Sms
+from tests.support.twilio_standin import AUTH_TOKEN
 from tests.test_sms_two_lines import two_lines_file
 
 TAKEOVER_LIMIT_SECONDS = 5.0
@@ -42,6 +45,14 @@ DISPLAYS = f"{topics.PREFIX}/+/signs/+/display"
 TOKEN = "spread-operator-token"
 
 pytestmark = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+DRIVER = "+33698765432"
+RIDERS = ("+33612345601", "+33612345602")
+
+
+@pytest.fixture
+def cluster_env() -> dict[str, str]:
+    """Both processes: Twilio's signatures checked against one public URL."""
+    return {"CARPOOL_TWILIO_AUTH_TOKEN": AUTH_TOKEN, "CARPOOL_PUBLIC_URL": PUBLIC_URL}
 
 
 def readiness(process: ServiceProcess) -> dict[str, Any] | None:
@@ -269,3 +280,38 @@ async def test_a_drained_process_hands_its_line_over_at_once(spread: Spread) -> 
             assert list(spread.fleet.terminals[terminal_id].codes.values()) == [codes[moved]]
     assert_safe(ledger.report())
     assert strictly_increasing(spread.seqs()), spread.seqs()
+
+
+async def test_texts_reach_the_owner_of_the_line_they_are_about_whichever_door(
+    spread: Spread,
+) -> None:
+    await eventually(lambda: spread.holds_all(spread.first), 20, "alone")
+    await asyncio.to_thread(spread.second.start, False)
+    await eventually(lambda: asyncio.to_thread(spread.split), 20, "one line each")
+    doors = {
+        line: spread.second if line in owned(spread.first) else spread.first
+        for line in spread.lines
+    }  # for each line, the process that does NOT dispatch it
+    codes: dict[str, str] = {}
+    for rider, line in zip(RIDERS, sorted(spread.lines), strict=True):
+        stop = spread.network.line(LineId(line))
+        assert stop is not None
+        boarding = next(s for s in stop.all_stops() if s.id.endswith("marck-est"))
+        async with httpx.AsyncClient(base_url=doors[line].base_url) as http:
+            reply = await Sms(http).reply(f"{boarding.code} dunkerke", sender=rider)
+        assert "Donnez le code" in reply, reply
+        [codes[line]] = re.findall(r"\b\d{4}\b", reply)
+    assert codes[sorted(spread.lines)[0]] != codes[sorted(spread.lines)[1]]
+    for line in spread.lines:  # each rider waits on their line, at its owner
+        async with httpx.AsyncClient(base_url=doors[line].base_url) as http:
+            live = (await http.get(f"/api/v1/lines/{line}/live")).json()
+        assert [(r["channel"], r["stop_id"].endswith("marck-est")) for r in live["waiting"]] == [
+            ("sms", True)
+        ]
+    # A driver texts the code of line B's rider to the door that does not dispatch B.
+    line = sorted(spread.lines)[1]
+    async with httpx.AsyncClient(base_url=doors[line].base_url) as http:
+        reply = await Sms(http).reply(codes[line], sender=DRIVER)
+        assert "validé" in reply, reply
+        live = (await http.get(f"/api/v1/lines/{line}/live")).json()
+    assert live["waiting"] == []

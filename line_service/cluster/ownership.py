@@ -33,6 +33,7 @@ RETRY_SECONDS = 1.0  # a standby tries the locks again this often
 HEARTBEAT_SECONDS = 0.5  # the owner confirms it still holds them this often
 IDLE_TIMEOUT_SECONDS = 3  # the server drops a silent owner's session (and its locks) after
 FRESH_SECONDS = 1.0  # a confirmation older than this is checked again before publishing
+RELOOK_SECONDS = 0.2  # an extra survey for the door, at most this often
 CHECK_TIMEOUT_SECONDS = 2.0  # an unanswered check counts as lost: never publish on a guess
 APPLICATION_PREFIX = "carpool-line:"
 
@@ -86,6 +87,7 @@ class LineOwnership:
         self._monotonic = monotonic
         self._connection: psycopg.AsyncConnection[tuple[object, ...]] | None = None
         self._checked_at = -math.inf
+        self._relooked_at = -math.inf
         self._checking = asyncio.Lock()
         self.owned: tuple[str, ...] = ()  # in the lines file's order
         self.holders: dict[str, str] = {}  # lines held elsewhere at the last look → their node
@@ -144,6 +146,18 @@ class LineOwnership:
         self.nodes = frozenset(nodes)
         self.holders = holders
         return Survey(self.nodes, holders)
+
+    async def look_again(self) -> None:
+        """A survey now, for a request about a line whose owner this process does not know
+        yet (it moved since the last look); at most one every RELOOK_SECONDS, failures
+        ignored (the client is told to try again)."""
+        if self._monotonic() - self._relooked_at < RELOOK_SECONDS:
+            return
+        self._relooked_at = self._monotonic()
+        try:
+            await self.survey()
+        except (psycopg.Error, OSError) as exc:
+            log.warning("cluster.look_failed", error=str(exc)[:200])
 
     async def take(self, line_ids: Iterable[str]) -> tuple[str, ...]:
         """Try each line's lock; the lines won (added to `owned`)."""

@@ -89,7 +89,10 @@ class OwnerDoor:
         proxies: tuple[IPv4Network | IPv6Network, ...] = (),
         locate: Locate = _nothing_located,
         wants_body: Callable[[Scope], bool] = lambda _scope: False,
+        look_again: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
+        """`look_again` reads the lines' owners afresh (a line moved since this process last
+        looked): asked before refusing a request whose line has no known owner."""
         self.node = node
         self._proxies = proxies
         self._untrusted_peers: set[str] = set()
@@ -97,6 +100,7 @@ class OwnerDoor:
         self._owner_of = owner_of
         self.locate = locate
         self.wants_body = wants_body
+        self.look_again = look_again
         self._address_of = address_of  # blocking: reads the database
         self._addresses: dict[str, str] = {}
         self._client: httpx.AsyncClient | None = None
@@ -239,6 +243,9 @@ class ClusterDoor:
             receive = _replay(body, receive)
         line = await self.door.locate(scope, body)
         decision = self.door.route(scope, line)
+        if isinstance(decision, Refuse) and self.door.look_again is not None:
+            await self.door.look_again()  # the line may have moved since the last look
+            decision = self.door.route(scope, line)
         if isinstance(decision, Toward):
             decision = await self.door.resolve(decision.owner)
         if isinstance(decision, Serve):
