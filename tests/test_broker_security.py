@@ -145,6 +145,28 @@ def test_a_broker_started_as_root_reads_the_files_as_its_own_user(network: Netwo
         shutil.rmtree(directory)
 
 
+def test_a_cluster_of_three_gets_three_dispatcher_accounts_which_keep_their_passwords(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "mosquitto"
+    command = [str(CARPOOL_LINE), "mosquitto-config", "--out", str(out), "--processes", "3"]
+    first = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=True)
+    assert "28 new password(s)" in first.stdout  # 24 devices, 3 dispatchers, the observer
+    names = [f"{DEFAULT_DISPATCHER_USER}{suffix}" for suffix in ("", "-2", "-3")]
+    accounts = json.loads((out / "credentials.json").read_text())["accounts"]
+    roles = {account["username"]: account["role"] for account in accounts}
+    assert [roles.get(name) for name in names] == ["dispatcher"] * 3
+    acl = (out / "acl").read_text()
+    for name in names:  # each may do anything under the tree, as the single dispatcher does
+        assert f"user {name}\ntopic readwrite carpool/v1/#" in acl
+    again = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=True)
+    assert "0 new password(s)" in again.stdout
+    refused = subprocess.run(
+        [*command[:-1], "0"], cwd=REPO, capture_output=True, text=True, check=False
+    )
+    assert refused.returncode == 2
+
+
 def test_cli_refuses_half_a_tls_listener(tmp_path: Path) -> None:
     command = [str(CARPOOL_LINE), "mosquitto-config", "--out", str(tmp_path), "--tls-port", "8883"]
     answer = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
