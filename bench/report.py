@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bench.national import ONE, SAMPLE_SECONDS, TWO, NationalResult, owned_range
 from bench.probe import RELAY, SERVICE
 from bench.scenarios import (
     FLOODED,
@@ -203,6 +204,66 @@ def _other_rows(runs: list[RunResult], options: Options) -> list[Row]:
     ]
 
 
+def national_rows(result: NationalResult, options: Options) -> list[Row]:
+    """The national scenario's rows (none when it was skipped): two processes against the relay
+    in the same run, the sustained rate of two processes against one, the lines each owned."""
+    if not result.latency:
+        return []
+    lat = result.latency
+    s, b = SERVICE.name, RELAY.name
+    load = f"{result.lines} lines, {result.devices} devices, {TWO}, {options.rate:g}/s"
+    found = [
+        Row(f"national: press→sign p50 ({load})", lat[s].p50, lat[b].p50, "ms", "", None),
+        Row("national: press→sign p99", lat[s].p99, lat[b].p99, "ms", "", None),
+        Row("national: presses lost", lat[s].lost, lat[b].lost, "", "0", lat[s].lost == 0),
+        Row(
+            f"national: sustained rate, {TWO} (bare broker column: {ONE}, same network)",
+            result.sustained.get(TWO, float("nan")),
+            result.sustained.get(ONE, float("nan")),
+            "presses/s",
+            "",
+            None,
+        ),
+    ]
+    for name, samples in result.owned.items():
+        low, high, middle = owned_range(samples)
+        found.append(
+            Row(
+                f"national: lines owned by process {name} of {result.lines} (/readyz, median; "
+                f"{low}–{high} over {len(samples)} samples)",
+                middle,
+                None,
+                "lines",
+                "",
+                None,
+            )
+        )
+    return found
+
+
+def national_details(result: NationalResult) -> str:
+    """The national scenario's rate steps, and how its lines were shared while both ran."""
+    if not result.latency:
+        return ""
+    out = [
+        f"National ({result.lines} lines, {result.devices} devices): rate → p99 ms (lost, "
+        "skipped; CPU ms per press cycle: the service processes together / broker / harness)",
+        "",
+    ]
+    for name, steps in result.steps.items():
+        out.append(f"- {name}: {', '.join(_step_text(step) for step in steps)}")
+    owned = ", ".join(
+        f"{name} {'/'.join(str(count) for count in samples)}"
+        for name, samples in result.owned.items()
+    )
+    out.append(
+        f"- lines owned at each /readyz sample (every {SAMPLE_SECONDS:g} s) while both ran: "
+        f"{owned}; samples with a line unowned: {result.unowned_samples}, with a line claimed "
+        f"by both: {result.shared_samples}"
+    )
+    return "\n".join(out)
+
+
 def _number(value: float | None) -> str:
     if value is None or math.isnan(value):
         return "—"
@@ -280,9 +341,14 @@ def _step_text(step: Step) -> str:
 
 
 def results_section(
-    runs: list[RunResult], options: Options, command: str, extra: Sequence[Row] = ()
+    runs: list[RunResult],
+    options: Options,
+    command: str,
+    extra: Sequence[Row] = (),
+    notes: Sequence[str] = (),
 ) -> str:
-    """The generated part of BENCHMARKS.md; `extra`: rows of measures run apart (failover)."""
+    """The generated part of BENCHMARKS.md; `extra`: rows of measures run apart (failover,
+    national), `notes`: their details, after the runs' own."""
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     return "\n".join(
         [
@@ -300,6 +366,7 @@ def results_section(
             table([*rows(runs, options), *extra]),
             "",
             _details(runs),
+            *(f"\n{note}" for note in notes if note),
             END,
         ]
     )
