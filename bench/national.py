@@ -6,11 +6,12 @@ The harness starts a throwaway PostgreSQL (the test suite's tests/support/postgr
 bench's own Mosquitto, the bare relay, two cluster processes and the heartbeats of every
 device, and waits until every line has an owner and ownership stopped moving. With two
 processes: press→sign at `rate` presses a second for the service and for the relay, then the
-sustained-rate climb of bench/scenarios.py (same steps, same definition of "held"). Then the
-process owning fewer lines is stopped (SIGTERM), the other one owns every line, and the climb
-runs again: one process, same network, same heartbeats. Meanwhile each process's /readyz is
-read every second: which lines it owned while both ran is reported, whatever the service's way
-of spreading them (one owner of every line, or each taking its share).
+sustained-rate climb of bench/scenarios.py (same steps, same definition of "held"). With one:
+the process owning fewer lines is stopped (SIGTERM), the other one owns every line, and the
+climb runs again — same network, same heartbeats. `runs` rounds, every other one starting with
+one process (the stopped one started again, as its supervisor would); medians are reported.
+While both run each process's /readyz is read every second: the lines it owned are reported,
+whatever the service's way of spreading them (one owner of every line, or each its share).
 
 Presses go round the stops of every line in turn (stop 0 of each line, then stop 1 …), so even
 a short phase reaches every line and so every process.
@@ -53,9 +54,11 @@ class NationalResult:
 
     lines: int = 0
     devices: int = 0
-    latency: dict[str, Latency] = field(default_factory=dict)  # with 2 processes; and the relay
-    sustained: dict[str, float] = field(default_factory=dict)  # TWO, ONE
-    steps: dict[str, list[Step]] = field(default_factory=dict)
+    rounds: int = 0
+    latency: dict[str, list[Latency]] = field(default_factory=dict)  # service (2 processes),
+    # and the relay: one a round
+    sustained: dict[str, list[float]] = field(default_factory=dict)  # TWO, ONE: one a round
+    steps: dict[str, list[Step]] = field(default_factory=dict)  # TWO, ONE: the last round's
     owned: dict[str, list[int]] = field(default_factory=dict)  # node → lines, each sample
     unowned_samples: int = 0  # samples in which some line had no owner
     shared_samples: int = 0  # … in which some line was claimed by both
@@ -186,7 +189,7 @@ def measure(
     options: Options, lines: int, devices: int, say: Say, settled: float = SETTLED_SECONDS
 ) -> NationalResult:
     """Start PostgreSQL, a broker, the relay, two cluster processes and every device's
-    heartbeats; measure with two processes, then with one; stop them all."""
+    heartbeats; measure with two processes and with one, `options.runs` rounds; stop them all."""
     result = NationalResult()
     if lines <= 0:
         return result
@@ -206,7 +209,6 @@ def measure(
         )
         nodes: list[_Node] = []
         probe: Probe | None = None
-        sampler: _Sampler | None = None
         try:
             database.start()
             nodes = [_node(directory, name, port, lines_file, database.url) for name in NODES]
@@ -219,23 +221,25 @@ def measure(
                 processes.wait_for(node.answers, 90, f"process {node.name}")
             heartbeats.spawn()
             say(f"  national: {net.devices} devices, {len(all_lines)} lines, 2 processes")
-            at_start = _settle(nodes, all_lines, settled)
-            say(f"  national: lines owned {_owned_text(at_start)}")
-            sampler = _Sampler(nodes, all_lines, result)
-            sampler.start()
-            _two_processes(probe, nodes, broker, heartbeats, options, result, say)
-            sampler.stop()
-            say(f"  national: lines owned while both ran {_samples_text(result)}")
-            kept = _one_process(nodes, all_lines, say)
-            probe.run_rate(SERVICE, options.rate, 1.0)
-            clocks = Clocks((kept.child.pid,), broker.pid, heartbeats.pid)
-            label = f"national, {ONE}"
-            result.sustained[ONE], result.steps[ONE] = climb(
-                probe, SERVICE, options, clocks, say, label
-            )
+            cluster = _Cluster(nodes, all_lines, settled, say)
+            for number in range(options.runs):
+                # Every other round starts with one process: neither count always comes second,
+                # on a database grown by the other's presses.
+                for count in (TWO, ONE) if number % 2 == 0 else (ONE, TWO):
+                    say(f"  national: round {number + 1}/{options.runs}, {count}")
+                    if count == TWO:
+                        cluster.both()
+                        _two_processes(probe, cluster, broker, heartbeats, options, result, say)
+                    else:
+                        kept = cluster.one()
+                        probe.run_rate(SERVICE, options.rate, 1.0)
+                        clocks = Clocks((kept.child.pid,), broker.pid, heartbeats.pid)
+                        best, result.steps[ONE] = climb(
+                            probe, SERVICE, options, clocks, say, f"national, {ONE}"
+                        )
+                        result.sustained.setdefault(ONE, []).append(best)
+            result.rounds = options.runs
         finally:
-            if sampler is not None:
-                sampler.stop()
             for child in (heartbeats, *(node.child for node in nodes), relay):
                 child.stop()
             if probe is not None:
@@ -245,37 +249,74 @@ def measure(
     return result
 
 
+class _Cluster:
+    """The two processes, both running or one of them stopped."""
+
+    def __init__(self, nodes: list[_Node], all_lines: frozenset[str], settled: float, say: Say):
+        self.nodes = nodes
+        self.all_lines = all_lines
+        self.settled = settled
+        self.say = say
+        self.stopped: _Node | None = None
+
+    def both(self) -> None:
+        """Start the stopped one again (as its supervisor would); return once every line has an
+        owner and ownership has not moved for `settled` seconds."""
+        if self.stopped is not None:
+            self.stopped.child.spawn()
+            processes.wait_for(self.stopped.answers, 90, f"process {self.stopped.name}")
+            self.stopped = None
+        counts = _settle(self.nodes, self.all_lines, self.settled)
+        self.say(f"  national: lines owned {_owned_text(counts)}")
+
+    def one(self) -> _Node:
+        """Stop (SIGTERM) the process owning fewer lines; return the other once it owns every
+        line."""
+        if self.stopped is None:
+            counts = {node.name: len(node.owned() or ()) for node in self.nodes}
+            self.stopped = min(reversed(self.nodes), key=lambda node: counts[node.name])
+            self.stopped.child.stop()
+        kept = next(node for node in self.nodes if node is not self.stopped)
+        processes.wait_for(
+            lambda: kept.owned() == self.all_lines, 60, f"process {kept.name} owning every line"
+        )
+        self.say(f"  national: {self.stopped.name} stopped, {kept.name} owns every line")
+        return kept
+
+
 def _two_processes(
     probe: Probe,
-    nodes: list[_Node],
+    cluster: _Cluster,
     broker: processes.Child,
     heartbeats: processes.Child,
     options: Options,
     result: NationalResult,
     say: Say,
 ) -> None:
-    """Press→sign of the service and the relay, then the climb, with both processes."""
-    for target in (RELAY, SERVICE):
-        probe.run_rate(target, options.rate, 1.0)
-    for target in (RELAY, SERVICE):
-        phase = probe.run_rate(target, options.rate, options.seconds)
-        result.latency[target.name] = Latency.of(phase)
-        say(f"  national latency {target.name}: {result.latency[target.name]}")
-    clocks = Clocks(tuple(node.child.pid for node in nodes), broker.pid, heartbeats.pid)
-    result.sustained[TWO], result.steps[TWO] = climb(
-        probe, SERVICE, options, clocks, say, f"national, {TWO}"
-    )
-
-
-def _one_process(nodes: list[_Node], all_lines: frozenset[str], say: Say) -> _Node:
-    """Stop the process owning fewer lines; return the other once it owns every line."""
-    counts = {node.name: len(node.owned() or ()) for node in nodes}
-    stopped = min(reversed(nodes), key=lambda node: counts[node.name])
-    kept = next(node for node in nodes if node is not stopped)
-    stopped.child.stop()
-    processes.wait_for(lambda: kept.owned() == all_lines, 60, f"process {kept.name} owning all")
-    say(f"  national: process {stopped.name} stopped, {kept.name} owns the {len(all_lines)} lines")
-    return kept
+    """Press→sign of the service and the relay, then the climb, with both processes; /readyz
+    of each read meanwhile."""
+    sampler = _Sampler(cluster.nodes, cluster.all_lines, result)
+    sampler.start()
+    try:
+        for target in (RELAY, SERVICE):
+            probe.run_rate(target, options.rate, 1.0)
+        for target in (RELAY, SERVICE):
+            phase = probe.run_rate(target, options.rate, options.seconds)
+            result.latency.setdefault(target.name, []).append(Latency.of(phase))
+            say(f"  national latency {target.name}: {result.latency[target.name][-1]}")
+        pids = tuple(node.child.pid for node in cluster.nodes)
+        best, result.steps[TWO] = climb(
+            probe,
+            SERVICE,
+            options,
+            Clocks(pids, broker.pid, heartbeats.pid),
+            say,
+            f"national, {TWO}",
+        )
+        result.sustained.setdefault(TWO, []).append(best)
+    finally:
+        sampler.stop()
+    say(f"  national: lines owned while both ran {_samples_text(result)}")
 
 
 def _owned_text(counts: dict[str, int]) -> str:

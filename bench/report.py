@@ -205,21 +205,37 @@ def _other_rows(runs: list[RunResult], options: Options) -> list[Row]:
 
 
 def national_rows(result: NationalResult, options: Options) -> list[Row]:
-    """The national scenario's rows (none when it was skipped): two processes against the relay
-    in the same run, the sustained rate of two processes against one, the lines each owned."""
+    """The national scenario's rows, medians of its rounds (none when it was skipped): two
+    processes against the relay in the same run, the sustained rate of two processes against
+    one, the lines each owned."""
     if not result.latency:
         return []
-    lat = result.latency
-    s, b = SERVICE.name, RELAY.name
-    load = f"{result.lines} lines, {result.devices} devices, {TWO}, {options.rate:g}/s"
+    s, b = result.latency[SERVICE.name], result.latency[RELAY.name]
+    rounds = f", {result.rounds} rounds" if result.rounds > 1 else ""
+    load = f"{result.lines} lines, {result.devices} devices, {TWO}, {options.rate:g}/s{rounds}"
+    lost = median([lat.lost for lat in s])
     found = [
-        Row(f"national: press→sign p50 ({load})", lat[s].p50, lat[b].p50, "ms", "", None),
-        Row("national: press→sign p99", lat[s].p99, lat[b].p99, "ms", "", None),
-        Row("national: presses lost", lat[s].lost, lat[b].lost, "", "0", lat[s].lost == 0),
+        Row(
+            f"national: press→sign p50 ({load})",
+            median([lat.p50 for lat in s]),
+            median([lat.p50 for lat in b]),
+            "ms",
+            "",
+            None,
+        ),
+        Row(
+            "national: press→sign p99",
+            median([lat.p99 for lat in s]),
+            median([lat.p99 for lat in b]),
+            "ms",
+            "",
+            None,
+        ),
+        Row("national: presses lost", lost, median([lat.lost for lat in b]), "", "0", lost == 0),
         Row(
             f"national: sustained rate, {TWO} (bare broker column: {ONE}, same network)",
-            result.sustained.get(TWO, float("nan")),
-            result.sustained.get(ONE, float("nan")),
+            median(result.sustained.get(TWO, [])),
+            median(result.sustained.get(ONE, [])),
             "presses/s",
             "",
             None,
@@ -245,23 +261,36 @@ def national_details(result: NationalResult) -> str:
     """The national scenario's rate steps, and how its lines were shared while both ran."""
     if not result.latency:
         return ""
+    each = "; ".join(
+        f"{name} {', '.join(f'{rate:g}' for rate in rates)}"
+        for name, rates in result.sustained.items()
+    )
     out = [
-        f"National ({result.lines} lines, {result.devices} devices): rate → p99 ms (lost, "
-        "skipped; CPU ms per press cycle: the service processes together / broker / harness)",
+        f"National ({result.lines} lines, {result.devices} devices), sustained rate of each "
+        f"round: {each}. Rate steps (last round): rate → p99 ms (lost, skipped; CPU ms per "
+        "press cycle: the service processes together / broker / harness)",
         "",
     ]
     for name, steps in result.steps.items():
         out.append(f"- {name}: {', '.join(_step_text(step) for step in steps)}")
-    owned = ", ".join(
-        f"{name} {'/'.join(str(count) for count in samples)}"
-        for name, samples in result.owned.items()
-    )
+    owned = "; ".join(f"{name} {_repeats(samples)}" for name, samples in result.owned.items())
     out.append(
         f"- lines owned at each /readyz sample (every {SAMPLE_SECONDS:g} s) while both ran: "
         f"{owned}; samples with a line unowned: {result.unowned_samples}, with a line claimed "
         f"by both: {result.shared_samples}"
     )
     return "\n".join(out)
+
+
+def _repeats(samples: list[int]) -> str:
+    """Samples in order, repeats counted: `100 ×37, 50 ×3`."""
+    groups: list[list[int]] = []
+    for sample in samples:
+        if groups and groups[-1][0] == sample:
+            groups[-1][1] += 1
+        else:
+            groups.append([sample, 1])
+    return ", ".join(f"{value} ×{count}" for value, count in groups)
 
 
 def _number(value: float | None) -> str:
