@@ -173,7 +173,10 @@ class _Sampler:
 
     def _run(self) -> None:
         while not self._stop.wait(SAMPLE_SECONDS):
-            now = _ownership(self._nodes)
+            try:
+                now = _ownership(self._nodes)
+            except RuntimeError:  # a process died on its own: the main thread's waits say so
+                return
             if now is None:
                 continue
             for name, lines in now.items():
