@@ -46,6 +46,7 @@ NODES = ("a", "b")
 SAMPLE_SECONDS = 1.0  # /readyz of each process read this often while both run
 SETTLED_SECONDS = 5.0  # ownership unchanged this long (5 lock retries) counts as settled
 QUICK_SETTLED_SECONDS = 2.0
+CRASH_LOOP = 3  # exits of one process while waiting for the lines to settle: give up
 
 
 @dataclass
@@ -60,6 +61,7 @@ class NationalResult:
     sustained: dict[str, list[float]] = field(default_factory=dict)  # TWO, ONE: one a round
     steps: dict[str, list[Step]] = field(default_factory=dict)  # TWO, ONE: the last round's
     owned: dict[str, list[int]] = field(default_factory=dict)  # node → lines, each sample
+    exits: dict[str, list[int]] = field(default_factory=dict)  # node → exit codes, restarted
     unowned_samples: int = 0  # samples in which some line had no owner
     shared_samples: int = 0  # … in which some line was claimed by both
 
@@ -92,9 +94,43 @@ def readiness(http_port: int) -> dict[str, Any] | None:
 
 @dataclass
 class _Node:
+    """One cluster process, started again whenever it exits while wanted (as systemd's
+    `Restart=always` would, docs/OPERATIONS.md: a node that loses its lines exits 75 on purpose)."""
+
     name: str
     child: processes.Child
     http_port: int
+    wanted: bool = False
+    exits: list[int] = field(default_factory=list)  # exit codes of the restarts
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def start(self) -> None:
+        """Spawn it; from now on it is restarted if it exits."""
+        with self.lock:
+            self.child.spawn()
+            self.wanted = True
+
+    def stop(self) -> None:
+        """SIGTERM (SIGKILL after 15 s); not restarted."""
+        with self.lock:
+            self.wanted = False
+            self.child.stop()
+
+    def supervise(self) -> int | None:
+        """Restart it if it exited while wanted; the exit code then."""
+        with self.lock:
+            process = self.child.process
+            if not self.wanted or process is None or process.poll() is None:
+                return None
+            self.exits.append(process.returncode)
+            self.child.process = None
+            self.child.spawn()
+            return process.returncode
+
+    @property
+    def pid(self) -> int:
+        """Its process id now."""
+        return self.child.pid
 
     def answers(self) -> bool:
         """True once its /readyz says its role."""
@@ -102,12 +138,39 @@ class _Node:
 
     def owned(self) -> frozenset[str] | None:
         """The lines it dispatches (its /readyz), None while it does not answer."""
-        if not self.child.alive():
+        process = self.child.process
+        if process is None or process.poll() is not None:
             return None
         body = readiness(self.http_port)
         if body is None or "role" not in body:
             return None
         return frozenset(body.get("lines_owned") or ())
+
+
+class _Supervisor:
+    """Restarts the wanted processes that exit, every 0.2 s, in a thread, until stopped."""
+
+    def __init__(self, nodes: list[_Node], say: Say) -> None:
+        self._nodes = nodes
+        self._say = say
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="supervisor", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(5)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.2):
+            for node in self._nodes:
+                code = node.supervise()
+                if code is not None:
+                    log = node.child.log_path
+                    self._say(f"  national: process {node.name} exited {code}, restarted ({log})")
 
 
 def _node(directory: Path, name: str, broker_port: int, lines: Path, database_url: str) -> _Node:
@@ -137,10 +200,12 @@ def _ownership(nodes: list[_Node]) -> dict[str, frozenset[str]] | None:
 
 
 def _settle(nodes: list[_Node], all_lines: frozenset[str], quiet: float) -> dict[str, int]:
-    """Wait until every line has an owner and nothing moved for `quiet` seconds."""
+    """Wait until every line has an owner and nothing moved for `quiet` seconds (not for a
+    process that keeps exiting: after CRASH_LOOP exits, the error carries its log's end)."""
     last: dict[str, frozenset[str]] | None = None
     since = time.monotonic()
     deadline = since + 120
+    exits_before = {node.name: len(node.exits) for node in nodes}
     while True:
         now = _ownership(nodes)
         covered = now is not None and frozenset().union(*now.values()) == all_lines
@@ -148,6 +213,13 @@ def _settle(nodes: list[_Node], all_lines: frozenset[str], quiet: float) -> dict
             last, since = now, time.monotonic()
         elif covered and now is not None and time.monotonic() - since >= quiet:
             return {name: len(lines) for name, lines in now.items()}
+        for node in nodes:
+            if len(node.exits) - exits_before[node.name] >= CRASH_LOOP:
+                tail = node.child.log_path.read_text(errors="replace")[-2000:]
+                raise RuntimeError(
+                    f"process {node.name} exited {CRASH_LOOP} times before the lines settled "
+                    f"(codes {node.exits}); the end of its log:\n{tail}"
+                )
         if time.monotonic() > deadline:
             raise TimeoutError(f"ownership of the {len(all_lines)} lines never settled: {last}")
         time.sleep(0.2)
@@ -173,10 +245,7 @@ class _Sampler:
 
     def _run(self) -> None:
         while not self._stop.wait(SAMPLE_SECONDS):
-            try:
-                now = _ownership(self._nodes)
-            except RuntimeError:  # a process died on its own: the main thread's waits say so
-                return
+            now = _ownership(self._nodes)
             if now is None:
                 continue
             for name, lines in now.items():
@@ -212,6 +281,7 @@ def measure(
         )
         nodes: list[_Node] = []
         probe: Probe | None = None
+        supervisor: _Supervisor | None = None
         try:
             database.start()
             nodes = [_node(directory, name, port, lines_file, database.url) for name in NODES]
@@ -219,8 +289,10 @@ def measure(
             probe = Probe(port, net)
             relay.spawn()
             processes.wait_for(probe.relay_ready.is_set, 30, "the bare relay")
+            supervisor = _Supervisor(nodes, say)
+            supervisor.start()
             for node in nodes:  # one after the other: the first one makes the schema
-                node.child.spawn()
+                node.start()
                 processes.wait_for(node.answers, 90, f"process {node.name}")
             heartbeats.spawn()
             say(f"  national: {net.devices} devices, {len(all_lines)} lines, 2 processes")
@@ -236,14 +308,17 @@ def measure(
                     else:
                         kept = cluster.one()
                         probe.run_rate(SERVICE, options.rate, 1.0)
-                        clocks = Clocks((kept.child.pid,), broker.pid, heartbeats.pid)
-                        best, result.steps[ONE] = climb(
-                            probe, SERVICE, options, clocks, say, f"national, {ONE}"
-                        )
+                        clocks = Clocks((kept.pid,), broker.pid, heartbeats.pid)
+                        best, result.steps[ONE] = _climb(probe, options, clocks, say, ONE)
                         result.sustained.setdefault(ONE, []).append(best)
             result.rounds = options.runs
         finally:
-            for child in (heartbeats, *(node.child for node in nodes), relay):
+            if supervisor is not None:
+                supervisor.stop()
+            result.exits = {node.name: node.exits for node in nodes}
+            for node in nodes:
+                node.stop()
+            for child in (heartbeats, relay):
                 child.stop()
             if probe is not None:
                 probe.close()
@@ -266,7 +341,7 @@ class _Cluster:
         """Start the stopped one again (as its supervisor would); return once every line has an
         owner and ownership has not moved for `settled` seconds."""
         if self.stopped is not None:
-            self.stopped.child.spawn()
+            self.stopped.start()
             processes.wait_for(self.stopped.answers, 90, f"process {self.stopped.name}")
             self.stopped = None
         counts = _settle(self.nodes, self.all_lines, self.settled)
@@ -278,7 +353,7 @@ class _Cluster:
         if self.stopped is None:
             counts = {node.name: len(node.owned() or ()) for node in self.nodes}
             self.stopped = min(reversed(self.nodes), key=lambda node: counts[node.name])
-            self.stopped.child.stop()
+            self.stopped.stop()
         kept = next(node for node in self.nodes if node is not self.stopped)
         processes.wait_for(
             lambda: kept.owned() == self.all_lines, 60, f"process {kept.name} owning every line"
@@ -307,19 +382,23 @@ def _two_processes(
             phase = probe.run_rate(target, options.rate, options.seconds)
             result.latency.setdefault(target.name, []).append(Latency.of(phase))
             say(f"  national latency {target.name}: {result.latency[target.name][-1]}")
-        pids = tuple(node.child.pid for node in cluster.nodes)
-        best, result.steps[TWO] = climb(
-            probe,
-            SERVICE,
-            options,
-            Clocks(pids, broker.pid, heartbeats.pid),
-            say,
-            f"national, {TWO}",
-        )
+        clocks = Clocks(tuple(node.pid for node in cluster.nodes), broker.pid, heartbeats.pid)
+        best, result.steps[TWO] = _climb(probe, options, clocks, say, TWO)
         result.sustained.setdefault(TWO, []).append(best)
     finally:
         sampler.stop()
     say(f"  national: lines owned while both ran {_samples_text(result)}")
+
+
+def _climb(
+    probe: Probe, options: Options, clocks: Clocks, say: Say, count: str
+) -> tuple[float, list[Step]]:
+    """The climb of bench/scenarios.py; NaN if a process exited meanwhile (its CPU unreadable)."""
+    try:
+        return climb(probe, SERVICE, options, clocks, say, f"national, {count}")
+    except FileNotFoundError:  # /proc/PID of a process restarted during a step
+        say(f"  national, {count}: a process exited during the climb; not counted")
+        return float("nan"), []
 
 
 def _owned_text(counts: dict[str, int]) -> str:

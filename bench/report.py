@@ -214,6 +214,7 @@ def national_rows(result: NationalResult, options: Options) -> list[Row]:
     rounds = f", {result.rounds} rounds" if result.rounds > 1 else ""
     load = f"{result.lines} lines, {result.devices} devices, {TWO}, {options.rate:g}/s{rounds}"
     lost = median([lat.lost for lat in s])
+    exits = sum(len(codes) for codes in result.exits.values())
     found = [
         Row(
             f"national: press→sign p50 ({load})",
@@ -234,11 +235,19 @@ def national_rows(result: NationalResult, options: Options) -> list[Row]:
         Row("national: presses lost", lost, median([lat.lost for lat in b]), "", "0", lost == 0),
         Row(
             f"national: sustained rate, {TWO} (bare broker column: {ONE}, same network)",
-            median(result.sustained.get(TWO, [])),
-            median(result.sustained.get(ONE, [])),
+            _counted(result.sustained.get(TWO, [])),
+            _counted(result.sustained.get(ONE, [])),
             "presses/s",
             "",
             None,
+        ),
+        Row(
+            "national: process exits (each restarted, as a supervisor would)",
+            exits,
+            None,
+            "",
+            "0",
+            exits == 0,
         ),
     ]
     for name, samples in result.owned.items():
@@ -255,6 +264,11 @@ def national_rows(result: NationalResult, options: Options) -> list[Row]:
             )
         )
     return found
+
+
+def _counted(rates: list[float]) -> float:
+    """The median of the climbs not interrupted by a process exit (NaN: none)."""
+    return median([rate for rate in rates if not math.isnan(rate)])
 
 
 def national_details(result: NationalResult) -> str:
@@ -279,6 +293,11 @@ def national_details(result: NationalResult) -> str:
         f"{owned}; samples with a line unowned: {result.unowned_samples}, with a line claimed "
         f"by both: {result.shared_samples}"
     )
+    exits = "; ".join(
+        f"{name} {', '.join(map(str, codes))}" for name, codes in result.exits.items() if codes
+    )
+    if exits:
+        out.append(f"- exit codes of the processes restarted: {exits}")
     return "\n".join(out)
 
 

@@ -44,6 +44,7 @@ def test_tiny_benchmark_run_prints_every_row_and_keeps_hand_written_notes(tmp_pa
         "national: sustained rate, 2 processes (bare broker column: 1 process",
         "national: lines owned by process a of 2",
         "national: lines owned by process b of 2",
+        "national: process exits (each restarted, as a supervisor would) | 0.00",
         "National (2 lines, 12 devices)",
         "Machine: ",
         "python -m bench --quick",
