@@ -309,7 +309,7 @@ def measure(
                         kept = cluster.one()
                         probe.run_rate(SERVICE, options.rate, 1.0)
                         clocks = Clocks((kept.pid,), broker.pid, heartbeats.pid)
-                        best, result.steps[ONE] = _climb(probe, options, clocks, say, ONE)
+                        best, result.steps[ONE] = _climb(probe, options, nodes, clocks, say, ONE)
                         result.sustained.setdefault(ONE, []).append(best)
             result.rounds = options.runs
         finally:
@@ -383,7 +383,7 @@ def _two_processes(
             result.latency.setdefault(target.name, []).append(Latency.of(phase))
             say(f"  national latency {target.name}: {result.latency[target.name][-1]}")
         clocks = Clocks(tuple(node.pid for node in cluster.nodes), broker.pid, heartbeats.pid)
-        best, result.steps[TWO] = _climb(probe, options, clocks, say, TWO)
+        best, result.steps[TWO] = _climb(probe, options, cluster.nodes, clocks, say, TWO)
         result.sustained.setdefault(TWO, []).append(best)
     finally:
         sampler.stop()
@@ -391,14 +391,19 @@ def _two_processes(
 
 
 def _climb(
-    probe: Probe, options: Options, clocks: Clocks, say: Say, count: str
+    probe: Probe, options: Options, nodes: list[_Node], clocks: Clocks, say: Say, count: str
 ) -> tuple[float, list[Step]]:
-    """The climb of bench/scenarios.py; NaN if a process exited meanwhile (its CPU unreadable)."""
+    """The climb of bench/scenarios.py; NaN if a process exited meanwhile (its CPU time and its
+    presses are another process's then)."""
+    exits = sum(len(node.exits) for node in nodes)
     try:
-        return climb(probe, SERVICE, options, clocks, say, f"national, {count}")
+        best, steps = climb(probe, SERVICE, options, clocks, say, f"national, {count}")
     except FileNotFoundError:  # /proc/PID of a process restarted during a step
+        best, steps = float("nan"), []
+    if sum(len(node.exits) for node in nodes) != exits:
         say(f"  national, {count}: a process exited during the climb; not counted")
-        return float("nan"), []
+        return float("nan"), steps
+    return best, steps
 
 
 def _owned_text(counts: dict[str, int]) -> str:

@@ -42,6 +42,8 @@ class Row:
         """service / baseline."""
         if self.baseline is None or not self.baseline or math.isnan(self.baseline):
             return None
+        if math.isnan(self.service):
+            return None
         return self.service / self.baseline
 
 
@@ -276,7 +278,7 @@ def national_details(result: NationalResult) -> str:
     if not result.latency:
         return ""
     each = "; ".join(
-        f"{name} {', '.join(f'{rate:g}' for rate in rates)}"
+        f"{name} {', '.join('—' if math.isnan(rate) else f'{rate:g}' for rate in rates)}"
         for name, rates in result.sustained.items()
     )
     out = [
