@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from bench import failover, report
+from bench import failover, national, report
 from bench.scenarios import Options, RunResult, Say, one_run
 
 QUICK = Options(
@@ -27,7 +27,21 @@ QUICK_FAILOVERS = 1
 FAILOVERS = 5
 
 
-def parse(argv: list[str]) -> tuple[Options, Path, bool, int]:
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What the command line asked for."""
+
+    options: Options
+    output: Path
+    quiet: bool
+    failovers: int
+    national_lines: int
+    national_devices: int
+    only_national: bool
+    national_settled: float
+
+
+def parse(argv: list[str]) -> Plan:
     """Options from the command line."""
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="a short run with few devices")
@@ -51,6 +65,23 @@ def parse(argv: list[str]) -> tuple[Options, Path, bool, int]:
         help="measure the restart alone (after --history presses); print, write nothing",
     )
     parser.add_argument("--history", type=int, help="presses before the restart, alone")
+    parser.add_argument(
+        "--national-lines",
+        type=int,
+        help=f"lines of the national scenario, two processes (default {national.LINES}, "
+        f"{national.QUICK_LINES} with --quick; 0: skip)",
+    )
+    parser.add_argument(
+        "--national-devices",
+        type=int,
+        help=f"devices of the national scenario (default {national.DEVICES:,}, "
+        f"{national.QUICK_DEVICES} with --quick)",
+    )
+    parser.add_argument(
+        "--only-national",
+        action="store_true",
+        help="measure the national scenario alone; print, write nothing",
+    )
     parser.add_argument("--output", type=Path, default=Path("BENCHMARKS.md"))
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
@@ -78,13 +109,32 @@ def parse(argv: list[str]) -> tuple[Options, Path, bool, int]:
     failovers = args.failovers
     if failovers is None:
         failovers = QUICK_FAILOVERS if args.quick else FAILOVERS
-    return replace(options, **chosen), args.output, args.quiet, failovers
+    lines = args.national_lines
+    if lines is None:
+        lines = national.QUICK_LINES if args.quick else national.LINES
+    devices = args.national_devices
+    if devices is None:
+        devices = national.QUICK_DEVICES if args.quick else national.DEVICES
+    return Plan(
+        replace(options, **chosen),
+        args.output,
+        args.quiet,
+        failovers,
+        lines,
+        devices,
+        args.only_national,
+        national.QUICK_SETTLED_SECONDS if args.quick else national.SETTLED_SECONDS,
+    )
 
 
 def main(argv: list[str]) -> list[RunResult]:
-    """Run, print, write; returns the runs."""
-    options, output, quiet, failovers = parse(argv)
-    say = Say(quiet)
+    """Run, print, write; returns the runs (none with --only-national)."""
+    plan = parse(argv)
+    options = plan.options
+    say = Say(plan.quiet)
+    if plan.only_national:
+        main_national(plan, say)
+        return []
     runs: list[RunResult] = []
     for number in range(1, options.runs + 1):
         say(f"run {number}/{options.runs}")
@@ -92,13 +142,28 @@ def main(argv: list[str]) -> list[RunResult]:
     if options.only_recovery:
         say(_recovery_summary(runs))
         return runs
-    took = failover.measure(options.devices, options.signs_per_stop, failovers, say)
-    extra = failover.rows(took)
+    took = failover.measure(options.devices, options.signs_per_stop, plan.failovers, say)
+    spread = _national(plan, say)
+    extra = [*failover.rows(took), *report.national_rows(spread, options)]
+    notes = [report.national_details(spread)]
     command = " ".join(["python -m bench", *argv])
     say(report.table([*report.rows(runs, options), *extra]))
-    report.write(output, report.results_section(runs, options, command, extra))
-    say(f"written to {output}")
+    report.write(plan.output, report.results_section(runs, options, command, extra, notes))
+    say(f"written to {plan.output}")
     return runs
+
+
+def main_national(plan: Plan, say: Say) -> national.NationalResult:
+    """The national scenario alone: measured and printed, BENCHMARKS.md left as it is."""
+    result = _national(plan, say)
+    say(report.table(report.national_rows(result, plan.options)))
+    say(report.national_details(result))
+    return result
+
+
+def _national(plan: Plan, say: Say) -> national.NationalResult:
+    lines, devices, settled = plan.national_lines, plan.national_devices, plan.national_settled
+    return national.measure(plan.options, lines, devices, say, settled)
 
 
 def _recovery_summary(runs: list[RunResult]) -> str:

@@ -1,4 +1,4 @@
-"""Shell: device heartbeats — `python -m bench.heartbeats PORT DEVICES PERIOD FANOUT`.
+"""Shell: device heartbeats — `python -m bench.heartbeats PORT DEVICES PERIOD FANOUT [STOPS]`.
 
 Publishes every device's retained `status` once per PERIOD seconds, spread evenly, QoS 1, from
 one client speaking for all device ids (the service sees messages, not connections).
@@ -15,9 +15,15 @@ from bench.mqtt_client import connect
 STATUS = b'{"v":1,"online":true}'
 
 
-def main(port: int, devices: int, period: float, fanout: int) -> None:
-    """Heartbeat until killed."""
-    ids = network.build(devices, fanout).device_ids()
+def main(
+    port: int,
+    devices: int,
+    period: float,
+    fanout: int,
+    stops_per_line: int = network.STOPS_PER_LINE,
+) -> None:
+    """Heartbeat until killed (the devices of `network.build(devices, fanout, stops_per_line)`)."""
+    ids = network.build(devices, fanout, stops_per_line).device_ids()
     topics = [f"carpool/v1/{line}/{folder}/{device}/status" for line, folder, device in ids]
     client = connect(port, "bench-heartbeats")
     interval = period / len(topics)
@@ -33,4 +39,5 @@ def main(port: int, devices: int, period: float, fanout: int) -> None:
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]))
+    stops = int(sys.argv[5]) if len(sys.argv) > 5 else network.STOPS_PER_LINE
+    main(int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]), stops)

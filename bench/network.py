@@ -43,13 +43,16 @@ class BenchNetwork:
         return found
 
 
-def build(devices: int, signs_per_stop: int = 2) -> BenchNetwork:
-    """A network with about `devices` devices (a terminal and `signs_per_stop` signs a stop)."""
+def build(
+    devices: int, signs_per_stop: int = 2, stops_per_line: int = STOPS_PER_LINE
+) -> BenchNetwork:
+    """A network with about `devices` devices (a terminal and `signs_per_stop` signs a stop),
+    `stops_per_line` boarding stops a line (the last line may have fewer)."""
     stop_count = max(2, round(devices / (1 + signs_per_stop)))
     stops: list[BenchStop] = []
-    lines = -(-stop_count // STOPS_PER_LINE)
+    lines = -(-stop_count // stops_per_line)
     for index in range(stop_count):
-        line, position = divmod(index, STOPS_PER_LINE)
+        line, position = divmod(index, stops_per_line)
         line_id = f"bench-{line:03d}"
         stop_id = f"l{line:03d}-s{position:02d}"
         stops.append(

@@ -15,6 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.network import STOPS_PER_LINE
+
 REPO = Path(__file__).resolve().parents[1]
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 CARPOOL_LINE = Path(sys.executable).parent / "carpool-line"
@@ -188,9 +190,15 @@ def flooder(directory: Path, broker_port: int, line_id: str, sign_id: str) -> Ch
 
 
 def heartbeats(
-    directory: Path, broker_port: int, devices: int, period: float, fanout: int
+    directory: Path,
+    broker_port: int,
+    devices: int,
+    period: float,
+    fanout: int,
+    stops_per_line: int = STOPS_PER_LINE,
 ) -> Child:
-    """The device heartbeat generator (`python -m bench.heartbeats`)."""
+    """The device heartbeat generator (`python -m bench.heartbeats`), for the devices of
+    `network.build(devices, fanout, stops_per_line)`."""
     argv = [
         sys.executable,
         "-m",
@@ -199,5 +207,6 @@ def heartbeats(
         str(devices),
         str(period),
         str(fanout),
+        str(stops_per_line),
     ]
     return Child(argv, directory / "heartbeats.log")

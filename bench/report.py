@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bench.national import ONE, SAMPLE_SECONDS, TWO, NationalResult, owned_range
 from bench.probe import RELAY, SERVICE
 from bench.scenarios import (
     FLOODED,
@@ -40,6 +41,8 @@ class Row:
     def ratio(self) -> float | None:
         """service / baseline."""
         if self.baseline is None or not self.baseline or math.isnan(self.baseline):
+            return None
+        if math.isnan(self.service):
             return None
         return self.service / self.baseline
 
@@ -203,6 +206,114 @@ def _other_rows(runs: list[RunResult], options: Options) -> list[Row]:
     ]
 
 
+def national_rows(result: NationalResult, options: Options) -> list[Row]:
+    """The national scenario's rows, medians of its rounds (none when it was skipped): two
+    processes against the relay in the same run, the sustained rate of two processes against
+    one, the lines each owned."""
+    if not result.latency:
+        return []
+    s, b = result.latency[SERVICE.name], result.latency[RELAY.name]
+    rounds = f", {result.rounds} rounds" if result.rounds > 1 else ""
+    load = f"{result.lines} lines, {result.devices} devices, {TWO}, {options.rate:g}/s{rounds}"
+    lost = median([lat.lost for lat in s])
+    exits = sum(len(codes) for codes in result.exits.values())
+    found = [
+        Row(
+            f"national: press→sign p50 ({load})",
+            median([lat.p50 for lat in s]),
+            median([lat.p50 for lat in b]),
+            "ms",
+            "",
+            None,
+        ),
+        Row(
+            "national: press→sign p99",
+            median([lat.p99 for lat in s]),
+            median([lat.p99 for lat in b]),
+            "ms",
+            "",
+            None,
+        ),
+        Row("national: presses lost", lost, median([lat.lost for lat in b]), "", "0", lost == 0),
+        Row(
+            f"national: sustained rate, {TWO} (bare broker column: {ONE}, same network)",
+            _counted(result.sustained.get(TWO, [])),
+            _counted(result.sustained.get(ONE, [])),
+            "presses/s",
+            "",
+            None,
+        ),
+        Row(
+            "national: process exits (each restarted, as a supervisor would)",
+            exits,
+            None,
+            "",
+            "0",
+            exits == 0,
+        ),
+    ]
+    for name, samples in result.owned.items():
+        low, high, middle = owned_range(samples)
+        found.append(
+            Row(
+                f"national: lines owned by process {name} of {result.lines} (/readyz, median; "
+                f"{low}–{high} over {len(samples)} samples)",
+                middle,
+                None,
+                "lines",
+                "",
+                None,
+            )
+        )
+    return found
+
+
+def _counted(rates: list[float]) -> float:
+    """The median of the climbs not interrupted by a process exit (NaN: none)."""
+    return median([rate for rate in rates if not math.isnan(rate)])
+
+
+def national_details(result: NationalResult) -> str:
+    """The national scenario's rate steps, and how its lines were shared while both ran."""
+    if not result.latency:
+        return ""
+    each = "; ".join(
+        f"{name} {', '.join('—' if math.isnan(rate) else f'{rate:g}' for rate in rates)}"
+        for name, rates in result.sustained.items()
+    )
+    out = [
+        f"National ({result.lines} lines, {result.devices} devices), sustained rate of each "
+        f"round: {each}. Rate steps (last round): rate → p99 ms (lost, skipped; CPU ms per "
+        "press cycle: the service processes together / broker / harness)",
+        "",
+    ]
+    for name, steps in result.steps.items():
+        out.append(f"- {name}: {', '.join(_step_text(step) for step in steps)}")
+    owned = "; ".join(f"{name} {_repeats(samples)}" for name, samples in result.owned.items())
+    out.append(
+        f"- lines owned at each /readyz sample (every {SAMPLE_SECONDS:g} s) while both ran: "
+        f"{owned}; samples with a line unowned: {result.unowned_samples}, with a line claimed "
+        f"by both: {result.shared_samples}"
+    )
+    exits = "; ".join(
+        f"{name} {', '.join(map(str, codes))}" for name, codes in result.exits.items() if codes
+    )
+    if exits:
+        out.append(f"- exit codes of the processes restarted: {exits}")
+    return "\n".join(out)
+
+
+def _repeats(samples: list[int]) -> str:
+    """Samples in order, repeats counted: `100 ×37, 50 ×3`."""
+    groups: list[list[int]] = []
+    for sample in samples:
+        if groups and groups[-1][0] == sample:
+            groups[-1][1] += 1
+        else:
+            groups.append([sample, 1])
+    return ", ".join(f"{value} ×{count}" for value, count in groups)
+
+
 def _number(value: float | None) -> str:
     if value is None or math.isnan(value):
         return "—"
@@ -280,9 +391,14 @@ def _step_text(step: Step) -> str:
 
 
 def results_section(
-    runs: list[RunResult], options: Options, command: str, extra: Sequence[Row] = ()
+    runs: list[RunResult],
+    options: Options,
+    command: str,
+    extra: Sequence[Row] = (),
+    notes: Sequence[str] = (),
 ) -> str:
-    """The generated part of BENCHMARKS.md; `extra`: rows of measures run apart (failover)."""
+    """The generated part of BENCHMARKS.md; `extra`: rows of measures run apart (failover,
+    national), `notes`: their details, after the runs' own."""
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     return "\n".join(
         [
@@ -300,6 +416,7 @@ def results_section(
             table([*rows(runs, options), *extra]),
             "",
             _details(runs),
+            *(f"\n{note}" for note in notes if note),
             END,
         ]
     )

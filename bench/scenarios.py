@@ -209,33 +209,59 @@ def _sustained(
     result: RunResult,
     say: Say,
 ) -> None:
+    consumer = stack.service if target is SERVICE else stack.relay
+    clocks = Clocks((consumer.pid,), stack.broker.pid, stack.heartbeats.pid)
+    best, steps = climb(probe, target, options, clocks, say, target.name)
+    result.sustained[target.name] = best
+    result.steps[target.name] = steps
+
+
+@dataclass(frozen=True, slots=True)
+class Clocks:
+    """The processes whose CPU a rate step counts: the consumer(s), the broker, the heartbeats."""
+
+    consumers: tuple[int, ...]
+    broker: int
+    heartbeats: int
+
+
+def climb(
+    probe: Probe, target: Target, options: Options, clocks: Clocks, say: Say, label: str
+) -> tuple[float, list[Step]]:
+    """Run `options.steps` in turn until one is not held: the highest rate held, and each step.
+
+    Held: p99 under P99_LIMIT, nothing lost or skipped, and the harness kept pace (the step's
+    presses sent within 15 % of its length)."""
     best = 0.0
     steps: list[Step] = []
-    consumer = stack.service if target is SERVICE else stack.relay
     for rate in options.steps:
-        clocks = (consumer.pid, stack.broker.pid, stack.heartbeats.pid)
-        before = [processes.cpu_seconds(pid) for pid in clocks] + [processes.own_cpu_seconds()]
+        pids = (*clocks.consumers, clocks.broker, clocks.heartbeats)
+        before = [processes.cpu_seconds(pid) for pid in pids] + [processes.own_cpu_seconds()]
         phase = probe.run_rate(target, rate, options.step_seconds)
-        after = [processes.cpu_seconds(pid) for pid in clocks] + [processes.own_cpu_seconds()]
+        after = [processes.cpu_seconds(pid) for pid in pids] + [processes.own_cpu_seconds()]
         spent = [
             (end - start) * 1000 / max(1, phase.sent)
             for start, end in zip(before, after, strict=True)
         ]
-        cpu = CpuPerPress(consumer=spent[0], broker=spent[1], harness=spent[2] + spent[3])
+        consumers = len(clocks.consumers)
+        cpu = CpuPerPress(
+            consumer=sum(spent[:consumers]),
+            broker=spent[consumers],
+            harness=spent[consumers + 1] + spent[consumers + 2],
+        )
         latency = Latency.of(phase)
         kept_pace = phase.send_seconds <= options.step_seconds * 1.15
         held = latency.p99 < P99_LIMIT * 1000 and not (phase.lost or phase.skipped) and kept_pace
         steps.append(Step(rate, latency, phase.skipped, cpu, held))
         say(
-            f"  {target.name} at {rate:g}/s: p99 {latency.p99:.1f} ms, lost {phase.lost}, "
+            f"  {label} at {rate:g}/s: p99 {latency.p99:.1f} ms, lost {phase.lost}, "
             f"CPU per press {cpu.consumer:.2f} ms (broker {cpu.broker:.2f}, harness "
             f"{cpu.harness:.2f}){'' if held else ' — not held'}"
         )
         if not held:
             break
         best = rate
-    result.sustained[target.name] = best
-    result.steps[target.name] = steps
+    return best, steps
 
 
 def _ingest(
