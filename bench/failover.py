@@ -13,15 +13,12 @@ process being the next victim.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import signal
 import sys
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -80,16 +77,9 @@ class _Displays:
 
 
 def _owned(http_port: int) -> set[str] | None:
-    """The lines a process dispatches, from /readyz (200 or 503 both say); None while it does
-    not answer."""
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/readyz", timeout=1) as answer:
-            body: dict[str, Any] = json.load(answer)
-    except urllib.error.HTTPError as refused:
-        body = json.loads(refused.read() or b"{}")
-    except (urllib.error.URLError, OSError, ValueError):
-        return None
-    lines = body.get("lines_owned")
+    """The lines a process dispatches, from /readyz; None while it does not answer."""
+    body = processes.readiness(http_port)
+    lines = body.get("lines_owned") if body is not None else None
     return {str(line) for line in lines} if isinstance(lines, list) else None
 
 
@@ -100,18 +90,7 @@ class _Node:
 
 
 def _node(directory: Path, name: str, broker_port: int, lines: Path, database_url: str) -> _Node:
-    home = directory / name
-    home.mkdir()
-    http_port = processes.free_port()
-    child = processes.service(home, broker_port, lines, http_port, None)
-    child.env.update(
-        {
-            "CARPOOL_DATABASE_URL": database_url,
-            "CARPOOL_CLUSTER": "true",
-            "CARPOOL_MQTT_CLIENT_ID": f"bench-{name}-{http_port}",
-        }
-    )
-    return _Node(child, http_port)
+    return _Node(*processes.cluster_service(directory, name, broker_port, lines, database_url))
 
 
 def _shared(nodes: list[_Node], lines: set[str]) -> bool:
@@ -208,7 +187,7 @@ def rows(result: FailoverResult) -> list[Row]:
         return []
     count = len(result.takeovers)
     moved = round(median([float(n) for n in result.moved])) if result.moved else 0
-    where = f"{count} SIGKILL(s), ~{moved} lines moved each, {result.signs} signs in all"
+    where = f"{count} SIGKILL(s), ~{moved} line(s) moved each, {result.signs} signs in all"
     return [
         Row(
             f"failover: kill → every sign of its lines re-asserted, median ({where})",

@@ -19,16 +19,12 @@ a short phase reaches every line and so every process.
 
 from __future__ import annotations
 
-import json
 import statistics
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from bench import network, processes
 from bench.network import BenchNetwork
@@ -80,18 +76,6 @@ def spread(net: BenchNetwork, per_line: int) -> BenchNetwork:
     return BenchNetwork(tuple(net.stops[index] for index in order), net.signs_per_stop)
 
 
-def readiness(http_port: int) -> dict[str, Any] | None:
-    """The body of /readyz (200 or 503 both carry it); None while the process does not answer."""
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/readyz", timeout=1) as answer:
-            body: dict[str, Any] = json.load(answer)
-    except urllib.error.HTTPError as refused:
-        body = json.loads(refused.read() or b"{}")
-    except (urllib.error.URLError, OSError, ValueError):
-        return None
-    return body
-
-
 @dataclass
 class _Node:
     """One cluster process, started again whenever it exits while wanted (as systemd's
@@ -141,7 +125,7 @@ class _Node:
         process = self.child.process
         if process is None or process.poll() is not None:
             return None
-        body = readiness(self.http_port)
+        body = processes.readiness(self.http_port)
         if body is None or "role" not in body:
             return None
         return frozenset(body.get("lines_owned") or ())
@@ -174,16 +158,8 @@ class _Supervisor:
 
 
 def _node(directory: Path, name: str, broker_port: int, lines: Path, database_url: str) -> _Node:
-    home = directory / name
-    home.mkdir()
-    http_port = processes.free_port()
-    child = processes.service(home, broker_port, lines, http_port, None)
-    child.env.update(
-        {
-            "CARPOOL_DATABASE_URL": database_url,
-            "CARPOOL_CLUSTER": "true",
-            "CARPOOL_MQTT_CLIENT_ID": f"bench-national-{name}-{http_port}",
-        }
+    child, http_port = processes.cluster_service(
+        directory, f"national-{name}", broker_port, lines, database_url
     )
     return _Node(name, child, http_port)
 

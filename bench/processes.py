@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -14,6 +15,7 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from bench.network import STOPS_PER_LINE
 
@@ -164,6 +166,37 @@ def service(
     if profile is not None:
         argv = [sys.executable, "-m", "bench.profiled", str(profile), "serve"]
     return Child(argv, directory / "service.log", env)
+
+
+def cluster_service(
+    directory: Path, name: str, broker_port: int, lines_file: Path, database_url: str
+) -> tuple[Child, int]:
+    """A CARPOOL_CLUSTER process on `database_url` (PostgreSQL), at home in `directory/name`,
+    and its HTTP port."""
+    home = directory / name
+    home.mkdir()
+    http_port = free_port()
+    child = service(home, broker_port, lines_file, http_port, None)
+    child.env.update(
+        {
+            "CARPOOL_DATABASE_URL": database_url,
+            "CARPOOL_CLUSTER": "true",
+            "CARPOOL_MQTT_CLIENT_ID": f"bench-{name}-{http_port}",
+        }
+    )
+    return child, http_port
+
+
+def readiness(http_port: int) -> dict[str, Any] | None:
+    """The body of /readyz (200 or 503 both carry it); None while the process does not answer."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/readyz", timeout=1) as answer:
+            body: dict[str, Any] = json.load(answer)
+    except urllib.error.HTTPError as refused:
+        body = json.loads(refused.read() or b"{}")
+    except (urllib.error.URLError, OSError, ValueError):
+        return None
+    return body
 
 
 def service_ready(child: Child, http_port: int) -> bool:

@@ -37,8 +37,9 @@ def test_tiny_benchmark_run_prints_every_row_and_keeps_hand_written_notes(tmp_pa
         "memory RSS (60 devices)",
         "CPU per press cycle, consumer",
         "broker + harness, same steps",
-        "failover: kill → every sign re-asserted, median (1 SIGKILL(s), 40 signs)",
-        "failover: kill → every sign re-asserted, max",
+        "failover: kill → every sign of its lines re-asserted, median (1 SIGKILL(s), ~1 line(s)"
+        " moved each, 40 signs in all)",
+        "failover: kill → its signs re-asserted, max",
         "national: press→sign p50 (2 lines, 12 devices, 2 processes",
         "national: press→sign p99",
         "national: sustained rate, 2 processes (bare broker column: 1 process",
