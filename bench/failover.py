@@ -198,7 +198,7 @@ def rows(result: FailoverResult) -> list[Row]:
             result.median <= FAILOVER_TARGET_SECONDS,
         ),
         Row(
-            "failover: kill → every sign of its lines re-asserted, max",
+            "failover: kill → its signs re-asserted, max",
             result.max,
             None,
             "s",

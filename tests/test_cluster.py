@@ -29,7 +29,6 @@ from tests.support.faults import (
     DeviceClient,
     Fleet,
     SecureBroker,
-    dispatcher,
     eventually,
     figure,
 )
@@ -116,19 +115,8 @@ async def pair(
     observer.subscribe(DISPLAYS, PRESENCE)
 
     def process(name: str, number: int) -> ServiceProcess:
-        directory = tmp_path / name
-        directory.mkdir()
-        return ServiceProcess(
-            broker_url=broker.url(dispatcher(number)),  # an account each: one session each
-            database_url=database_url,
-            lines_file=lines,
-            directory=directory,
-            extra_env={
-                "CARPOOL_CLUSTER": "true",
-                "CARPOOL_LEASE_REFRESH_SECONDS": "2",
-                **cluster_env,
-            },
-        )
+        env = cluster_env
+        return broker.cluster_process(number, tmp_path / name, database_url, lines, env)
 
     first, second = process("first", 1), process("second", 2)
     await asyncio.to_thread(first.start)  # alone: it takes the line

@@ -30,7 +30,6 @@ from tests.support.faults import (
     Fleet,
     SecureBroker,
     assert_safe,
-    dispatcher,
     eventually,
     figure,
     watched_through,
@@ -145,20 +144,8 @@ async def spread(
     observer.subscribe(DISPLAYS)
 
     def process(name: str, number: int) -> ServiceProcess:
-        directory = tmp_path / name
-        directory.mkdir()
-        return ServiceProcess(
-            broker_url=broker.url(dispatcher(number)),  # an account each: one session each
-            database_url=database_url,
-            lines_file=lines,
-            directory=directory,
-            extra_env={
-                "CARPOOL_CLUSTER": "true",
-                "CARPOOL_LEASE_REFRESH_SECONDS": "2",
-                "CARPOOL_API_TOKENS": f"{TOKEN}:operator",
-                **cluster_env,
-            },
-        )
+        env = {"CARPOOL_API_TOKENS": f"{TOKEN}:operator", **cluster_env}
+        return broker.cluster_process(number, tmp_path / name, database_url, lines, env)
 
     first, second = process("first", 1), process("second", 2)
     await asyncio.to_thread(first.start)

@@ -34,7 +34,7 @@ from stop_devices.mqtt_link import BrokerAddress, Received
 from stop_devices.sim.safety_monitor import WATCHED, SafetyLedger, SafetyMonitor, SafetyReport
 from stop_devices.sim.simulator import VirtualSign, VirtualTerminal
 from tests.support.brokers import MOSQUITTO, accepts_connections, free_port
-from tests.support.service import LINE
+from tests.support.service import LINE, ServiceProcess
 from tests.support.waiting import wait_until
 
 SCALE = max(1, int(os.environ.get("CARPOOL_SOAK_SCALE", "1")))
@@ -103,6 +103,25 @@ class SecureBroker:
     def address(self, username: str = DEFAULT_OBSERVER_USER) -> BrokerAddress:
         """The same, for the simulator and the monitor (read-only by default)."""
         return BrokerAddress("127.0.0.1", self.port, username, self.password(username))
+
+    def cluster_process(
+        self,
+        number: int,
+        directory: Path,
+        database_url: str,
+        lines_file: Path,
+        env: dict[str, str],
+    ) -> ServiceProcess:
+        """Process `number` (1, 2, 3) of a test cluster on this broker, with its own broker
+        account (one session each), lease refreshes every 2 s and `env` besides."""
+        directory.mkdir()
+        return ServiceProcess(
+            broker_url=self.url(dispatcher(number)),
+            database_url=database_url,
+            lines_file=lines_file,
+            directory=directory,
+            extra_env={"CARPOOL_CLUSTER": "true", "CARPOOL_LEASE_REFRESH_SECONDS": "2", **env},
+        )
 
     def start(self) -> None:
         """Start the broker and wait until it accepts connections."""
