@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -250,3 +251,17 @@ def test_the_command_line_upgrades_shows_and_serve_refuses(store: Store, databas
         f"database revision: {revision.HEAD}; this version needs {revision.HEAD} (up to date)"
         in after.stdout
     )
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_processes_started_together_on_a_new_database_migrate_it_once(database_url: str) -> None:
+    # A cluster's nodes started at once (systemd, after a reboot) each find a new database.
+    stores = [Store(database_url) for _ in range(4)]
+    try:
+        with ThreadPoolExecutor(len(stores)) as pool:
+            for done in [pool.submit(store.check_schema) for store in stores]:
+                done.result()  # none raised: no "relation already exists"
+        assert schema.current_revision(stores[0].engine) == revision.HEAD
+    finally:
+        for store in stores:
+            store.dispose()

@@ -7,6 +7,8 @@ package. A database made by `create_all` before migrations existed has tables bu
 
 from __future__ import annotations
 
+import hashlib
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,7 +16,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine, inspect
+from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import Connection, Engine
 
 from line_service.storage.revision import UPGRADE_HINT, SchemaBehindError, SchemaError
@@ -75,9 +77,19 @@ def current_revision(engine: Engine) -> str | None:
         return MigrationContext.configure(connection).get_current_revision()
 
 
+# Several processes of a cluster started at once on a new database would all create its tables:
+# on PostgreSQL they migrate one after the other, under this transaction advisory lock.
+MIGRATION_LOCK = int.from_bytes(
+    hashlib.blake2b(b"carpool-line/migrations", digest_size=8).digest(), "big", signed=True
+)
+
+
 def upgrade(engine: Engine, target: str = "head") -> None:
-    """Migrate to `target` (stamping a pre-migration database with the first revision)."""
+    """Migrate to `target` (stamping a pre-migration database with the first revision); on
+    PostgreSQL one process at a time, the others then finding the work done."""
     with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         state = schema_state(connection)
         config = alembic_config(connection)
         if state.unversioned:
@@ -132,8 +144,17 @@ def _check_unversioned(connection: Connection) -> None:
 _FIRST_COLUMNS: dict[str, set[str]] = {}
 
 
+_FIRST_COLUMNS_BUILT = threading.Lock()
+
+
 def _first_revision_columns() -> dict[str, set[str]]:
-    """Each table of the first revision with its column names (built once, in memory)."""
+    """Each table of the first revision with its column names (built once, in memory, by one
+    thread: the scratch database lives in the thread that made it)."""
+    with _FIRST_COLUMNS_BUILT:
+        return _build_first_revision_columns()
+
+
+def _build_first_revision_columns() -> dict[str, set[str]]:
     if not _FIRST_COLUMNS:
         scratch = create_engine("sqlite://")
         try:
