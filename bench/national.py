@@ -131,14 +131,12 @@ class _Node:
         return frozenset(body.get("lines_owned") or ())
 
 
-class _Supervisor:
-    """Restarts the wanted processes that exit, every 0.2 s, in a thread, until stopped."""
+class _Background:
+    """A loop of `_run` in a daemon thread, from `start` until `stop`."""
 
-    def __init__(self, nodes: list[_Node], say: Say) -> None:
-        self._nodes = nodes
-        self._say = say
+    def __init__(self, name: str) -> None:
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="supervisor", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
     def start(self) -> None:
         self._thread.start()
@@ -147,6 +145,18 @@ class _Supervisor:
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(5)
+
+    def _run(self) -> None:
+        raise NotImplementedError
+
+
+class _Supervisor(_Background):
+    """Restarts the wanted processes that exit, every 0.2 s, in a thread, until stopped."""
+
+    def __init__(self, nodes: list[_Node], say: Say) -> None:
+        super().__init__("supervisor")
+        self._nodes = nodes
+        self._say = say
 
     def _run(self) -> None:
         while not self._stop.wait(0.2):
@@ -201,23 +211,14 @@ def _settle(nodes: list[_Node], all_lines: frozenset[str], quiet: float) -> dict
         time.sleep(0.2)
 
 
-class _Sampler:
+class _Sampler(_Background):
     """Reads every node's /readyz each SAMPLE_SECONDS in a thread, until stopped."""
 
     def __init__(self, nodes: list[_Node], all_lines: frozenset[str], result: NationalResult):
+        super().__init__("readyz-sampler")
         self._nodes = nodes
         self._all = all_lines
         self._result = result
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="readyz-sampler", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(5)
 
     def _run(self) -> None:
         while not self._stop.wait(SAMPLE_SECONDS):

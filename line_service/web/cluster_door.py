@@ -49,6 +49,7 @@ from line_service.cluster.door import (
     socket_headers,
     unreachable,
 )
+from line_service.web.http_guard import replay
 
 log = structlog.get_logger(__name__)
 
@@ -240,7 +241,7 @@ class ClusterDoor:
         body: bytes | None = None
         if scope["type"] == "http" and self.door.wants_body(scope):
             body = await _body(receive)
-            receive = _replay(body, receive)
+            receive = replay(body, receive)
         line = await self.door.locate(scope, body)
         decision = self.door.route(scope, line)
         if isinstance(decision, Refuse) and self.door.look_again is not None:
@@ -287,20 +288,6 @@ async def _body(receive: Receive) -> bytes:
         chunks.append(message.get("body", b""))
         if not message.get("more_body", False):
             return b"".join(chunks)
-
-
-def _replay(body: bytes, receive: Receive) -> Receive:
-    """A receive that gives the body read already, then the client's own (its disconnect)."""
-    given = False
-
-    async def replayed() -> Message:
-        nonlocal given
-        if not given:
-            given = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return replayed
 
 
 async def _forward_http(

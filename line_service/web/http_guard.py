@@ -78,7 +78,7 @@ class HttpGuard:
             if problem is not None:
                 await _refuse(send, 422, problem)
                 return
-        await self.app(scope, _replay(body, receive), send)
+        await self.app(scope, replay(body, receive), send)
 
     def _too_large(self) -> str:
         return f"request body larger than {self.max_body_bytes} bytes (CARPOOL_HTTP_MAX_BODY_BYTES)"
@@ -127,8 +127,9 @@ async def _read_body(receive: Receive, limit: int) -> bytes:
             return b"".join(chunks)
 
 
-def _replay(body: bytes, receive: Receive) -> Receive:
-    """A `receive` that gives the body read already, then whatever comes next."""
+def replay(body: bytes, receive: Receive) -> Receive:
+    """A `receive` that gives the body read already, then whatever comes next (the client's
+    disconnect)."""
     sent = False
 
     async def replay() -> Message:
