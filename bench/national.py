@@ -23,6 +23,7 @@ import statistics
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -132,9 +133,11 @@ class _Node:
 
 
 class _Background:
-    """A loop of `_run` in a daemon thread, from `start` until `stop`."""
+    """`tick` every `every` seconds in a daemon thread, from `start` until `stop`."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, every: float, tick: Callable[[], None]) -> None:
+        self._every = every
+        self._tick = tick
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
@@ -147,24 +150,24 @@ class _Background:
             self._thread.join(5)
 
     def _run(self) -> None:
-        raise NotImplementedError
+        while not self._stop.wait(self._every):
+            self._tick()
 
 
 class _Supervisor(_Background):
     """Restarts the wanted processes that exit, every 0.2 s, in a thread, until stopped."""
 
     def __init__(self, nodes: list[_Node], say: Say) -> None:
-        super().__init__("supervisor")
+        super().__init__("supervisor", 0.2, self._restart_exited)
         self._nodes = nodes
         self._say = say
 
-    def _run(self) -> None:
-        while not self._stop.wait(0.2):
-            for node in self._nodes:
-                code = node.supervise()
-                if code is not None:
-                    log = node.child.log_path
-                    self._say(f"  national: process {node.name} exited {code}, restarted ({log})")
+    def _restart_exited(self) -> None:
+        for node in self._nodes:
+            code = node.supervise()
+            if code is not None:
+                log = node.child.log_path
+                self._say(f"  national: process {node.name} exited {code}, restarted ({log})")
 
 
 def _node(directory: Path, name: str, broker_port: int, lines: Path, database_url: str) -> _Node:
@@ -215,23 +218,22 @@ class _Sampler(_Background):
     """Reads every node's /readyz each SAMPLE_SECONDS in a thread, until stopped."""
 
     def __init__(self, nodes: list[_Node], all_lines: frozenset[str], result: NationalResult):
-        super().__init__("readyz-sampler")
+        super().__init__("readyz-sampler", SAMPLE_SECONDS, self._sample)
         self._nodes = nodes
         self._all = all_lines
         self._result = result
 
-    def _run(self) -> None:
-        while not self._stop.wait(SAMPLE_SECONDS):
-            now = _ownership(self._nodes)
-            if now is None:
-                continue
-            for name, lines in now.items():
-                self._result.owned.setdefault(name, []).append(len(lines))
-            claimed = [line for lines in now.values() for line in lines]
-            if set(claimed) != self._all:
-                self._result.unowned_samples += 1
-            if len(claimed) != len(set(claimed)):
-                self._result.shared_samples += 1
+    def _sample(self) -> None:
+        now = _ownership(self._nodes)
+        if now is None:
+            return
+        for name, lines in now.items():
+            self._result.owned.setdefault(name, []).append(len(lines))
+        claimed = [line for lines in now.values() for line in lines]
+        if set(claimed) != self._all:
+            self._result.unowned_samples += 1
+        if len(claimed) != len(set(claimed)):
+            self._result.shared_samples += 1
 
 
 def measure(

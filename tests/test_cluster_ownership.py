@@ -4,7 +4,6 @@ others, and a fence that shuts once the lock session is gone."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 import pytest
 import sqlalchemy
@@ -16,9 +15,23 @@ from line_service.cluster.ownership import (
     LineOwnership,
     lock_key,
 )
+from line_service.cluster.standby import look
 from line_service.settings import Settings
 
 LINES = ("calais-dunkerque", "lille-roubaix")
+
+
+class Cells:
+    """The dispatch side, recording what it is told to adopt."""
+
+    def __init__(self) -> None:
+        self.adopted: list[tuple[str, ...]] = []
+
+    async def adopt(self, lines: tuple[str, ...]) -> None:
+        self.adopted.append(lines)
+
+    async def release(self, lines: tuple[str, ...], *, leaving: bool = False) -> bool:
+        return True
 
 
 class FakeMonotonic:
@@ -88,11 +101,12 @@ async def test_one_holder_the_owner_named_and_the_fence_shut_once_the_session_di
     first = LineOwnership(database_url, LINES, "node-a", clock)
     second = LineOwnership(database_url, LINES, "node-b")
     try:
-        await asyncio.wait_for(first.acquire(), 10)
+        cells = Cells()
+        await look(first, cells)  # alone: every line
         assert first.role == "owner"
         assert first.owned == LINES
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(second.acquire(), 0.5)
+        assert [set(lines) for lines in cells.adopted] == [set(LINES)]
+        await look(second, cells)  # every line held: nothing to take
         assert second.role == "standby"
         assert second.owner_hint == "node-a"
         refusal = second.refusal()
@@ -117,8 +131,9 @@ async def test_one_holder_the_owner_named_and_the_fence_shut_once_the_session_di
         assert not await first.fence()
         assert first.lost.is_set()
         assert first.role == "standby"
-        await asyncio.wait_for(second.acquire(), 5)  # the lines went with the session
+        await look(second, cells)  # the lines went with the session: alone now, it takes them
         assert second.role == "owner"
+        assert [set(lines) for lines in cells.adopted] == [set(LINES)] * 2
     finally:
         await first.close()
         await second.close()

@@ -29,7 +29,7 @@ from sqlalchemy.engine import make_url
 log = structlog.get_logger(__name__)
 
 LOCK_NAMESPACE = b"carpool-line/"
-RETRY_SECONDS = 1.0  # a standby tries the locks again this often
+RETRY_SECONDS = 1.0  # a process looks at who holds what this often
 HEARTBEAT_SECONDS = 0.5  # the owner confirms it still holds them this often
 IDLE_TIMEOUT_SECONDS = 3  # the server drops a silent owner's session (and its locks) after
 FRESH_SECONDS = 1.0  # a confirmation older than this is checked again before publishing
@@ -194,21 +194,6 @@ class LineOwnership:
 
     def _in_order(self, lines: set[str]) -> tuple[str, ...]:
         return tuple(line for line in self.lines if line in lines)
-
-    async def acquire(self) -> None:
-        """Return once every line's lock is held (a process alone, or tests); try again every
-        RETRY_SECONDS until then."""
-        while True:
-            try:
-                await self.survey()
-                await self.take(line for line in self.lines if line not in self.holders)
-            except (psycopg.Error, OSError) as exc:
-                log.warning("cluster.lock_attempt_failed", error=str(exc)[:200])
-                await self.close()
-            self.tried.set()
-            if len(self.owned) == len(self.lines):
-                return
-            await asyncio.sleep(RETRY_SECONDS)
 
     async def _connected(self) -> psycopg.AsyncConnection[tuple[object, ...]]:
         if self.lost.is_set():
